@@ -1,0 +1,1 @@
+"""The audit engine: policies, check types, hosts and reports."""

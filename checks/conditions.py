@@ -1,0 +1,121 @@
+"""Applicability conditions (``when:``): a check that does not apply is skipped with the reason.
+
+A ``when`` is a mapping (every key must hold) or a list of such mappings (every item must hold).
+Conditions are data, evaluated against the Host and the policy's variables; nothing is run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from checks.hosts import Host, HostError
+from checks.yamlsource import LineDict, LineList, Problem
+
+if TYPE_CHECKING:
+    from checks.policy import Variable
+
+CONDITION_KINDS = ("package", "any_package", "file", "any_file", "var_set", "var_equals", "live")
+
+
+class UndecidableCondition(Exception):
+    """The host could not tell whether the check applies (e.g. dpkg status unreadable)."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    kind: str
+    value: Any
+
+    def unmet_reason(self, host: Host, variables: dict[str, Any]) -> str | None:
+        """None when the condition holds, else why the check does not apply."""
+        if self.kind in ("package", "any_package"):
+            names = [self.value] if self.kind == "package" else list(self.value)
+            try:
+                installed = host.packages()
+            except HostError as exc:
+                raise UndecidableCondition(f"cannot list installed packages: {exc}") from exc
+            if not any(name in installed for name in names):
+                return f"{' or '.join(names)} not installed"
+            return None
+        if self.kind in ("file", "any_file"):
+            patterns = [self.value] if self.kind == "file" else list(self.value)
+            for pattern in patterns:
+                found = (
+                    host.glob(pattern)
+                    if any(c in pattern for c in "*?[")
+                    else ([pattern] if host.exists(pattern) else [])
+                )
+                if found:
+                    return None
+            return f"{' or '.join(patterns)} not present"
+        if self.kind == "var_set":
+            value = variables.get(self.value)
+            return None if value not in (None, "", [], ()) else f"variable {self.value} is not set"
+        if self.kind == "var_equals":
+            for name, expected in self.value.items():
+                if str(variables.get(name)) != str(expected):
+                    return f"variable {name} is {variables.get(name)!r}, not {expected!r}"
+            return None
+        if self.kind == "live":
+            if bool(self.value) and not host.is_live:
+                return "needs a running system (not available when auditing a directory tree)"
+            return None
+        raise AssertionError(self.kind)
+
+
+def parse_conditions(
+    raw: Any, file: str, field: str, line: int, variables: dict[str, Variable]
+) -> tuple[tuple[Condition, ...], list[Problem]]:
+    if raw is None:
+        return (), []
+    items = raw if isinstance(raw, LineList) else [raw]
+    conditions: list[Condition] = []
+    problems: list[Problem] = []
+    for item in items:
+        if not isinstance(item, LineDict):
+            problems.append(
+                Problem(file, line, field, "must be a mapping such as {package: apache2}")
+            )
+            continue
+        for kind, value in item.items():
+            where = f"{field}.{kind}"
+            key_line = item.line_of(kind)
+            if kind not in CONDITION_KINDS:
+                problems.append(
+                    Problem(
+                        file,
+                        key_line,
+                        where,
+                        f"unknown condition (known: {', '.join(CONDITION_KINDS)})",
+                    )
+                )
+                continue
+            problem = _check_value(kind, value, variables)
+            if problem:
+                problems.append(Problem(file, key_line, where, problem))
+                continue
+            if kind in ("any_package", "any_file"):
+                value = tuple(str(v) for v in value)
+            conditions.append(Condition(kind, value))
+    return tuple(conditions), problems
+
+
+def _check_value(kind: str, value: Any, variables: dict[str, Variable]) -> str | None:
+    if kind in ("package", "file"):
+        return None if isinstance(value, str) and value else "expects a name"
+    if kind in ("any_package", "any_file"):
+        ok = isinstance(value, list) and value and all(isinstance(v, str) for v in value)
+        return None if ok else "expects a list of names"
+    if kind == "var_set":
+        if value not in variables:
+            return f"unknown variable {value!r}"
+        return None
+    if kind == "var_equals":
+        if not isinstance(value, dict) or not value:
+            return "expects a mapping {variable: value}"
+        unknown = [name for name in value if name not in variables]
+        return f"unknown variable {unknown[0]!r}" if unknown else None
+    if kind == "live":
+        return None if isinstance(value, bool) else "expects true or false"
+    return None

@@ -1,0 +1,100 @@
+"""Expectations on a configured value: the small vocabulary every directive check shares.
+
+An expectation is a YAML mapping of operators that must all hold, e.g.
+``{equals: "no"}``, ``{one_of: [no, prohibit-password]}``, ``{max: 4}``,
+``{matches: '%h'}``, ``{absent: true}``. String comparisons ignore case unless
+``case_sensitive: true``, because sshd, Apache and PostgreSQL keywords do.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+OPERATORS = (
+    "equals",
+    "one_of",
+    "not_one_of",
+    "matches",
+    "not_matches",
+    "min",
+    "max",
+    "present",
+    "absent",
+    "case_sensitive",
+)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    equals: str | None = None
+    one_of: tuple[str, ...] = ()
+    not_one_of: tuple[str, ...] = ()
+    matches: re.Pattern | None = None
+    not_matches: re.Pattern | None = None
+    min: float | None = None
+    max: float | None = None
+    present: bool = False
+    absent: bool = False
+    case_sensitive: bool = False
+    text: str = field(default="", compare=False)  # as written, for evidence
+
+    def violation(self, value: str | None) -> str | None:
+        """Why ``value`` (None when unset) breaks this expectation, or None when it holds."""
+        if value is None:
+            if self.absent:
+                return None
+            return f"not set (expected {self.text})"
+        if self.absent:
+            return f"is set to {value!r} (expected it unset)"
+        fold = (lambda s: s) if self.case_sensitive else str.casefold
+        if self.equals is not None and fold(value) != fold(self.equals):
+            return f"is {value!r}, expected {self.equals!r}"
+        if self.one_of and fold(value) not in {fold(v) for v in self.one_of}:
+            return f"is {value!r}, expected one of {', '.join(self.one_of)}"
+        if self.not_one_of and fold(value) in {fold(v) for v in self.not_one_of}:
+            return f"is {value!r}, which is not allowed"
+        if self.matches is not None and not self.matches.search(value):
+            return f"is {value!r}, which does not match /{self.matches.pattern}/"
+        if self.not_matches is not None and self.not_matches.search(value):
+            return f"is {value!r}, which matches the forbidden /{self.not_matches.pattern}/"
+        if self.min is not None or self.max is not None:
+            number = _number(value)
+            if number is None:
+                return f"is {value!r}, expected a number"
+            if self.min is not None and number < self.min:
+                return f"is {value}, expected at least {self.min:g}"
+            if self.max is not None and number > self.max:
+                return f"is {value}, expected at most {self.max:g}"
+        return None
+
+
+def _number(value: str) -> float | None:
+    try:
+        return float(value.strip().strip("'\""))
+    except ValueError:
+        return None
+
+
+def build_expectation(raw: dict) -> Expectation:
+    """Build from a validated mapping (unknown operators were rejected by the caller)."""
+    case_sensitive = bool(raw.get("case_sensitive", False))
+    flags = 0 if case_sensitive else re.IGNORECASE
+    words = [f"{k}={raw[k]}" for k in raw if k != "case_sensitive"]
+    return Expectation(
+        equals=None if raw.get("equals") is None else _scalar(raw["equals"]),
+        one_of=tuple(_scalar(v) for v in raw.get("one_of", ())),
+        not_one_of=tuple(_scalar(v) for v in raw.get("not_one_of", ())),
+        matches=re.compile(raw["matches"], flags) if "matches" in raw else None,
+        not_matches=re.compile(raw["not_matches"], flags) if "not_matches" in raw else None,
+        min=float(raw["min"]) if "min" in raw else None,
+        max=float(raw["max"]) if "max" in raw else None,
+        present=bool(raw.get("present", False)),
+        absent=bool(raw.get("absent", False)),
+        case_sensitive=case_sensitive,
+        text=", ".join(words),
+    )
+
+
+def _scalar(value: object) -> str:
+    return str(value)

@@ -1,0 +1,436 @@
+"""The one seam between checks and the machine they judge.
+
+Checks read files, list globs, run argv commands and list sockets, processes and packages
+only through a ``Host``. ``LocalHost`` serves this machine (or, with ``root``, a directory
+tree audited as if it were ``/``); a remote host implements the same methods, so a check
+never knows which one it got. Nothing here goes through a shell.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob as globlib
+import os
+import shutil
+import stat as statlib
+import subprocess
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+DEFAULT_COMMAND_TIMEOUT = 15.0
+
+
+class HostError(Exception):
+    """A fact could not be read from the host (missing file, permission, no such command)."""
+
+
+class CommandNotFound(HostError):
+    pass
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True)
+class FileStat:
+    path: str
+    mode: int  # permission bits only (0o7777)
+    uid: int
+    gid: int
+    owner: str
+    group: str
+    size: int
+    mtime: float
+    is_dir: bool
+    is_file: bool
+    is_link: bool
+
+
+@dataclass(frozen=True)
+class ListeningSocket:
+    proto: str  # "tcp" or "udp"
+    address: str  # "0.0.0.0", "::", "127.0.0.1", ...
+    port: int
+    pid: int | None
+    process: str | None  # process name, None when the owner cannot be seen
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    pid: int
+    name: str
+    cmdline: tuple[str, ...]
+    user: str
+
+
+class Host(ABC):
+    """Everything a check may learn about a machine."""
+
+    name: str
+    #: False when there is no running system behind the files (``--root`` audits):
+    #: commands, sockets, processes and live probes are then not applicable.
+    is_live: bool
+
+    @abstractmethod
+    def read_bytes(self, path: str, limit: int | None = None) -> bytes: ...
+
+    @abstractmethod
+    def stat(self, path: str, follow_symlinks: bool = True) -> FileStat: ...
+
+    @abstractmethod
+    def glob(self, pattern: str) -> list[str]:
+        """Sorted paths (as seen on the host) matching a shell glob."""
+
+    @abstractmethod
+    def readlink(self, path: str) -> str: ...
+
+    @abstractmethod
+    def listdir(self, path: str) -> list[str]: ...
+
+    @abstractmethod
+    def run(self, argv: Sequence[str], timeout: float = DEFAULT_COMMAND_TIMEOUT) -> CommandResult:
+        """Run an argv list (never a shell string); raises CommandNotFound."""
+
+    @abstractmethod
+    def which(self, program: str) -> str | None: ...
+
+    @abstractmethod
+    def listening_sockets(self) -> list[ListeningSocket]: ...
+
+    @abstractmethod
+    def processes(self) -> list[ProcessInfo]: ...
+
+    @abstractmethod
+    def probe_address(self, listen_address: str) -> str:
+        """The address a live probe should connect to for a socket bound to listen_address."""
+
+    # Derived facts: built only from the primitives above, so every Host gets them.
+
+    def read_text(self, path: str) -> str:
+        return self.read_bytes(path).decode("utf-8", errors="replace")
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.stat(path)
+        except HostError:
+            return False
+        return True
+
+    def lexists(self, path: str) -> bool:
+        try:
+            self.stat(path, follow_symlinks=False)
+        except HostError:
+            return False
+        return True
+
+    def packages(self) -> dict[str, str]:
+        """Installed Debian packages (name -> version), read from dpkg's status file."""
+        return parse_dpkg_status(self.read_text("/var/lib/dpkg/status"))
+
+
+def parse_dpkg_status(text: str) -> dict[str, str]:
+    """Installed packages from a dpkg status file; half-installed or removed ones are left out."""
+    installed: dict[str, str] = {}
+    for stanza in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in stanza.splitlines():
+            if line[:1].isspace() or ":" not in line:
+                continue
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+        name = fields.get("Package")
+        if name and fields.get("Status", "").endswith(" installed"):
+            installed[name.split(":")[0]] = fields.get("Version", "")
+    return installed
+
+
+class LocalHost(Host):
+    """This machine, or a directory tree standing in for its ``/``."""
+
+    def __init__(self, root: str | None = None):
+        self.root = os.path.abspath(root) if root else None
+        self.is_live = self.root is None
+        self.name = os.uname().nodename if self.is_live else f"root:{self.root}"
+
+    def _real(self, path: str) -> str:
+        """Map a host path to the file system, keeping absolute links inside ``root``."""
+        if not path.startswith("/"):
+            raise HostError(f"{path}: not an absolute path")
+        if self.root is None:
+            return path
+        return self._resolve_in_root(path)
+
+    def _resolve_in_root(self, path: str, depth: int = 0) -> str:
+        if depth > 40:
+            raise HostError(f"{path}: too many levels of symbolic links")
+        parts = [p for p in path.split("/") if p and p != "."]
+        resolved: list[str] = []
+        for index, part in enumerate(parts):
+            if part == "..":
+                if resolved:
+                    resolved.pop()
+                continue
+            candidate = os.path.join(self.root, *resolved, part)
+            is_last = index == len(parts) - 1
+            if os.path.islink(candidate) and not is_last:
+                target = os.readlink(candidate)
+                base = "/" if target.startswith("/") else "/" + "/".join(resolved)
+                rest = "/".join(parts[index + 1 :])
+                joined = os.path.normpath(os.path.join(base, target, rest))
+                return self._resolve_in_root(joined, depth + 1)
+            resolved.append(part)
+        return os.path.join(self.root, *resolved)
+
+    def _host_path(self, real: str) -> str:
+        if self.root is None:
+            return real
+        relative = os.path.relpath(real, self.root)
+        return "/" + ("" if relative == "." else relative)
+
+    def read_bytes(self, path: str, limit: int | None = None) -> bytes:
+        real = self._real(path)
+        if self.root is not None and os.path.islink(real):
+            real = self._real(self._link_target(path, real))
+        try:
+            with open(real, "rb") as handle:
+                return handle.read() if limit is None else handle.read(limit)
+        except OSError as exc:
+            raise HostError(f"{path}: {exc.strerror or exc}") from exc
+
+    def _link_target(self, path: str, real: str) -> str:
+        target = os.readlink(real)
+        if target.startswith("/"):
+            return target
+        return os.path.normpath(os.path.join(os.path.dirname(path), target))
+
+    def stat(self, path: str, follow_symlinks: bool = True) -> FileStat:
+        real = self._real(path)
+        try:
+            link = os.lstat(real)
+            if follow_symlinks and statlib.S_ISLNK(link.st_mode) and self.root is not None:
+                info = os.stat(self._real(self._link_target(path, real)))
+            else:
+                info = os.stat(real) if follow_symlinks else link
+        except OSError as exc:
+            raise HostError(f"{path}: {exc.strerror or exc}") from exc
+        return FileStat(
+            path=path,
+            mode=statlib.S_IMODE(info.st_mode),
+            uid=info.st_uid,
+            gid=info.st_gid,
+            owner=_user_name(info.st_uid),
+            group=_group_name(info.st_gid),
+            size=info.st_size,
+            mtime=info.st_mtime,
+            is_dir=statlib.S_ISDIR(info.st_mode),
+            is_file=statlib.S_ISREG(info.st_mode),
+            is_link=statlib.S_ISLNK(link.st_mode),
+        )
+
+    def glob(self, pattern: str) -> list[str]:
+        if self.root is None:
+            return sorted(globlib.glob(pattern))
+        directory, _, name_pattern = pattern.rpartition("/")
+        if any(ch in directory for ch in "*?["):
+            matches = globlib.glob(os.path.join(self.root, pattern.lstrip("/")))
+            return sorted(self._host_path(m) for m in matches)
+        try:
+            names = os.listdir(self._real(directory or "/"))
+        except (OSError, HostError):
+            return []
+        base = directory or ""
+        return sorted(f"{base}/{n}" for n in names if fnmatch.fnmatch(n, name_pattern))
+
+    def readlink(self, path: str) -> str:
+        try:
+            return os.readlink(self._real(path))
+        except OSError as exc:
+            raise HostError(f"{path}: {exc.strerror or exc}") from exc
+
+    def listdir(self, path: str) -> list[str]:
+        try:
+            return sorted(os.listdir(self._real(path)))
+        except OSError as exc:
+            raise HostError(f"{path}: {exc.strerror or exc}") from exc
+
+    def run(self, argv: Sequence[str], timeout: float = DEFAULT_COMMAND_TIMEOUT) -> CommandResult:
+        if not self.is_live:
+            raise CommandNotFound(f"{argv[0]}: commands do not run under --root")
+        program = argv[0] if "/" in argv[0] else self.which(argv[0])
+        if program is None or not os.path.exists(program):
+            raise CommandNotFound(f"{argv[0]}: command not found")
+        try:
+            done = subprocess.run(
+                [program, *argv[1:]],
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "LC_ALL": "C"},
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise HostError(f"{argv[0]}: timed out after {timeout:g}s") from exc
+        except OSError as exc:
+            raise HostError(f"{argv[0]}: {exc.strerror or exc}") from exc
+        return CommandResult(
+            tuple(argv),
+            done.returncode,
+            done.stdout.decode("utf-8", errors="replace"),
+            done.stderr.decode("utf-8", errors="replace"),
+        )
+
+    def which(self, program: str) -> str | None:
+        if not self.is_live:
+            return None
+        path = os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin"
+        return shutil.which(program, path=path)
+
+    def listening_sockets(self) -> list[ListeningSocket]:
+        import psutil
+
+        self._require_live("listening sockets")
+        names: dict[int, str] = {}
+        found = set()
+        for conn in psutil.net_connections(kind="inet"):
+            is_tcp = conn.type == 1  # SOCK_STREAM
+            if is_tcp and conn.status != psutil.CONN_LISTEN:
+                continue
+            if not is_tcp and conn.raddr:
+                continue
+            if not conn.laddr:
+                continue
+            name = None
+            if conn.pid is not None:
+                if conn.pid not in names:
+                    try:
+                        names[conn.pid] = psutil.Process(conn.pid).name()
+                    except psutil.Error:
+                        names[conn.pid] = None
+                name = names[conn.pid]
+            found.add(
+                ListeningSocket(
+                    "tcp" if is_tcp else "udp", conn.laddr.ip, conn.laddr.port, conn.pid, name
+                )
+            )
+        return sorted(found, key=lambda s: (s.proto, s.port, s.address, s.pid or 0))
+
+    def processes(self) -> list[ProcessInfo]:
+        import psutil
+
+        self._require_live("processes")
+        found = []
+        for proc in psutil.process_iter(["pid", "name", "cmdline", "username"]):
+            info = proc.info
+            found.append(
+                ProcessInfo(
+                    info["pid"],
+                    info["name"] or "",
+                    tuple(info["cmdline"] or ()),
+                    info["username"] or "",
+                )
+            )
+        return found
+
+    def probe_address(self, listen_address: str) -> str:
+        if listen_address in ("0.0.0.0", ""):
+            return "127.0.0.1"
+        if listen_address == "::":
+            return "::1"
+        return listen_address
+
+    def _require_live(self, what: str) -> None:
+        if not self.is_live:
+            raise HostError(f"{what} are not available when auditing a directory tree")
+
+
+class CachedHost(Host):
+    """Memoises a host's facts for one audit, so fifty checks cost one read of each file.
+
+    Thread-safe: concurrent checks asking for the same fact wait for a single computation.
+    """
+
+    def __init__(self, inner: Host):
+        self.inner = inner
+        self.name = inner.name
+        self.is_live = inner.is_live
+        self._values: dict[tuple, tuple[bool, Any]] = {}
+        self._locks: dict[tuple, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def memo(self, key: tuple, compute: Callable[[], T]) -> T:
+        """Compute a value once per audit; an exception is remembered and raised again."""
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._values:
+                try:
+                    self._values[key] = (True, compute())
+                except Exception as exc:
+                    self._values[key] = (False, exc)
+            ok, value = self._values[key]
+        if ok:
+            return value
+        raise value
+
+    def read_bytes(self, path: str, limit: int | None = None) -> bytes:
+        return self.memo(("read", path, limit), lambda: self.inner.read_bytes(path, limit))
+
+    def stat(self, path: str, follow_symlinks: bool = True) -> FileStat:
+        return self.memo(
+            ("stat", path, follow_symlinks), lambda: self.inner.stat(path, follow_symlinks)
+        )
+
+    def glob(self, pattern: str) -> list[str]:
+        return list(self.memo(("glob", pattern), lambda: self.inner.glob(pattern)))
+
+    def readlink(self, path: str) -> str:
+        return self.memo(("readlink", path), lambda: self.inner.readlink(path))
+
+    def listdir(self, path: str) -> list[str]:
+        return list(self.memo(("listdir", path), lambda: self.inner.listdir(path)))
+
+    def run(self, argv: Sequence[str], timeout: float = DEFAULT_COMMAND_TIMEOUT) -> CommandResult:
+        return self.memo(("run", tuple(argv)), lambda: self.inner.run(argv, timeout))
+
+    def which(self, program: str) -> str | None:
+        return self.memo(("which", program), lambda: self.inner.which(program))
+
+    def listening_sockets(self) -> list[ListeningSocket]:
+        return list(self.memo(("sockets",), self.inner.listening_sockets))
+
+    def processes(self) -> list[ProcessInfo]:
+        return list(self.memo(("processes",), self.inner.processes))
+
+    def packages(self) -> dict[str, str]:
+        return self.memo(("packages",), self.inner.packages)
+
+    def probe_address(self, listen_address: str) -> str:
+        return self.inner.probe_address(listen_address)
+
+
+def _user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group_name(gid: int) -> str:
+    import grp
+
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)

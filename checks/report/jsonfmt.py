@@ -1,0 +1,42 @@
+"""The JSON report: a stable contract for scripts (fields are added, never renamed)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from checks.engine import HostReport
+from checks.report.summary import summarise
+from checks.result import Result, Severity
+
+
+def result_dict(result: Result) -> dict:
+    return {
+        "id": result.check_id,
+        "title": result.title,
+        "area": result.area,
+        "severity": result.severity.value,
+        "status": result.status.value,
+        "evidence": list(result.evidence),
+        "reason": result.reason,
+        "remediation": result.remediation,
+        "references": list(result.references),
+        "duration_ms": round(result.duration_ms, 2),
+    }
+
+
+def render(reports: Sequence[HostReport], fail_on: Severity, **_: object) -> str:
+    document = {
+        "hosts": [
+            {
+                "host": report.host,
+                "started": report.started,
+                "duration_s": round(report.duration_s, 4),
+                "summary": summarise([report], fail_on).as_dict(),
+                "results": [result_dict(r) for r in report.results],
+            }
+            for report in reports
+        ],
+        "summary": summarise(reports, fail_on).as_dict(),
+    }
+    return json.dumps(document, indent=2) + "\n"

@@ -1,0 +1,30 @@
+"""The explicit registry of check types: a plain dict, no self-registration on import."""
+
+from __future__ import annotations
+
+from checks.types.accounts import PwqualityCheck
+from checks.types.backups import BackupCheck
+from checks.types.base import CheckType
+from checks.types.files import FileCheck, FileContentCheck
+from checks.types.system import (
+    CommandCheck,
+    ListeningCheck,
+    PackageCheck,
+    ProcessCheck,
+    ServiceCheck,
+)
+
+REGISTRY: dict[str, type[CheckType]] = {
+    cls.name: cls
+    for cls in (
+        FileCheck,
+        FileContentCheck,
+        PackageCheck,
+        ServiceCheck,
+        ProcessCheck,
+        ListeningCheck,
+        CommandCheck,
+        PwqualityCheck,
+        BackupCheck,
+    )
+}

@@ -1,0 +1,205 @@
+"""Packages, systemd units, processes, listening sockets and commands."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from checks.hosts import HostError, ListeningSocket
+from checks.params import Param
+from checks.result import Verdict, errored, failed, passed
+from checks.types.base import CheckContext, CheckType
+
+UNIT_DIRS = (
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+)
+
+
+class PackageCheck(CheckType):
+    """Debian packages installed (``all`` or ``any`` of them) or absent (none of them)."""
+
+    name = "package"
+    schema = {
+        "names": Param("str_list", required=True),
+        "state": Param("choice", default="installed", choices=("installed", "absent")),
+        "match": Param("choice", default="all", choices=("all", "any")),
+    }
+
+    def run(self, ctx: CheckContext) -> Verdict:
+        try:
+            installed = ctx.host.packages()
+        except HostError as exc:
+            return errored(f"cannot list installed packages: {exc}")
+        names = self.params["names"]
+        present = [f"{n} {installed[n]} installed" for n in names if n in installed]
+        missing = [f"{n} not installed" for n in names if n not in installed]
+        if self.params["state"] == "absent":
+            return failed(*present) if present else passed(f"none installed: {', '.join(names)}")
+        if self.params["match"] == "any":
+            return passed(*present) if present else failed(*missing)
+        return failed(*missing, *present) if missing else passed(*present)
+
+
+class ServiceCheck(CheckType):
+    """systemd units enabled or disabled, judged from unit-file symlinks.
+
+    Reading the ``*.wants``/``*.requires`` links works with no running systemd (a container,
+    a ``--root`` image). A unit linked to /dev/null is masked, hence not enabled.
+    """
+
+    name = "service"
+    schema = {
+        "units": Param("str_list", required=True),
+        "state": Param("choice", default="enabled", choices=("enabled", "disabled")),
+        "match": Param("choice", default="any", choices=("all", "any")),
+    }
+
+    def run(self, ctx: CheckContext) -> Verdict:
+        enabled = ctx.memo(("enabled_units",), lambda: enabled_units(ctx))
+        units = [u if "." in u else f"{u}.service" for u in self.params["units"]]
+        on = [f"{u} enabled ({enabled[u]})" for u in units if u in enabled]
+        off = [f"{u} not enabled" for u in units if u not in enabled]
+        if self.params["state"] == "disabled":
+            return failed(*on) if on else passed(*off)
+        if self.params["match"] == "any":
+            return passed(*on) if on else failed(*off)
+        return failed(*off, *on) if off else passed(*on)
+
+
+def enabled_units(ctx: CheckContext) -> dict[str, str]:
+    """Unit name -> the link that enables it; masked units are left out."""
+    host = ctx.host
+    masked = set()
+    for path in host.glob("/etc/systemd/system/*"):
+        try:
+            if host.readlink(path) == "/dev/null":
+                masked.add(path.rsplit("/", 1)[1])
+        except HostError:
+            continue
+    found: dict[str, str] = {}
+    for directory in UNIT_DIRS:
+        for wants in host.glob(f"{directory}/*.wants") + host.glob(f"{directory}/*.requires"):
+            try:
+                names = host.listdir(wants)
+            except HostError:
+                continue
+            for unit in names:
+                if unit not in masked:
+                    found.setdefault(unit, f"{wants}/{unit}")
+    return found
+
+
+class ProcessCheck(CheckType):
+    """Processes by name (``names``) or command-line regex (``cmdline``): running or absent."""
+
+    name = "process"
+    needs_live_host = True
+    schema = {
+        "names": Param("str_list", default=()),
+        "cmdline": Param("regex"),
+        "state": Param("choice", default="running", choices=("running", "absent")),
+    }
+
+    def run(self, ctx: CheckContext) -> Verdict:
+        names, cmdline = set(self.params["names"]), self.params["cmdline"]
+        hits = [
+            f"pid {proc.pid} {proc.name} ({proc.user}): {' '.join(proc.cmdline)[:200]}"
+            for proc in ctx.host.processes()
+            if proc.name in names
+            or (cmdline is not None and cmdline.search(" ".join(proc.cmdline)))
+        ]
+        wanted = ", ".join(sorted(names) + ([f"/{cmdline.pattern}/"] if cmdline else []))
+        if self.params["state"] == "absent":
+            return failed(*hits) if hits else passed(f"no process matches {wanted}")
+        return passed(*hits) if hits else failed(f"no process matches {wanted}")
+
+
+def is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class ListeningCheck(CheckType):
+    """TCP/UDP sockets selected by owning process and/or port: ``loopback_only`` or ``absent``."""
+
+    name = "listening"
+    needs_live_host = True
+    schema = {
+        "processes": Param("str_list", default=()),
+        "ports": Param("str_list", default=()),
+        "proto": Param("choice", default="tcp", choices=("tcp", "udp", "any")),
+        "expect": Param("choice", default="loopback_only", choices=("loopback_only", "absent")),
+    }
+
+    def run(self, ctx: CheckContext) -> Verdict:
+        selected = [s for s in ctx.host.listening_sockets() if self._selects(s)]
+        described = [_describe(s) for s in selected]
+        if self.params["expect"] == "absent":
+            return failed(*described) if selected else passed("no matching socket is listening")
+        exposed = [_describe(s) for s in selected if not is_loopback(s.address)]
+        if exposed:
+            return failed(*exposed)
+        if not selected:
+            return passed("no matching socket is listening (unix sockets only, or not running)")
+        return passed(*described)
+
+    def _selects(self, sock: ListeningSocket) -> bool:
+        proto = self.params["proto"]
+        if proto != "any" and sock.proto != proto:
+            return False
+        processes, ports = self.params["processes"], self.params["ports"]
+        by_process = bool(processes) and sock.process in processes
+        by_port = bool(ports) and str(sock.port) in ports
+        return by_process or by_port if (processes or ports) else True
+
+
+def _describe(sock: ListeningSocket) -> str:
+    owner = f"{sock.process or '?'} (pid {sock.pid})" if sock.pid else "owner not visible"
+    address = f"[{sock.address}]" if ":" in sock.address else sock.address
+    return f"{sock.proto} {address}:{sock.port} {owner}"
+
+
+class CommandCheck(CheckType):
+    """An argv command (never a shell string) with expectations on exit code and output."""
+
+    name = "command"
+    needs_live_host = True
+    schema = {
+        "argv": Param("str_list", required=True),
+        "exit_codes": Param("str_list", default=("0",)),
+        "stdout_matches": Param("regex"),
+        "stdout_not_matches": Param("regex"),
+        "timeout": Param("number", default=15),
+    }
+
+    def run(self, ctx: CheckContext) -> Verdict:
+        p = self.params
+        try:
+            result = ctx.host.run(p["argv"], timeout=float(p["timeout"]))
+        except HostError as exc:
+            return errored(str(exc))
+        head = f"$ {' '.join(p['argv'])} -> exit {result.exit_code}"
+        problems = []
+        if str(result.exit_code) not in p["exit_codes"]:
+            problems.append(f"exit code {result.exit_code} not in {', '.join(p['exit_codes'])}")
+        if p["stdout_matches"] is not None and not p["stdout_matches"].search(result.stdout):
+            problems.append(f"output does not match /{p['stdout_matches'].pattern}/")
+        if p["stdout_not_matches"] is not None:
+            hit = p["stdout_not_matches"].search(result.stdout)
+            if hit:
+                problems.append(
+                    f"output matches forbidden /{p['stdout_not_matches'].pattern}/: "
+                    f"{_line_at(result.stdout, hit.start())}"
+                )
+        return failed(head, *problems) if problems else passed(head)
+
+
+def _line_at(text: str, offset: int) -> str:
+    start = text.rfind("\n", 0, offset) + 1
+    end = text.find("\n", offset)
+    return re.sub(r"\s+", " ", text[start : end if end >= 0 else None]).strip()[:200]

@@ -1,0 +1,55 @@
+"""Shared test plumbing: where the fixtures are, and honest skips for missing system parts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+FIXTURES = TESTS_DIR / "fixtures"
+PROJECT_ROOT = TESTS_DIR.parent
+#: Evaluation-only data sets are read in place, never copied into the project.
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+IN_CI = os.environ.get("CI") == "true"
+
+
+def require_root() -> None:
+    """Skip (on a laptop) when not root; in CI every test must run, so fail instead."""
+    if os.geteuid() != 0:
+        _missing("needs root")
+
+
+def require_program(*names: str) -> str:
+    """Return the path of the first program found, or skip naming the Debian package to install."""
+    for name in names:
+        path = shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+        if path:
+            return path
+    _missing(f"needs {' or '.join(names)} (apt-get install the package that provides it)")
+    return ""
+
+
+def require_shared_data(relative: str) -> Path:
+    """An evaluation-only data set, read in place from ../shared/data."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"evaluation data {path} is absent (it is not redistributed with lappguard)")
+    return path
+
+
+def _missing(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI must run every test, but this one {reason}")
+    pytest.skip(reason)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free right now on host (tests start real servers on loopback)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
