@@ -1,0 +1,1 @@
+"""Parsers of configuration files, each reading only through a Host."""
