@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from checks.types.accounts import PwqualityCheck
+from checks.types.apache import (
+    ApacheDirective,
+    ApacheForbidden,
+    ApacheHttpsRedirect,
+    ApacheModules,
+    ApacheTlsProtocols,
+)
 from checks.types.backups import BackupCheck
 from checks.types.base import CheckType
 from checks.types.files import FileCheck, FileContentCheck
+from checks.types.php import PhpIni
+from checks.types.probes import SSHProbeCheck, TLSProbeCheck
 from checks.types.system import (
     CommandCheck,
     ListeningCheck,
@@ -26,5 +35,13 @@ REGISTRY: dict[str, type[CheckType]] = {
         CommandCheck,
         PwqualityCheck,
         BackupCheck,
+        TLSProbeCheck,
+        SSHProbeCheck,
+        ApacheModules,
+        ApacheDirective,
+        ApacheForbidden,
+        ApacheHttpsRedirect,
+        ApacheTlsProtocols,
+        PhpIni,
     )
 }

@@ -1,0 +1,1 @@
+"""Active network probes: what a server really offers, as opposed to what its config says."""

@@ -1,0 +1,207 @@
+"""Check types that ask the running servers themselves: TLS versions and certificates, SSH
+authentication methods. Config files say what should happen; a probe sees what does.
+
+Targets are either listed (``host:port``) or discovered: every TCP socket the named
+processes listen on, connected to at the host's probe address for it. Each port is probed
+once per audit, however many checks look at it.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import ClassVar
+
+from checks.hosts import HostError
+from checks.params import Param
+from checks.probes.ssh import PROBE_USER, SSHAuthProbe, probe_ssh_auth
+from checks.probes.tls import TLS_VERSIONS, TLSProbe, probe_tls
+from checks.probes.wire import ProbeError, Target, parse_target
+from checks.result import Status, Verdict, errored, failed, passed, skipped
+from checks.types.base import CheckContext, CheckType
+
+Finding = tuple[Status, str]
+
+_TARGETS_HELP = "host:port list to probe; empty (default): discover the owners' listening ports"
+
+
+class _ProbeCheck(CheckType):
+    """Target selection and verdict assembly shared by the probe check types."""
+
+    needs_live_host = True
+    default_port: ClassVar[int]
+
+    def run(self, ctx: CheckContext) -> Verdict:
+        owners = self.params["owners"]
+        unseen: list[str] = []
+        try:
+            if self.params["targets"]:
+                texts = self.params["targets"]
+                targets = [parse_target(text, self.default_port) for text in texts]
+            else:
+                targets, unseen = discover(ctx, owners)
+        except (ValueError, HostError) as exc:
+            return errored(str(exc))
+        if not targets:
+            reason = f"no {'/'.join(owners)} process is listening on a TCP port"
+            if unseen:  # e.g. not running as root: say so rather than imply nothing listens
+                reason += f" (the owner of {', '.join(unseen)} could not be seen)"
+            return skipped(reason)
+        return self.judge(ctx, targets, discovered=not self.params["targets"])
+
+    @abstractmethod
+    def judge(self, ctx: CheckContext, targets: list[Target], discovered: bool) -> Verdict: ...
+
+
+def discover(ctx: CheckContext, owners: tuple[str, ...]) -> tuple[list[Target], list[str]]:
+    """Where to connect to reach each TCP port that a process named in ``owners`` listens on,
+    and the TCP sockets whose owning process could not be seen (they might be such ports)."""
+    sockets = [s for s in ctx.host.listening_sockets() if s.proto == "tcp"]
+    found = {
+        Target(ctx.host.probe_address(s.address), s.port) for s in sockets if s.process in owners
+    }
+    unseen = [str(Target(s.address, s.port)) for s in sockets if s.process is None]
+    return sorted(found, key=lambda t: (t.port, t.host)), unseen
+
+
+def combine(findings: list[Finding]) -> Verdict:
+    """One verdict from per-port findings: any failure fails, else any error errs."""
+    lines = [line for _, line in findings]
+    statuses = {status for status, _ in findings}
+    if Status.FAIL in statuses:
+        return failed(*lines)
+    if Status.ERROR in statuses:
+        return errored("not every port could be probed", *lines)
+    return passed(*lines)
+
+
+class TLSProbeCheck(_ProbeCheck):
+    """``protocols``: no SSLv2/SSLv3 and nothing below ``min_version`` is accepted.
+    ``certificate``: the served certificate is valid now and for ``expiry_days`` more."""
+
+    name = "tls_probe"
+    default_port = 443
+    schema: ClassVar[dict[str, Param]] = {
+        "mode": Param("choice", required=True, choices=("protocols", "certificate")),
+        "targets": Param("str_list", default=(), help=_TARGETS_HELP),
+        "owners": Param("str_list", default=("apache2", "httpd"), help="processes to discover"),
+        "min_version": Param(
+            "choice", default="1.2", choices=("1.0", "1.1", "1.2", "1.3"), help="lowest TLS allowed"
+        ),
+        "expiry_days": Param("int", default=21, help="fail when the certificate expires sooner"),
+        "require_trusted": Param(
+            "bool", default=False, help="also fail when the chain does not verify for the name"
+        ),
+        "server_name": Param(
+            "str", default=None, help="SNI name, and the name the certificate must be valid for"
+        ),
+        "ca_file": Param(
+            "str", default=None, help="verify against this CA bundle, not the system's"
+        ),
+    }
+
+    def judge(self, ctx: CheckContext, targets: list[Target], discovered: bool) -> Verdict:
+        probes: list[tuple[Target, TLSProbe | ProbeError]] = []
+        for target in targets:
+            try:
+                probes.append((target, self._probe(ctx, target, discovered)))
+            except ProbeError as exc:
+                probes.append((target, exc))
+        if discovered:
+            # Only ports that complete a TLS handshake are HTTPS ports; plain HTTP is ignored.
+            probes = [(t, p) for t, p in probes if isinstance(p, ProbeError) or p.speaks_tls]
+            if not probes:
+                ports = ", ".join(map(str, targets))
+                return skipped(f"no HTTPS port: none of {ports} completes a TLS handshake")
+        findings = []
+        for target, probe in probes:
+            if isinstance(probe, ProbeError):
+                findings.append((Status.ERROR, str(probe)))
+            elif not probe.speaks_tls:
+                findings.append((Status.ERROR, f"{target}: {_refusals(probe)}"))
+            elif self.params["mode"] == "protocols":
+                findings.append(self._judge_protocols(probe))
+            else:
+                findings.append(self._judge_certificate(probe, ctx.clock()))
+        return combine(findings)
+
+    def _probe(self, ctx: CheckContext, target: Target, discovered: bool) -> TLSProbe:
+        server_name, ca_file = self.params["server_name"], self.params["ca_file"]
+        return ctx.memo(
+            ("tls_probe", target, server_name, ca_file, discovered),
+            lambda: probe_tls(
+                target, server_name=server_name, cafile=ca_file, legacy_needs_tls=discovered
+            ),
+        )
+
+    def _judge_protocols(self, probe: TLSProbe) -> Finding:
+        minimum = f"TLSv{self.params['min_version']}"
+        names = list(TLS_VERSIONS)
+        allowed = set(names[names.index(minimum) :])
+        accepts = f"{probe.target} accepts {', '.join(probe.accepted)}"
+        forbidden = [p for p in probe.accepted if p not in allowed]
+        if forbidden:
+            return Status.FAIL, f"{accepts}; below {minimum}: {', '.join(forbidden)}"
+        unknown = [
+            f"{o.protocol} ({o.detail})" for o in probe.undecided if o.protocol not in allowed
+        ]
+        if unknown:
+            return Status.ERROR, f"{accepts}; could not tell for {', '.join(unknown)}"
+        return Status.PASS, accepts
+
+    def _judge_certificate(self, probe: TLSProbe, now: float) -> Finding:
+        cert = probe.certificate
+        if cert is None:
+            return Status.ERROR, f"{probe.target}: {probe.certificate_error}"
+        about = (
+            f"{probe.target} serves {cert.subject}, valid {cert.not_before:%Y-%m-%d %H:%M} to "
+            f"{cert.not_after:%Y-%m-%d %H:%M} UTC"
+        )
+        days = cert.days_left(now)
+        limit = self.params["expiry_days"]
+        trust = f"; {cert.trust_detail}"
+        if not cert.valid_at(now):
+            state = "expired" if days < 0 else "not valid yet"
+            return Status.FAIL, f"{about}: {state}{trust}"
+        if days < limit:
+            return Status.FAIL, f"{about}: expires in {days:.1f} days (< {limit}){trust}"
+        if self.params["require_trusted"] and cert.trusted is not True:
+            status = Status.FAIL if cert.trusted is False else Status.ERROR
+            return status, f"{about}{trust}"
+        return Status.PASS, f"{about}: {days:.1f} days left{trust}"
+
+
+def _refusals(probe: TLSProbe) -> str:
+    detail = "; ".join(f"{o.protocol}: {o.detail}" for o in probe.outcomes)
+    return f"no SSL/TLS handshake succeeded ({detail})"
+
+
+class SSHProbeCheck(_ProbeCheck):
+    """The SSH server offers no authentication method outside ``expected``."""
+
+    name = "ssh_probe"
+    default_port = 22
+    schema: ClassVar[dict[str, Param]] = {
+        "targets": Param("str_list", default=(), help=_TARGETS_HELP),
+        "owners": Param("str_list", default=("sshd",), help="processes to discover"),
+        "expected": Param("str_list", default=("publickey",), help="methods allowed to be offered"),
+    }
+
+    def judge(self, ctx: CheckContext, targets: list[Target], discovered: bool) -> Verdict:
+        findings = []
+        for target in targets:
+            try:
+                probe = ctx.memo(("ssh_probe", target), lambda t=target: probe_ssh_auth(t))
+            except ProbeError as exc:
+                findings.append((Status.ERROR, str(exc)))
+                continue
+            findings.append(self._judge(probe))
+        return combine(findings)
+
+    def _judge(self, probe: SSHAuthProbe) -> Finding:
+        if probe.accepts_none:
+            return Status.FAIL, f"{probe.target} let {PROBE_USER} in without authentication"
+        offers = f"{probe.target} offers {', '.join(probe.methods)}"
+        unexpected = [m for m in probe.methods if m not in self.params["expected"]]
+        if unexpected:
+            return Status.FAIL, f"{offers}; not expected: {', '.join(unexpected)}"
+        return Status.PASS, offers
