@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from treeutil import dpkg_status, make_tree
+
 from checks.conditions import Condition
 from checks.engine import audit_host
 from checks.hosts import LocalHost
 from checks.policy import Check, Policy
 from checks.result import Severity, Status, passed
 from checks.types.base import CheckType
-from tests.treeutil import dpkg_status, make_tree
 
 
 class Crashes(CheckType):

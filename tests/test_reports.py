@@ -10,9 +10,9 @@ import textwrap
 import xml.etree.ElementTree as ET
 
 import pytest
+from treeutil import dpkg_status, make_tree
 
 from agent.cli import main
-from tests.treeutil import dpkg_status, make_tree
 
 POLICY = textwrap.dedent("""
     id: sample

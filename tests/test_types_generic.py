@@ -10,11 +10,11 @@ import sys
 import time
 
 import pytest
+from treeutil import context, dpkg_status, make_tree
 
 from checks.params import Param, convert
 from checks.result import Status
 from checks.types import REGISTRY
-from tests.treeutil import context, dpkg_status, make_tree
 
 
 def run(type_name: str, ctx, **params):
