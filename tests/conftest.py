@@ -26,7 +26,7 @@ def require_root() -> None:
 def require_program(*names: str) -> str:
     """Return the path of the first program found, or skip naming the Debian package to install."""
     for name in names:
-        path = shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+        path = shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin:/lib/systemd")
         if path:
             return path
     _missing(f"needs {' or '.join(names)} (apt-get install the package that provides it)")
