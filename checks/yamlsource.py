@@ -56,8 +56,11 @@ class LineList(list):
         return self.item_lines[index] if index < len(self.item_lines) else self.line
 
 
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that records lines and refuses duplicate keys (a silent override hides bugs)."""
+_SafeBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml parses 5x faster
+
+
+class _LineLoader(_SafeBase):
+    """Safe loader that records lines and refuses duplicate keys (a silent override hides bugs)."""
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:

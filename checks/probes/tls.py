@@ -16,8 +16,6 @@ import threading
 import warnings
 from dataclasses import dataclass
 
-from cryptography import x509
-
 from checks.probes import sslv2, sslv3
 from checks.probes.wire import DEFAULT_TIMEOUT, Outcome, ProbeError, Target, connect
 
@@ -186,6 +184,8 @@ def _verify(
 
 def _describe(der: bytes, trust: tuple[bool | None, str]) -> Certificate:
     """Raises ValueError for a certificate that does not parse."""
+    from cryptography import x509  # 30 ms to import: paid only when a certificate is read
+
     cert = x509.load_der_x509_certificate(der)
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

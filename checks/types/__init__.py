@@ -10,11 +10,20 @@ from checks.types.apache import (
     ApacheModules,
     ApacheTlsProtocols,
 )
+from checks.types.apt import AptConfCheck
 from checks.types.backups import BackupCheck
 from checks.types.base import CheckType
 from checks.types.files import FileCheck, FileContentCheck
+from checks.types.firewall import FirewallDefaultDenyCheck
 from checks.types.php import PhpIni
+from checks.types.postgres import PgHbaCheck, PostgresConfCheck
 from checks.types.probes import SSHProbeCheck, TLSProbeCheck
+from checks.types.sshd import (
+    SshdAuthModeCheck,
+    SshdConfigCheck,
+    SshdEffectiveCheck,
+    SshdNetworkRestrictionCheck,
+)
 from checks.types.system import (
     CommandCheck,
     ListeningCheck,
@@ -43,5 +52,13 @@ REGISTRY: dict[str, type[CheckType]] = {
         ApacheHttpsRedirect,
         ApacheTlsProtocols,
         PhpIni,
+        SshdConfigCheck,
+        SshdEffectiveCheck,
+        SshdAuthModeCheck,
+        SshdNetworkRestrictionCheck,
+        PostgresConfCheck,
+        PgHbaCheck,
+        AptConfCheck,
+        FirewallDefaultDenyCheck,
     )
 }

@@ -1,0 +1,676 @@
+"""sshd_config read the way sshd reads it, and ``sshd -T`` output.
+
+sshd keeps the FIRST value it sees for most keywords, so Debian's
+``Include /etc/ssh/sshd_config.d/*.conf`` at the top of sshd_config lets a drop-in
+override everything below it. Match blocks are evaluated for one connection spec: a
+matching block's value overrides the global one, the first matching block winning, as in
+servconf.c (parse twice: global pass, then a "reprocess" pass for the connection). Every
+value keeps the file:line it came from, or says it is sshd's compiled-in default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+from checks.hosts import Host, HostError
+from checks.parsers.origin import Origin
+from checks.yamlsource import Problem
+
+SSH_DIR = "/etc/ssh"
+DEFAULT_CONFIG = "/etc/ssh/sshd_config"
+MAX_INCLUDE_DEPTH = 16  # sshd's READCONF_MAX_DEPTH
+
+#: Old names sshd still accepts for a keyword.
+ALIASES = {
+    "challengeresponseauthentication": "kbdinteractiveauthentication",
+    "skeyauthentication": "kbdinteractiveauthentication",
+    "dsaauthentication": "pubkeyauthentication",
+    "pubkeyacceptedkeytypes": "pubkeyacceptedalgorithms",
+    "hostbasedacceptedkeytypes": "hostbasedacceptedalgorithms",
+    "keepalive": "tcpkeepalive",
+}
+
+#: Keywords sshd reads and then ignores (deprecated or unsupported): they set nothing.
+IGNORED = frozenset(
+    {
+        "protocol",
+        "rsaauthentication",
+        "rhostsrsaauthentication",
+        "useprivilegeseparation",
+        "verifyreversemapping",
+        "reversemappingcheck",
+        "authorizedkeysfile2",
+        "uselogin",
+        "pamauthenticationviakbdint",
+        "serverkeybits",
+        "keyregenerationinterval",
+        "kerberostgtpassing",
+        "afstokenpassing",
+    }
+)
+
+#: Keywords whose lines add up instead of the first one winning.
+ACCUMULATE = frozenset(
+    {
+        "allowusers",
+        "denyusers",
+        "allowgroups",
+        "denygroups",
+        "acceptenv",
+        "listenaddress",
+        "port",
+        "hostkey",
+        "hostcertificate",
+        "subsystem",
+    }
+)
+
+#: Keywords sshd refuses inside a Match block (it does not start with such a config).
+GLOBAL_ONLY = frozenset(
+    {
+        "port",
+        "listenaddress",
+        "addressfamily",
+        "hostkey",
+        "hostcertificate",
+        "usepam",
+        "usedns",
+        "logingracetime",
+        "maxstartups",
+        "pidfile",
+        "ciphers",
+        "macs",
+        "kexalgorithms",
+    }
+)
+
+#: OpenSSH's compiled-in defaults (9.x, as Debian builds it) for the keywords audits look at.
+#: Algorithm lists are left out on purpose: they change between releases, so only
+#: ``sshd -T`` can tell them.
+DEFAULTS: dict[str, tuple[str, ...]] = {
+    "passwordauthentication": ("yes",),
+    "kbdinteractiveauthentication": ("yes",),
+    "pubkeyauthentication": ("yes",),
+    "hostbasedauthentication": ("no",),
+    "gssapiauthentication": ("no",),
+    "kerberosauthentication": ("no",),
+    "permitrootlogin": ("prohibit-password",),
+    "permitemptypasswords": ("no",),
+    "maxauthtries": ("6",),
+    "maxsessions": ("10",),
+    "maxstartups": ("10:30:100",),
+    "authenticationmethods": ("any",),
+    "trustedusercakeys": ("none",),
+    "authorizedkeysfile": (".ssh/authorized_keys", ".ssh/authorized_keys2"),
+    "authorizedkeyscommand": ("none",),
+    "authorizedprincipalsfile": ("none",),
+    "usepam": ("no",),
+    "x11forwarding": ("no",),
+    "x11uselocalhost": ("yes",),
+    "allowtcpforwarding": ("yes",),
+    "allowagentforwarding": ("yes",),
+    "allowstreamlocalforwarding": ("yes",),
+    "disableforwarding": ("no",),
+    "gatewayports": ("no",),
+    "permittunnel": ("no",),
+    "permituserenvironment": ("no",),
+    "permittty": ("yes",),
+    "ignorerhosts": ("yes",),
+    "ignoreuserknownhosts": ("no",),
+    "strictmodes": ("yes",),
+    "logingracetime": ("120",),
+    "loglevel": ("INFO",),
+    "syslogfacility": ("AUTH",),
+    "clientaliveinterval": ("0",),
+    "clientalivecountmax": ("3",),
+    "usedns": ("no",),
+    "tcpkeepalive": ("yes",),
+    "compression": ("yes",),
+    "printmotd": ("yes",),
+    "printlastlog": ("yes",),
+    "banner": ("none",),
+    "forcecommand": ("none",),
+    "chrootdirectory": ("none",),
+    "addressfamily": ("any",),
+    "port": ("22",),
+    "listenaddress": ("0.0.0.0", "::"),
+}
+
+_LOWERCASE = frozenset(
+    {
+        "passwordauthentication",
+        "kbdinteractiveauthentication",
+        "pubkeyauthentication",
+        "hostbasedauthentication",
+        "gssapiauthentication",
+        "kerberosauthentication",
+        "permitrootlogin",
+        "permitemptypasswords",
+        "usepam",
+        "x11forwarding",
+        "x11uselocalhost",
+        "allowtcpforwarding",
+        "allowagentforwarding",
+        "allowstreamlocalforwarding",
+        "disableforwarding",
+        "gatewayports",
+        "permittunnel",
+        "permittty",
+        "ignorerhosts",
+        "ignoreuserknownhosts",
+        "strictmodes",
+        "usedns",
+        "tcpkeepalive",
+        "compression",
+        "printmotd",
+        "printlastlog",
+        "addressfamily",
+    }
+)
+_SYNONYMS = {
+    ("permitrootlogin", "without-password"): "prohibit-password",
+    ("compression", "delayed"): "yes",
+}
+_TIME_KEYWORDS = frozenset({"logingracetime", "clientaliveinterval"})
+_TIME_PART = re.compile(r"(\d+)([smhdwSMHDW]?)")
+_TIME_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_KEYWORD_LINE = re.compile(r"^([^\s\"'=]+)[ \t]*(?:=[ \t]*)?(.*)$")
+
+
+class SshdUnavailable(HostError):
+    """``sshd -T`` could not tell the effective configuration (not live, not installed, failed)."""
+
+
+def canonical_keyword(word: str) -> str:
+    """Lower-case keyword with old names mapped to the current one."""
+    lowered = word.lower()
+    return ALIASES.get(lowered, lowered)
+
+
+def normalize_values(keyword: str, values: tuple[str, ...]) -> tuple[str, ...]:
+    """Spell a value the way ``sshd -T`` does, so file values and -T values compare equal."""
+    if len(values) != 1:
+        return values
+    value = values[0]
+    if keyword in _LOWERCASE:
+        value = value.lower()
+    value = _SYNONYMS.get((keyword, value), value)
+    if keyword in _TIME_KEYWORDS:
+        seconds = _seconds(value)
+        value = value if seconds is None else str(seconds)
+    return (value,)
+
+
+def _seconds(text: str) -> int | None:
+    """sshd's convtime: ``90``, ``2m``, ``1h30m`` -> seconds."""
+    if not text or _TIME_PART.sub("", text):
+        return None
+    return sum(int(n) * _TIME_UNITS[u.lower()] for n, u in _TIME_PART.findall(text))
+
+
+@dataclass(frozen=True)
+class ConnectionSpec:
+    """One client connection, as ``sshd -T -C`` takes it. Defaults describe an outside client."""
+
+    user: str = "lappguard-audit"
+    host: str = "audit.invalid"
+    addr: str = "192.0.2.10"
+    laddr: str | None = None
+    lport: int | None = None
+    #: The user's groups, for ``Match Group`` (sshd looks them up itself; the parser cannot).
+    groups: tuple[str, ...] = ()
+
+    def test_argument(self) -> str:
+        """The ``-C`` argument of ``sshd -T``."""
+        parts = [f"user={self.user}", f"host={self.host}", f"addr={self.addr}"]
+        if self.laddr is not None:
+            parts.append(f"laddr={self.laddr}")
+        if self.lport is not None:
+            parts.append(f"lport={self.lport}")
+        return ",".join(parts)
+
+    def __str__(self) -> str:
+        return self.test_argument()
+
+
+# --- OpenSSH pattern matching (match.c, addrmatch.c) -------------------------------------
+
+
+def match_pattern(text: str, pattern: str) -> bool:
+    """``*`` and ``?`` wildcards only, as OpenSSH's match_pattern."""
+    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+    return re.fullmatch(regex, text, re.DOTALL) is not None
+
+
+def match_pattern_list(text: str, patterns: str, lower: bool = False) -> int:
+    """1 when a positive pattern matches, -1 when a negated one does (it wins), else 0."""
+    if lower:
+        text = text.lower()
+    found = 0
+    for pattern in patterns.split(","):
+        negated = pattern.startswith("!")
+        pattern = pattern[1:] if negated else pattern
+        if lower:
+            pattern = pattern.lower()
+        if match_pattern(text, pattern):
+            if negated:
+                return -1
+            found = 1
+    return found
+
+
+def parse_cidr(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """A network for an address or CIDR; None when ``text`` is a wildcard pattern instead.
+
+    Raises ValueError for a CIDR with host bits set (sshd rejects ``10.0.0.1/8``).
+    """
+    address, _, length = text.partition("/")
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if length and not length.isdigit():
+        return None
+    return ipaddress.ip_network(text, strict=True)
+
+
+def addr_match_list(addr: str | None, patterns: str) -> int:
+    """OpenSSH's addr_match_list: 1 match, 0 none, -1 negated match, -2 invalid list."""
+    try:
+        address = ipaddress.ip_address(addr) if addr is not None else None
+    except ValueError:
+        return 0
+    result = 0
+    for entry in patterns.split(","):
+        negated = entry.startswith("!")
+        entry = entry[1:] if negated else entry
+        if not entry:
+            return -2
+        try:
+            network = parse_cidr(entry)
+        except ValueError:
+            return -2
+        if address is None:
+            continue
+        hit = address in network if network is not None else match_pattern(str(address), entry)
+        if hit:
+            if negated:
+                return -1
+            result = 1
+    return result
+
+
+def match_host_and_ip(host: str | None, addr: str | None, patterns: str) -> int:
+    """OpenSSH's match_host_and_ip for ``user@HOST`` entries: 1, 0 or -1."""
+    by_addr = addr_match_list(addr, patterns)
+    if by_addr == -2:
+        return -1
+    if host is None or by_addr == -1:
+        return by_addr
+    by_name = match_pattern_list(host, patterns, lower=True)
+    if by_name == -1:
+        return -1
+    return 1 if by_name or by_addr else 0
+
+
+# --- the parsed configuration ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MatchBlock:
+    """One ``Match`` line: all criteria must hold (``all`` holds for every connection)."""
+
+    criteria: tuple[tuple[str, str], ...]
+    origin: Origin
+    text: str
+
+    def matches(self, spec: ConnectionSpec) -> bool:
+        return all(_criterion(name, arg, spec) for name, arg in self.criteria)
+
+
+def _criterion(name: str, arg: str, spec: ConnectionSpec) -> bool:
+    if name == "all":
+        return True
+    if name == "user":
+        return match_pattern_list(spec.user, arg) == 1
+    if name == "group":
+        results = [match_pattern_list(group, arg) for group in spec.groups]
+        return -1 not in results and 1 in results
+    if name == "host":
+        return match_pattern_list(spec.host, arg, lower=True) == 1
+    if name == "address":
+        return addr_match_list(spec.addr, arg) == 1
+    if name == "localaddress":
+        return spec.laddr is not None and addr_match_list(spec.laddr, arg) == 1
+    if name == "localport":
+        return spec.lport is not None and arg.isdigit() and int(arg) == spec.lport
+    return False  # invalid-user, rdomain: an audit spec is never an invalid user / rdomain
+
+
+@dataclass(frozen=True)
+class Directive:
+    """One keyword line; ``blocks`` are the Match blocks it sits in (all must match)."""
+
+    keyword: str
+    args: tuple[str, ...]
+    origin: Origin
+    blocks: tuple[MatchBlock, ...] = ()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A keyword's effective value and where it came from."""
+
+    keyword: str
+    values: tuple[str, ...]
+    origins: tuple[Origin, ...] = ()
+    source: str = "file"  # "file", "default" or "sshd -T"
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.values)
+
+    @property
+    def where(self) -> str:
+        if self.origins:
+            return ", ".join(str(o) for o in self.origins)
+        return "compiled-in default" if self.source == "default" else self.source
+
+    def __str__(self) -> str:
+        return f"{self.keyword} {self.text} ({self.where})"
+
+
+@dataclass(frozen=True)
+class EffectiveSshd:
+    """Every known keyword's value for one connection, from the files or from ``sshd -T``."""
+
+    settings: dict[str, Setting]
+    source: str
+    notes: tuple[str, ...] = ()
+
+    def get(self, keyword: str) -> Setting | None:
+        return self.settings.get(canonical_keyword(keyword))
+
+    def values(self, keyword: str) -> tuple[str, ...]:
+        setting = self.get(keyword)
+        return setting.values if setting else ()
+
+    def first(self, keyword: str) -> str | None:
+        values = self.values(keyword)
+        return values[0].lower() if values else None
+
+
+@dataclass
+class SshdConfig:
+    """All directives of sshd_config and its includes, in the order sshd reads them."""
+
+    main: str
+    directives: list[Directive] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def resolve(self, keyword: str, spec: ConnectionSpec | None) -> Setting | None:
+        """The value sshd uses for ``spec`` (None: the global section only)."""
+        keyword = canonical_keyword(keyword)
+        lines = [d for d in self.directives if d.keyword == keyword]
+        chosen = [d for d in lines if not d.blocks]
+        if spec is not None:
+            matched = [d for d in lines if d.blocks and all(b.matches(spec) for b in d.blocks)]
+            chosen = matched or chosen
+        if keyword not in ACCUMULATE:
+            chosen = chosen[:1]
+        if chosen:
+            values = tuple(arg for d in chosen for arg in d.args)
+            return Setting(
+                keyword, normalize_values(keyword, values), tuple(d.origin for d in chosen)
+            )
+        if keyword in DEFAULTS:
+            return Setting(keyword, DEFAULTS[keyword], source="default")
+        return None
+
+    def effective(self, spec: ConnectionSpec | None) -> EffectiveSshd:
+        keywords = {d.keyword for d in self.directives} | set(DEFAULTS)
+        settings = {}
+        for keyword in sorted(keywords):
+            setting = self.resolve(keyword, spec)
+            if setting is not None:
+                settings[keyword] = setting
+        extra = f" and {len(self.files) - 1} included file(s)" if len(self.files) > 1 else ""
+        source = f"parsed {self.main}{extra}" + (f" for {spec}" if spec else "")
+        return EffectiveSshd(settings, source, tuple(str(p) for p in self.problems))
+
+
+def parse_sshd_config(host: Host, path: str = DEFAULT_CONFIG) -> SshdConfig:
+    """Parse the main file and its includes. Raises HostError when the main file is unreadable."""
+    config = SshdConfig(path)
+    text = host.read_text(path)
+    _parse_text(host, config, path, text, (), 0)
+    return config
+
+
+def _parse_text(
+    host: Host,
+    config: SshdConfig,
+    path: str,
+    text: str,
+    outer: tuple[MatchBlock, ...],
+    depth: int,
+) -> None:
+    config.files.append(path)
+    blocks = outer
+    for number, raw in enumerate(text.splitlines(), 1):
+        origin = Origin(path, number)
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        found = _KEYWORD_LINE.match(line)
+        if found is None:
+            config.problems.append(origin.problem(f"cannot parse {line!r} (line ignored)"))
+            continue
+        word, rest = found.group(1), found.group(2)
+        keyword = canonical_keyword(word)
+        if not rest:
+            config.problems.append(origin.problem(f"no argument after {word} (sshd refuses this)"))
+            continue
+        args = _split_args(rest)
+        if args is None:
+            config.problems.append(origin.problem("invalid quotes (line ignored)"))
+            continue
+        if keyword == "match":
+            block = _parse_match(args, origin, line, config)
+            blocks = (*outer, block or _invalid_block(origin, line))
+        elif keyword == "include":
+            _include(host, config, args, origin, blocks, depth)
+        elif keyword in IGNORED:
+            config.problems.append(origin.problem(f"{word} is obsolete: sshd ignores it"))
+        elif blocks and keyword in GLOBAL_ONLY:
+            config.problems.append(
+                origin.problem(f"{word} is not allowed inside a Match block (sshd refuses this)")
+            )
+        else:
+            config.directives.append(Directive(keyword, tuple(args), origin, blocks))
+
+
+def _invalid_block(origin: Origin, text: str) -> MatchBlock:
+    """An invalid Match line: sshd would refuse the file; here the block never applies."""
+    return MatchBlock((("invalid", ""),), origin, text)
+
+
+def _include(
+    host: Host,
+    config: SshdConfig,
+    args: list[str],
+    origin: Origin,
+    blocks: tuple[MatchBlock, ...],
+    depth: int,
+) -> None:
+    if depth + 1 > MAX_INCLUDE_DEPTH:
+        config.problems.append(origin.problem("Include nested too deeply (sshd refuses this)"))
+        return
+    for pattern in args:
+        if not pattern.startswith(("/", "~")):
+            pattern = f"{SSH_DIR}/{pattern}"
+        for included in host.glob(pattern):
+            text = host.read_text(included)  # unreadable include: sshd fails, so do we
+            _parse_text(host, config, included, text, blocks, depth + 1)
+
+
+def _parse_match(
+    args: list[str], origin: Origin, text: str, config: SshdConfig
+) -> MatchBlock | None:
+    """Criteria of a Match line, or None (reported) when sshd would reject it."""
+    criteria: list[tuple[str, str]] = []
+    items = iter(args)
+    for item in items:
+        if item.startswith("#"):
+            break
+        name, equals, value = item.partition("=")
+        name = name.lower()
+        if name == "all":
+            criteria.append(("all", ""))
+            continue
+        if name == "invalid-user":
+            criteria.append((name, ""))
+            continue
+        if not equals:
+            value = next(items, "")
+        if not value or value.startswith("#"):
+            config.problems.append(origin.problem(f"Match {name} has no argument"))
+            return None
+        if name not in ("user", "group", "host", "address", "localaddress", "localport", "rdomain"):
+            config.problems.append(origin.problem(f"unsupported Match criterion {name!r}"))
+            return None
+        if name in ("address", "localaddress") and addr_match_list(None, value) == -2:
+            config.problems.append(origin.problem(f"invalid address list {value!r} in Match"))
+            return None
+        criteria.append((name, value))
+    if not criteria:
+        config.problems.append(origin.problem("Match without criteria"))
+        return None
+    if ("all", "") in criteria and len(criteria) > 1:
+        config.problems.append(origin.problem("Match All cannot be combined with other criteria"))
+        return None
+    return MatchBlock(tuple(criteria), origin, text)
+
+
+def _split_args(text: str) -> list[str] | None:
+    """OpenSSH's argv_split: quotes group, backslash escapes, ``#`` at a token start ends it."""
+    args: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] in " \t":
+            i += 1
+            continue
+        if text[i] == "#":
+            break
+        quote, token = "", []
+        while i < n:
+            ch = text[i]
+            escaped = text[i + 1] if i + 1 < n else ""
+            if ch == "\\" and escaped and (escaped in "'\"\\" or (not quote and escaped == " ")):
+                token.append(escaped)
+                i += 2
+                continue
+            if not quote and ch in " \t":
+                break
+            if not quote and ch in "'\"":
+                quote = ch
+            elif quote and ch == quote:
+                quote = ""
+            else:
+                token.append(ch)
+            i += 1
+        if quote:
+            return None
+        args.append("".join(token))
+    return args
+
+
+# --- sshd -T -----------------------------------------------------------------------------
+
+
+def parse_sshd_t(text: str, source: str) -> EffectiveSshd:
+    """``sshd -T`` output: one ``keyword value`` per line; repeated keywords add up."""
+    collected: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        word, _, rest = line.strip().partition(" ")
+        if not word:
+            continue
+        keyword = canonical_keyword(word)
+        if keyword != word.lower() and keyword in collected:
+            continue  # an old alias printed next to the current name
+        collected.setdefault(keyword, []).extend(rest.split())
+    settings = {
+        keyword: Setting(keyword, normalize_values(keyword, tuple(values)), source="sshd -T")
+        for keyword, values in collected.items()
+    }
+    return EffectiveSshd(settings, source)
+
+
+def run_sshd_t(host: Host, config: str, spec: ConnectionSpec) -> EffectiveSshd:
+    """Ask the installed sshd for its effective configuration; SshdUnavailable says why not."""
+    if not host.is_live:
+        raise SshdUnavailable("sshd cannot run when auditing a directory tree")
+    program = host.which("sshd")
+    if program is None:
+        raise SshdUnavailable("no sshd binary on this host")
+    argv = [program, "-T", "-f", config, "-C", spec.test_argument()]
+    try:
+        done = host.run(argv)
+    except HostError as exc:
+        raise SshdUnavailable(str(exc)) from exc
+    if done.exit_code != 0 or not done.stdout.strip():
+        reason = (done.stderr.strip().splitlines() or [f"exit code {done.exit_code}"])[-1]
+        raise SshdUnavailable(f"sshd -T failed: {reason}")
+    return parse_sshd_t(done.stdout, "sshd -T -f " + config + " -C " + spec.test_argument())
+
+
+# --- facts about users and listen addresses ---------------------------------------------
+
+
+def user_groups(host: Host, user: str) -> tuple[str, ...]:
+    """The local groups of ``user`` (primary first), for ``Match Group``; () when unknown."""
+    try:
+        passwd = host.read_text("/etc/passwd")
+        group_text = host.read_text("/etc/group")
+    except HostError:
+        return ()
+    gid = None
+    for line in passwd.splitlines():
+        fields = line.split(":")
+        if len(fields) > 3 and fields[0] == user:
+            gid = fields[3]
+            break
+    if gid is None:
+        return ()
+    groups: list[str] = []
+    for line in group_text.splitlines():
+        fields = line.split(":")
+        if len(fields) < 4:
+            continue
+        members = fields[3].split(",")
+        if fields[2] == gid or user in members:
+            groups.append(fields[0])
+    return tuple(groups)
+
+
+def listen_host(value: str) -> str:
+    """The address part of a ListenAddress value (``[::]:22``, ``0.0.0.0:22``, ``::1``)."""
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value[1:]
+    if value.count(":") == 1:
+        return value.split(":", 1)[0]
+    return value
+
+
+def listen_port(value: str) -> int | None:
+    """The port of a ListenAddress value, when it names one."""
+    if value.startswith("[") and "]:" in value:
+        port = value.rsplit(":", 1)[1]
+    elif value.count(":") == 1:
+        port = value.split(":", 1)[1]
+    else:
+        return None
+    return int(port) if port.isdigit() else None

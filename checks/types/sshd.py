@@ -1,0 +1,502 @@
+"""sshd checks: a keyword's value (files or ``sshd -T``), the auth mode, network restriction.
+
+``sshd -T`` is the truth when it can run (it applies Include, Match, defaults and the
+build's own quirks); the file parser is the fallback and always names the file:line a
+value comes from. Connection specs default to an outside client, because that is who the
+hardening is for.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from abc import abstractmethod
+from dataclasses import replace
+from typing import Any
+
+from checks.hosts import HostError
+from checks.params import Param
+from checks.parsers.firewall_rules import AddressSet
+from checks.parsers.sshd import (
+    DEFAULT_CONFIG,
+    ConnectionSpec,
+    Directive,
+    EffectiveSshd,
+    SshdConfig,
+    SshdUnavailable,
+    canonical_keyword,
+    listen_host,
+    listen_port,
+    match_host_and_ip,
+    normalize_values,
+    parse_cidr,
+    parse_sshd_config,
+    run_sshd_t,
+    user_groups,
+)
+from checks.result import Verdict, errored, failed, passed
+from checks.types.base import CheckContext, CheckType
+from checks.types.firewall import firewall_state
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+#: Documentation addresses (RFC 5737, RFC 3849): never anyone's office.
+OUTSIDE_PROBES = ("192.0.2.10", "2001:db8::10")
+_METHOD_SWITCHES = {
+    "publickey": "pubkeyauthentication",
+    "password": "passwordauthentication",
+    "keyboard-interactive": "kbdinteractiveauthentication",
+    "hostbased": "hostbasedauthentication",
+    "gssapi-with-mic": "gssapiauthentication",
+}
+
+SPEC_SCHEMA = {
+    "config": Param("str", default=DEFAULT_CONFIG, help="sshd_config path (sshd -f)"),
+    "user": Param("str", default=ConnectionSpec.user, help="connecting user"),
+    "host": Param("str", default=ConnectionSpec.host, help="client host name"),
+    "addr": Param("str", default=ConnectionSpec.addr, help="client address"),
+    "laddr": Param("str", help="local address the client connects to"),
+    "lport": Param("int", help="local port the client connects to"),
+}
+
+
+# --- shared facts ----------------------------------------------------------------------------
+
+
+def parsed_config(ctx: CheckContext, path: str) -> SshdConfig:
+    """sshd_config and its includes, parsed once per audit."""
+    return ctx.memo(("sshd_config", path), lambda: parse_sshd_config(ctx.host, path))
+
+
+def connection_spec(ctx: CheckContext, params: dict[str, Any]) -> ConnectionSpec:
+    """The spec from a check's params; groups come from the host for ``Match Group``."""
+    user = params["user"]
+    groups = ctx.memo(("user_groups", user), lambda: user_groups(ctx.host, user))
+    fields = {k: params[k] for k in ("user", "host", "addr", "laddr", "lport")}
+    return ConnectionSpec(**fields, groups=groups)
+
+
+def effective_config(ctx: CheckContext, path: str, spec: ConnectionSpec) -> EffectiveSshd:
+    """``sshd -T`` when it can run, else the parsed files with a note saying why.
+
+    Raises HostError when neither works (the config file cannot be read).
+    """
+    try:
+        return ctx.memo(("sshd -T", path, spec), lambda: run_sshd_t(ctx.host, path, spec))
+    except SshdUnavailable as exc:
+        view = parsed_config(ctx, path).effective(spec)
+        return replace(
+            view, notes=(f"sshd -T not used ({exc}): values from the files", *view.notes)
+        )
+
+
+def _located(
+    ctx: CheckContext, path: str, view: EffectiveSshd, keyword: str, spec: ConnectionSpec | None
+) -> str:
+    """The setting as evidence, with the file:line that sets it when sshd -T agrees."""
+    setting = view.get(keyword)
+    if setting is None:
+        return f"{keyword} not set (no compiled-in default known without sshd -T)"
+    if setting.source != "sshd -T":
+        return str(setting)
+    try:
+        from_files = parsed_config(ctx, path).resolve(keyword, spec)
+    except HostError:
+        return str(setting)
+    if from_files is None or not _same(from_files.values, setting.values):
+        return str(setting)
+    where = f"set at {from_files.where}" if from_files.origins else from_files.where
+    return f"{setting.keyword} {setting.text} (sshd -T; {where})"
+
+
+def match_block_settings(ctx: CheckContext, path: str) -> list[tuple[Directive, str]]:
+    """Every directive inside a Match block, with its value as sshd -T would spell it."""
+    try:
+        config = parsed_config(ctx, path)
+    except HostError:
+        return []  # the check itself reports an unreadable file
+    return [
+        (d, " ".join(normalize_values(d.keyword, d.args))) for d in config.directives if d.blocks
+    ]
+
+
+def in_block(directive: Directive, value: str) -> str:
+    """Evidence naming the Match block (file:line) and the line inside it."""
+    block = directive.blocks[-1]
+    return f"{block.text} ({block.origin}) sets {directive.keyword} {value} ({directive.origin})"
+
+
+def _same(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    return [v.casefold() for v in a] == [v.casefold() for v in b]
+
+
+# --- sshd_config / sshd_effective ------------------------------------------------------------
+
+
+class _KeywordCheck(CheckType):
+    """A keyword's value for a connection spec, tested by ``expect``.
+
+    With ``match_blocks`` (default) a value set inside ANY Match block is judged too, so a
+    ``Match Address 10.0.0.0/8`` that turns passwords back on fails, whoever it is for.
+    """
+
+    schema = {
+        "keyword": Param("str", required=True),
+        "expect": Param("expect", required=True),
+        "match_blocks": Param("bool", default=True, help="also judge values in Match blocks"),
+        **SPEC_SCHEMA,
+    }
+
+    @abstractmethod
+    def view(self, ctx: CheckContext, spec: ConnectionSpec) -> EffectiveSshd: ...
+
+    def run(self, ctx: CheckContext) -> Verdict:
+        p = self.params
+        spec = connection_spec(ctx, p)
+        try:
+            view = self.view(ctx, spec)
+        except HostError as exc:
+            return errored(f"cannot read {p['config']}: {exc}")
+        setting = view.get(p["keyword"])
+        violation = p["expect"].violation(setting.text if setting else None)
+        evidence = [_located(ctx, p["config"], view, p["keyword"], spec)]
+        bad_blocks = self._match_block_violations(ctx) if p["match_blocks"] else []
+        notes = [f"note: {n}" for n in view.notes]
+        if violation:
+            return failed(f"{evidence[0]}: {violation} [for {spec}]", *bad_blocks, *notes)
+        if bad_blocks:
+            return failed(*bad_blocks, *evidence, *notes)
+        return passed(*evidence, *notes)
+
+    def _match_block_violations(self, ctx: CheckContext) -> list[str]:
+        keyword = canonical_keyword(self.params["keyword"])
+        found = []
+        for directive, value in match_block_settings(ctx, self.params["config"]):
+            violation = self.params["expect"].violation(value)
+            if directive.keyword == keyword and violation:
+                found.append(f"{in_block(directive, value)}: {violation}")
+        return found
+
+
+class SshdConfigCheck(_KeywordCheck):
+    """The value sshd_config (with includes, Match and defaults) gives ``keyword``."""
+
+    name = "sshd_config"
+
+    def view(self, ctx: CheckContext, spec: ConnectionSpec) -> EffectiveSshd:
+        return parsed_config(ctx, self.params["config"]).effective(spec)
+
+
+class SshdEffectiveCheck(_KeywordCheck):
+    """The value the running sshd would use (``sshd -T -C``), falling back to the files."""
+
+    name = "sshd_effective"
+
+    def view(self, ctx: CheckContext, spec: ConnectionSpec) -> EffectiveSshd:
+        return effective_config(ctx, self.params["config"], spec)
+
+
+# --- authentication mode ---------------------------------------------------------------------
+
+
+def auth_paths(view: EffectiveSshd) -> list[tuple[str, ...]]:
+    """Every way to log in: method lists whose methods are all enabled."""
+    enabled = {m for m, switch in _METHOD_SWITCHES.items() if view.first(switch) == "yes"}
+    methods = view.values("authenticationmethods")
+    if not methods or [m.lower() for m in methods] == ["any"]:
+        return [(m,) for m in sorted(enabled)]
+    paths = []
+    for alternative in methods:
+        needed = tuple(m.split(":", 1)[0].lower() for m in alternative.split(","))
+        if all(m in enabled for m in needed):
+            paths.append(needed)
+    return paths
+
+
+class SshdAuthModeCheck(CheckType):
+    """Logins need a key (``ssh_auth: keys``) or a CA-signed certificate (``certificates``).
+
+    keys: every usable authentication path includes publickey. certificates: the same, and
+    keys come only from the CA (TrustedUserCAKeys set, AuthorizedKeysFile and
+    AuthorizedKeysCommand none). The mode is the policy variable ``ssh_auth``. Judged for
+    the connection spec, and a Match block that opens another way in (for anyone) fails too.
+    """
+
+    name = "sshd_auth_mode"
+    schema = SPEC_SCHEMA
+
+    def run(self, ctx: CheckContext) -> Verdict:
+        mode = ctx.variables.get("ssh_auth")
+        if mode not in ("keys", "certificates"):
+            return errored(
+                f"set the policy variable ssh_auth to keys or certificates (is {mode!r})"
+            )
+        p = self.params
+        spec = connection_spec(ctx, p)
+        try:
+            view = effective_config(ctx, p["config"], spec)
+        except HostError as exc:
+            return errored(f"cannot read {p['config']}: {exc}")
+
+        def where(keyword: str) -> str:
+            return _located(ctx, p["config"], view, keyword, spec)
+
+        problems = []
+        for path in auth_paths(view):
+            if "publickey" not in path:
+                switches = [_METHOD_SWITCHES[m] for m in path]
+                problems.append(
+                    f"login possible with {'+'.join(path)} only: "
+                    + "; ".join(where(s) for s in switches)
+                )
+        if problems and view.first("authenticationmethods") not in (None, "any"):
+            problems.append(where("authenticationmethods"))
+        evidence = [where(k) for k in ("pubkeyauthentication", "passwordauthentication")]
+        evidence.append(where("kbdinteractiveauthentication"))
+        if mode == "certificates":
+            ca = view.first("trustedusercakeys")
+            if ca in (None, "none"):
+                problems.append(f"{where('trustedusercakeys')}: no user CA is trusted")
+            for keyword in ("authorizedkeysfile", "authorizedkeyscommand"):
+                if view.first(keyword) not in ("none",) or len(view.values(keyword)) != 1:
+                    problems.append(f"{where(keyword)}: keys outside the CA are accepted")
+                else:
+                    evidence.append(where(keyword))
+            evidence.append(where("trustedusercakeys"))
+        problems.extend(_auth_in_blocks(ctx, p["config"], mode))
+        notes = [f"note: {n}" for n in view.notes]
+        if problems:
+            return failed(*problems, *notes)
+        return passed(f"ssh_auth={mode} holds for {spec}", *evidence, *notes)
+
+
+def _auth_in_blocks(ctx: CheckContext, path: str, mode: str) -> list[str]:
+    """Match-block settings that let someone in without a key (or, for certificates, with a
+    key the CA did not sign)."""
+    found = []
+    non_key = {s for m, s in _METHOD_SWITCHES.items() if m != "publickey"}
+    key_sources = ("authorizedkeysfile", "authorizedkeyscommand")
+    for directive, value in match_block_settings(ctx, path):
+        keyword, lowered = directive.keyword, value.lower()
+        if keyword in non_key and lowered == "yes":
+            why = "not a key"
+        elif keyword == "authenticationmethods" and lowered != "any":
+            keyless = any("publickey" not in alternative for alternative in lowered.split())
+            why = "a way in without publickey" if keyless else ""
+        elif mode == "certificates" and keyword in key_sources and lowered != "none":
+            why = "keys outside the CA are accepted"
+        else:
+            why = ""
+        if why:
+            found.append(f"{in_block(directive, value)}: {why}")
+    return found
+
+
+# --- network restriction ---------------------------------------------------------------------
+
+
+def office_networks(raw: Any) -> list[Network]:
+    """The ``office_networks`` variable (CIDR strings or networks). Raises ValueError."""
+    if raw in (None, ""):
+        return []
+    items = raw if isinstance(raw, list | tuple) else [raw]
+    return [ipaddress.ip_network(str(item), strict=False) for item in items]
+
+
+def _inside(network: Network, allowed: list[Network]) -> bool:
+    return any(
+        network.version == a.version and network.subnet_of(a)  # type: ignore[arg-type]
+        for a in [*allowed, *LOOPBACK]
+    )
+
+
+def _pattern_network(pattern: str) -> Network | None:
+    """An address, CIDR or octet wildcard (``10.1.*``) as a network; None otherwise."""
+    try:
+        network = parse_cidr(pattern)
+    except ValueError:
+        return None
+    if network is not None:
+        return network
+    parts = pattern.split(".")
+    if parts and parts[-1] == "*" and 1 < len(parts) <= 4:
+        fixed = parts[:-1]
+        if all(p.isdigit() and int(p) < 256 for p in fixed):
+            octets = fixed + ["0"] * (4 - len(fixed))
+            return ipaddress.ip_network(f"{'.'.join(octets)}/{8 * len(fixed)}")
+    return None
+
+
+def _host_part_within(patterns: str, allowed: list[Network]) -> bool:
+    """Every positive pattern of a ``user@HOST`` entry names addresses inside ``allowed``."""
+    for pattern in patterns.split(","):
+        if pattern.startswith("!"):
+            continue
+        network = _pattern_network(pattern)
+        if network is None or not _inside(network, allowed):
+            return False
+    return True
+
+
+def outside_probes(office: list[Network]) -> list[str]:
+    """Client addresses outside the office: documentation addresses plus, for each office
+    network, the addresses just below and above it (catches a Match wider than the office)."""
+    candidates = list(OUTSIDE_PROBES)
+    for network in office:
+        top = 2**network.max_prefixlen - 1
+        low, high = int(network.network_address), int(network.broadcast_address)
+        cls = ipaddress.IPv4Address if network.version == 4 else ipaddress.IPv6Address
+        candidates += [str(cls(n)) for n in (low - 1, high + 1) if 0 < n < top]
+    probes = []
+    for text in candidates:
+        address = ipaddress.ip_address(text)
+        if text not in probes and not any(address in net for net in [*office, *LOOPBACK]):
+            probes.append(text)
+    return probes
+
+
+def ssh_ports(view: EffectiveSshd) -> set[int]:
+    """Ports sshd listens on: a ListenAddress's own port, else every Port."""
+    default = {int(p) for p in view.values("port") if p.isdigit()}
+    ports: set[int] = set()
+    for value in view.values("listenaddress") or ("",):
+        port = listen_port(value)
+        ports.update({port} if port else default)
+    return ports
+
+
+def refusal(view: EffectiveSshd, addr: str) -> str | None:
+    """Why sshd refuses every login from ``addr`` in this view, or None."""
+    for entry in view.values("denyusers"):
+        user, at, hosts = entry.partition("@")
+        if user.strip("*") == "" and (not at or match_host_and_ip(addr, addr, hosts) == 1):
+            return f"DenyUsers {entry}"
+    if "*" in view.values("denygroups"):
+        return "DenyGroups *"
+    if not auth_paths(view):
+        return "no authentication method is usable"
+    return None
+
+
+class SshdNetworkRestrictionCheck(CheckType):
+    """SSH can be used only from ``office_networks``.
+
+    Any of: every AllowUsers entry is ``user@HOST`` with HOST inside the office networks;
+    clients probed from outside addresses are refused (DenyUsers/DenyGroups, or no usable
+    auth method, e.g. from a ``Match Address *,!office`` block); every ListenAddress is
+    inside the office networks; the firewall accepts the SSH port(s) only from them.
+    """
+
+    name = "sshd_network_restriction"
+    schema = {"config": SPEC_SCHEMA["config"], "user": SPEC_SCHEMA["user"]}
+
+    def run(self, ctx: CheckContext) -> Verdict:
+        try:
+            office = office_networks(ctx.variables.get("office_networks"))
+        except ValueError as exc:
+            return errored(f"office_networks is not a list of networks: {exc}")
+        path = self.params["config"]
+        spec = ConnectionSpec(user=self.params["user"])
+        try:
+            view = effective_config(ctx, path, spec)
+        except HostError as exc:
+            return errored(f"cannot read {path}: {exc}")
+        held: list[str] = []  # mechanisms that restrict to the office networks
+        restricts: list[str] = []  # restrictions found (used when office_networks is empty)
+        missed: list[str] = []
+        for mechanism in (self._allow_users, self._refused, self._listen, self._firewall):
+            ok, restricted, text = mechanism(ctx, view, office)
+            (held if ok else restricts if restricted else missed).append(text)
+        notes = [f"note: {n}" for n in view.notes]
+        if not office:
+            found = held + restricts
+            if found:
+                return errored(
+                    "SSH access is restricted, but the policy variable office_networks is "
+                    "empty: set it to the networks allowed to reach SSH",
+                    *found,
+                    *notes,
+                )
+            return failed("SSH is not restricted to any network", *missed, *notes)
+        if held:
+            return passed(*held, *notes)
+        return failed(
+            f"SSH is reachable from outside {', '.join(map(str, office))}",
+            *restricts,
+            *missed,
+            *notes,
+        )
+
+    def _allow_users(
+        self, ctx: CheckContext, view: EffectiveSshd, office: list[Network]
+    ) -> tuple[bool, bool, str]:
+        entries = view.values("allowusers")
+        where = _located(ctx, self.params["config"], view, "allowusers", None)
+        if not entries:
+            return False, False, "AllowUsers: not set"
+        hosts = [e.partition("@")[2] for e in entries]
+        if not all(hosts):
+            return False, False, f"AllowUsers has entries for any host: {where}"
+        if office and all(_host_part_within(h, office) for h in hosts):
+            return True, True, f"AllowUsers admits only office hosts: {where}"
+        return False, True, f"AllowUsers entries reach beyond office_networks: {where}"
+
+    def _refused(
+        self, ctx: CheckContext, view: EffectiveSshd, office: list[Network]
+    ) -> tuple[bool, bool, str]:
+        reasons = []
+        for addr in outside_probes(office):
+            spec = ConnectionSpec(user=self.params["user"], host=addr, addr=addr)
+            probe = effective_config(ctx, self.params["config"], spec)
+            reason = refusal(probe, addr)
+            if reason is None:
+                return False, bool(reasons), f"a client from {addr} is not refused by sshd"
+            reasons.append(f"{addr}: {reason}")
+        return bool(office), True, "sshd refuses clients outside the office: " + "; ".join(reasons)
+
+    def _listen(
+        self, ctx: CheckContext, view: EffectiveSshd, office: list[Network]
+    ) -> tuple[bool, bool, str]:
+        values = view.values("listenaddress")
+        where = _located(ctx, self.params["config"], view, "listenaddress", None)
+        networks = []
+        for value in values:
+            try:
+                networks.append(ipaddress.ip_network(listen_host(value)))
+            except ValueError:
+                return False, False, f"ListenAddress {value} is not an address: {where}"
+        wildcard = any(n.num_addresses > 1 or n.network_address.is_unspecified for n in networks)
+        if not networks or wildcard:
+            return False, False, f"sshd listens on every address: {where}"
+        if office and all(_inside(n, office) for n in networks):
+            return True, True, f"sshd listens only on office/loopback addresses: {where}"
+        internal = all(n.network_address.is_private for n in networks)
+        return False, internal, f"sshd listens on addresses outside office_networks: {where}"
+
+    def _firewall(
+        self, ctx: CheckContext, view: EffectiveSshd, office: list[Network]
+    ) -> tuple[bool, bool, str]:
+        ports = sorted(ssh_ports(view))
+        try:
+            state = firewall_state(ctx)
+        except HostError as exc:
+            return False, False, f"firewall: {exc}"
+        if not state.loaded:
+            return (
+                False,
+                False,
+                "firewall: no ruleset loaded" + "".join(f"; {n}" for n in state.notes),
+            )
+        allowed = AddressSet.of(*office, *LOOPBACK)
+        open_to, limited = [], []
+        for port in ports:
+            for family in ("ipv4", "ipv6"):
+                accepted = state.accepted(family, port)
+                label = f"port {port}/{family} accepted from {accepted}"
+                everyone = accepted.covers(AddressSet.everything(family))
+                (limited if allowed.covers(accepted) else open_to).append((label, everyone))
+        if not open_to:
+            text = "firewall accepts SSH only from office/loopback: "
+            return bool(office), True, text + "; ".join(t for t, _ in limited)
+        restricted = not any(everyone for _, everyone in open_to)
+        text = "firewall: " + "; ".join(t for t, _ in open_to)
+        return False, restricted, text
