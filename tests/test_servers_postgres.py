@@ -9,9 +9,13 @@ from __future__ import annotations
 import socket
 
 import pytest
-from servers import run_postgres
+from servers import ServersOnlyHost, run_postgres
 
-from checks.hosts import ListeningSocket, LocalHost
+from checks.engine import run_check
+from checks.hosts import CachedHost, ListeningSocket, LocalHost
+from checks.policy import load_policy
+from checks.types.base import CheckContext
+from policies import builtin_policy
 
 
 def resolved(name: str) -> set[str]:
@@ -44,3 +48,15 @@ def test_postgres_is_stopped_and_cleaned_up(tmp_path) -> None:
     assert not pg.workdir.exists()
     assert not any(s.port == pg.port for s in LocalHost().listening_sockets())
     assert (tmp_path / f"postgresql-{pg.port}.log").exists()
+
+
+@pytest.mark.parametrize(("listen_addresses", "status"), [("*", "fail"), ("localhost", "pass")])
+def test_baseline_socket_check_tells_them_apart(tmp_path, listen_addresses: str, status: str):
+    """LAPP-PG-010, as shipped, on a real cluster: '*' fails, 'localhost' passes."""
+    policy = load_policy(builtin_policy("lapp-baseline"))
+    (check,) = [c for c in policy.checks if c.id == "LAPP-PG-010"]
+    with run_postgres(tmp_path, listen_addresses) as pg:
+        result = run_check(check, CheckContext(CachedHost(ServersOnlyHost(pg)), policy.values))
+    assert result.status.value == status
+    if status == "fail":
+        assert {e.split()[1] for e in result.evidence} == {f"0.0.0.0:{pg.port}", f"[::]:{pg.port}"}

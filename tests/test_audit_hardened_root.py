@@ -1,0 +1,91 @@
+"""Acceptance: `lappguard audit --root` of a fully hardened host tree passes every applicable
+check, and only the checks that need a running system are skipped."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+from conftest import FIXTURES
+
+from agent.cli import main
+from checks.policy import load_policy
+from policies import builtin_policy
+
+LIVE_ONLY = {
+    "LAPP-SSH-050",
+    "LAPP-TLS-050",
+    "LAPP-TLS-051",
+    "LAPP-PG-010",
+    "LAPP-SVC-002",
+    "LAPP-SVC-003",
+    "LAPP-SVC-013",
+    "LAPP-FW-011",
+}
+
+
+def hardened_root(tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(FIXTURES / "hardened-root", root, symlinks=True)
+    an_hour_ago = time.time() - 3600
+    for backup in (root / "srv/backup").rglob("*"):
+        os.utime(backup, (an_hour_ago, an_hour_ago))
+    return root
+
+
+def test_every_applicable_check_passes(tmp_path):
+    root = hardened_root(tmp_path)
+    report = tmp_path / "report.json"
+    code = main(
+        [
+            "audit",
+            "--root",
+            str(root),
+            "--format",
+            "json",
+            "--output",
+            str(report),
+            "--fail-on",
+            "low",
+            "--var",
+            "office_networks=10.0.0.0/8,192.168.10.0/24",
+            "--var",
+            "backup_dir=/srv/backup",
+        ]
+    )
+    results = json.loads(report.read_text())["hosts"][0]["results"]
+    not_passed = {
+        r["id"]: (r["status"], r["reason"], r["evidence"]) for r in results if r["status"] != "pass"
+    }
+    assert set(not_passed) == LIVE_ONLY, not_passed
+    assert {status for status, _, _ in not_passed.values()} == {"skip"}
+    every_id = {check.id for check in load_policy(builtin_policy("lapp-baseline")).checks}
+    assert {r["id"] for r in results} == every_id
+    assert code == 0
+
+
+def test_the_same_tree_with_one_weakness_fails_exactly_that_check(tmp_path):
+    root = hardened_root(tmp_path)
+    dropin = root / "etc/ssh/sshd_config.d/50-hardening.conf"
+    dropin.write_text(dropin.read_text().replace("MaxAuthTries 3", "MaxAuthTries 10"))
+    report = tmp_path / "report.json"
+    code = main(
+        [
+            "audit",
+            "--root",
+            str(root),
+            "--format",
+            "json",
+            "--output",
+            str(report),
+            "--var",
+            "office_networks=10.0.0.0/8,192.168.10.0/24",
+            "--var",
+            "backup_dir=/srv/backup",
+        ]
+    )
+    results = json.loads(report.read_text())["hosts"][0]["results"]
+    assert {r["id"] for r in results if r["status"] == "fail"} == {"LAPP-SSH-006"}
+    assert code == 1
