@@ -35,8 +35,7 @@ def hardened_root(tmp_path):
     return root
 
 
-def test_every_applicable_check_passes(tmp_path):
-    root = hardened_root(tmp_path)
+def audit(tmp_path, root, *extra: str) -> tuple[int, list[dict]]:
     report = tmp_path / "report.json"
     code = main(
         [
@@ -47,15 +46,18 @@ def test_every_applicable_check_passes(tmp_path):
             "json",
             "--output",
             str(report),
-            "--fail-on",
-            "low",
             "--var",
             "office_networks=10.0.0.0/8,192.168.10.0/24",
             "--var",
             "backup_dir=/srv/backup",
+            *extra,
         ]
     )
-    results = json.loads(report.read_text())["hosts"][0]["results"]
+    return code, json.loads(report.read_text())["hosts"][0]["results"]
+
+
+def test_every_applicable_check_passes(tmp_path):
+    code, results = audit(tmp_path, hardened_root(tmp_path), "--fail-on", "low")
     not_passed = {
         r["id"]: (r["status"], r["reason"], r["evidence"]) for r in results if r["status"] != "pass"
     }
@@ -70,22 +72,6 @@ def test_the_same_tree_with_one_weakness_fails_exactly_that_check(tmp_path):
     root = hardened_root(tmp_path)
     dropin = root / "etc/ssh/sshd_config.d/50-hardening.conf"
     dropin.write_text(dropin.read_text().replace("MaxAuthTries 3", "MaxAuthTries 10"))
-    report = tmp_path / "report.json"
-    code = main(
-        [
-            "audit",
-            "--root",
-            str(root),
-            "--format",
-            "json",
-            "--output",
-            str(report),
-            "--var",
-            "office_networks=10.0.0.0/8,192.168.10.0/24",
-            "--var",
-            "backup_dir=/srv/backup",
-        ]
-    )
-    results = json.loads(report.read_text())["hosts"][0]["results"]
+    code, results = audit(tmp_path, root)
     assert {r["id"] for r in results if r["status"] == "fail"} == {"LAPP-SSH-006"}
     assert code == 1
