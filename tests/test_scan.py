@@ -1,0 +1,254 @@
+"""``lappguard scan`` through the real command line: outputs, inputs and exit codes."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES, PROJECT_ROOT
+
+from agent.cli import main
+from agent.scan import iter_blocks
+
+DETECT = FIXTURES / "detect"
+AUTH = str(DETECT / "auth.log")
+ACCESS = str(DETECT / "access.log")
+POSTGRES = str(DETECT / "postgresql.log")
+
+
+def scan(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["scan", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_counts_every_file_and_the_bans_the_default_jails_would_make(capsys):
+    code, out, _ = scan(capsys, "--format", "json", AUTH, ACCESS, POSTGRES)
+    report = json.loads(out)
+    assert code == 0
+    assert {key: report[key] for key in ("lines", "events", "skipped", "by_rule", "by_ip")} == {
+        "lines": 46,
+        "events": 28,
+        "skipped": 3,  # a line of invalid UTF-8, a line of no format, a failure without host
+        "by_rule": {
+            "http-404": 1,
+            "http-scanner": 1,
+            "http-sensitive-file": 1,
+            "http-sqli": 3,
+            "php-cms-login-failed": 1,
+            "pg-no-hba-entry": 1,
+            "pg-password-failed": 5,
+            "sshd-failed-auth": 6,
+            "sshd-invalid-user": 2,
+            "sshd-pam-auth-failure": 6,
+            "sshd-preauth-disconnect-user": 1,
+        },
+        "by_ip": {
+            "203.0.113.5": 12,
+            "192.0.2.44": 5,
+            "198.51.100.7": 3,
+            "198.51.100.9": 3,
+            "2001:db8::66": 2,
+            "192.0.2.77": 1,
+            "198.51.100.10": 1,
+            "2001:db8::99": 1,
+        },
+    }
+    # in the order the jails would have decided, across files
+    assert report["bans"] == [
+        {"ip": "198.51.100.7", "jail": "web-attacks", "time": "2025-03-01T10:00:02Z", "count": 3},
+        {
+            "ip": "192.0.2.44",
+            "jail": "postgresql",
+            "time": "2025-03-01T10:00:04.200000Z",
+            "count": 5,
+        },
+        {"ip": "203.0.113.5", "jail": "sshd", "time": "2025-03-01T10:00:11Z", "count": 5},
+    ]
+    assert [(f["kind"], f["lines"]) for f in report["files"]] == [
+        ("sshd", 23),
+        ("apache_access", 9),
+        ("postgresql", 14),
+    ]
+    assert (report["garbage"], report["unparsed"], report["no_address"]) == (1, 1, 1)
+
+
+def test_events_are_one_json_object_per_line(capsys):
+    code, out, _ = scan(capsys, "--format", "events", "--rules", "sshd", AUTH)
+    records = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(records) == 15
+    assert records[0] == {
+        "file": AUTH,
+        "line": 4,
+        "rule": "sshd-failed-auth",
+        "ip": "203.0.113.5",
+        "user": "root",
+        "time": "2025-03-01T10:00:03Z",
+    }
+    assert records[-1] == {
+        "file": AUTH,
+        "line": 19,
+        "rule": "sshd-invalid-user",
+        "ip": "192.0.2.77",
+        "user": "root from 6.6.6.6 port 22",
+        "time": "2025-03-01T10:00:23Z",
+    }
+    assert "6.6.6.6" not in {record["ip"] for record in records}
+
+
+def test_text_report_for_people(capsys):
+    code, out, _ = scan(capsys, AUTH)
+    assert code == 0
+    assert out == (
+        "Lines read: 23   matched: 15   events: 15   skipped: 1   (level normal)\n"
+        f"  {AUTH}: sshd, 23 lines\n"
+        "\n"
+        "Events by rule:\n"
+        "         6  sshd-failed-auth\n"
+        "         6  sshd-pam-auth-failure\n"
+        "         2  sshd-invalid-user\n"
+        "         1  sshd-preauth-disconnect-user\n"
+        "\n"
+        "Top addresses (3 in all):\n"
+        "        12  203.0.113.5\n"
+        "         2  2001:db8::66\n"
+        "         1  192.0.2.77\n"
+        "\n"
+        "Would be banned by the jails (1):\n"
+        "  203.0.113.5                              sshd          at 2025-03-01T10:00:11Z"
+        "  (5 events, sshd-failed-auth)\n"
+        "\n"
+        "Notes:\n"
+        f"  - {AUTH}: 1 line skipped (invalid UTF-8 or NUL bytes)\n"
+    )
+
+
+def test_aggressive_level_adds_the_opt_in_rules(capsys):
+    _, out, _ = scan(capsys, "--format", "json", "--level", "aggressive", AUTH)
+    report = json.loads(out)
+    assert report["events"] == 16 and report["by_rule"]["sshd-preauth-disconnect"] == 1
+    assert report["by_ip"]["192.0.2.78"] == 1
+
+
+def test_gzip_and_stdin_read_like_plain_files(capsys, tmp_path: Path, monkeypatch):
+    packed = tmp_path / "auth.log.1.gz"
+    with gzip.open(packed, "wb") as out:
+        out.write(Path(AUTH).read_bytes())
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(Path(AUTH).read_bytes())))
+    _, from_gzip, _ = scan(capsys, "--format", "json", str(packed))
+    _, from_stdin, _ = scan(capsys, "--format", "json", "-")
+    _, from_file, _ = scan(capsys, "--format", "json", AUTH)
+    strip = lambda text: {k: v for k, v in json.loads(text).items() if k not in ("files", "notes")}  # noqa: E731
+    assert strip(from_gzip) == strip(from_stdin) == strip(from_file)
+
+
+def test_files_are_merged_by_time_before_the_jails_count(capsys, tmp_path: Path):
+    """Two rotated halves of one attack, given newest first, still add up to a ban."""
+    lines = Path(AUTH).read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+    (tmp_path / "auth.log.1").write_text("".join(lines[:8]))  # three failures of 203.0.113.5
+    (tmp_path / "auth.log").write_text("".join(lines[8:]))  # three more
+    _, out, _ = scan(
+        capsys, "--format", "json", str(tmp_path / "auth.log"), str(tmp_path / "auth.log.1")
+    )
+    assert [(b["ip"], b["time"]) for b in json.loads(out)["bans"]] == [
+        ("203.0.113.5", "2025-03-01T10:00:11Z")
+    ]
+
+
+def test_the_kind_can_be_forced(capsys):
+    _, out, _ = scan(capsys, "--format", "json", "--kind", "apache_error", AUTH)
+    assert json.loads(out)["events"] == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["/nonexistent/auth.log"], "lappguard scan: cannot read /nonexistent/auth.log: No such"),
+        (["--kind", "sshd", str(DETECT)], "lappguard scan: cannot read"),
+        ([str(DETECT / "SOURCE.txt")], "lappguard scan: cannot tell what log"),
+        (["--pg-prefix", "%u %h ", POSTGRES], "lappguard: --pg-prefix: log_line_prefix '%u %h '"),
+        (["--timezone", "Mars/Olympus", AUTH], "lappguard: --timezone: unknown zone"),
+        (
+            ["--rules", "/nonexistent/rules.yaml", AUTH],
+            "lappguard: /nonexistent/rules.yaml: cannot",
+        ),
+    ],
+)
+def test_unusable_input_exits_2_with_a_reason(capsys, argv, message):
+    code, out, err = scan(capsys, *argv)
+    assert (code, out) == (2, "") and err.startswith(message)
+
+
+def test_a_corrupt_gzip_file_exits_2(capsys, tmp_path: Path):
+    broken = tmp_path / "auth.log.2.gz"
+    broken.write_bytes(gzip.compress(Path(AUTH).read_bytes())[:200])
+    code, out, err = scan(capsys, str(broken))
+    assert (code, out) == (2, "") and "cannot read" in err
+
+
+def test_a_broken_rule_file_exits_2_naming_file_line_and_field(capsys, tmp_path: Path):
+    rules = tmp_path / "local.yaml"
+    rules.write_text("rules:\n  - id: x\n    title: t\n    kind: sshd\n    severity: huge\n")
+    code, out, err = scan(capsys, "--rules", str(rules), AUTH)
+    assert (code, out) == (2, "")
+    assert f"lappguard: {rules}:5: rules[0](x).severity: 'huge' is not one of" in err
+
+
+def test_overlong_lines_are_cut_at_a_character_boundary_in_one_pass():
+    line = ("é" * 700_000).encode() + b"\nnext\n"
+    blocks = list(iter_blocks(io.BytesIO(line), block_size=65536))
+    first, second = b"".join(blocks).split(b"\n")[:2]
+    assert second == b"next" and len(first) == 4 * 16384 + 6  # 4 * MAX_LINE + 8, whole chars
+    first.decode("utf-8")
+
+
+def test_the_installed_command(tmp_path: Path):
+    """The console script, as a sysadmin runs it."""
+    command = shutil.which("lappguard", path=str(PROJECT_ROOT / ".venv" / "bin"))
+    if command is None:
+        pytest.skip("the lappguard console script is not installed in .venv")
+    result = subprocess.run(
+        [command, "scan", "--format", "json", AUTH], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0 and json.loads(result.stdout)["events"] == 15
+
+
+def test_big_files_scanned_in_parallel_give_exactly_the_serial_result(tmp_path, monkeypatch):
+    """Ranges of whole lines, line numbers carried over, and the megabyte before a range
+    replayed so an address named by a process in the previous range is still known."""
+    import agent.scan as scan_module
+    from agent.jails import load_jails
+    from agent.rules import load_rules
+    from agent.scan import ScanOptions
+    from agent.scan import scan as run
+
+    lines = []
+    for n in range(3000):
+        stamp, pid, host = f"2025-03-01 10:{n // 60 % 60:02d}:{n % 60:02d}", 5000 + n, n % 20 + 1
+        received = f"LOG:  connection received: host=192.0.2.{host} port={50000 + n}"
+        failed = f'app@shop FATAL:  password authentication failed for user "app{n % 7}"'
+        lines += [f"{stamp}.000 UTC [{pid}] {received}", f"{stamp}.500 UTC [{pid}] {failed}"]
+    log = tmp_path / "postgresql.log"
+    log.write_text("\n".join(lines) + "\n")
+    rules = load_rules()
+    options = ScanOptions(
+        rules=rules, jails=load_jails(rule_ids=[r.id for r in rules]), kind="postgresql",
+        keep_events=True,
+    )  # fmt: skip
+    serial = run([str(log)], options)
+    monkeypatch.setattr(scan_module, "PARALLEL_MIN_BYTES", 1024)
+    monkeypatch.setattr(scan_module, "RANGE_BYTES", 20_000)  # ~25 ranges, odd boundaries
+    monkeypatch.setattr(scan_module, "WARMUP_BYTES", 2_000)
+    assert scan_module._workers(str(log)) == min(os.cpu_count() or 1, 4) > 1
+    parallel = run([str(log)], options)
+    assert serial.counters.events == 3000 and serial.counters.no_address == 0
+    assert parallel.counters == serial.counters
+    assert [e for _, e in parallel.events] == [e for _, e in serial.events]
+    assert parallel.bans == serial.bans and len(serial.bans) == 20
