@@ -1,0 +1,83 @@
+"""Recall and false positives of web-attack detection per corpus, and its throughput.
+
+    .venv/bin/python bench/injection.py [--misses N]
+
+Reads tests/fixtures/web (rebuild with bench/web_fixtures.py); the corpora, how lines are
+built and what counts as caught are defined in tests/webcorpus.py, which the tests share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # run from a checkout, installed or not
+
+import webcorpus  # noqa: E402
+
+from agent.http import AccessLogParser  # noqa: E402
+from agent.injection import clear_verdict_caches, inspect, libinj  # noqa: E402
+
+PASSES = 3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--misses", type=int, default=0, help="print N misses/hits per set")
+    args = parser.parse_args()
+    print(
+        f"libinjection {libinj.VERSION} (vendored C extension; MySQL double-quote context"
+        " only for boolean/UNION/comment/statement fingerprints)\n"
+    )
+    _throughput()
+    print(f"{'attack set':32} {'samples':>8} {'caught':>8} {'recall':>8}  other families")
+    for score in webcorpus.attack_scores():
+        accepted = webcorpus.ACCEPTED[score.name.split(":")[1]]
+        others = {f: n for f, n in score.families.most_common() if f not in accepted}
+        print(f"{score.name:32} {score.total:8} {score.hits:8} {score.rate:8.1%}  {others}")
+        for sample in score.misses[: args.misses]:
+            print(f"    missed: {sample.origin[:60]}  {_request_of(sample.line)[:100]}")
+    print(f"\n{'benign set':32} {'samples':>8} {'flagged':>8} {'FP rate':>8}  families")
+    for score in webcorpus.benign_scores():
+        families = dict(score.families.most_common())
+        print(f"{score.name:32} {score.total:8} {score.hits:8} {score.rate:8.2%}  {families}")
+        for _, evidence in score.flagged[: args.misses]:
+            print(f"    flagged: {evidence[:110]}")
+
+
+def _throughput() -> None:
+    """Lines per second through parse + inspect: real (mostly benign) lines, then attack
+    lines. The best of a few passes, each with the User-Agent/Referer verdict caches
+    emptied first, so a busy machine's noise does not hide the figure."""
+    benign = [s.line for s in webcorpus.benign_sets()["elastic-access-log"]]
+    attacks = [s.line for s in webcorpus.payload_samples()]
+    for name, lines in (("real access log", benign), ("attack lines", attacks)):
+        rate = _best_rate(lines, inspect_too=True)
+        print(f"{name:20} {rate:10,.0f} lines/s (parse + inspect, 1 core, best of {PASSES})")
+    print(f"{'parse only':20} {_best_rate(benign, inspect_too=False):10,.0f} lines/s\n")
+
+
+def _best_rate(lines: list[str], *, inspect_too: bool) -> float:
+    best = float("inf")
+    for _ in range(PASSES):
+        clear_verdict_caches()
+        parser = AccessLogParser()
+        start = time.perf_counter()
+        for line in lines:
+            request = parser.parse(line)
+            if inspect_too and request is not None:
+                inspect(request)
+        best = min(best, time.perf_counter() - start)
+    return len(lines) / best
+
+
+def _request_of(line: str) -> str:
+    start = line.find('"') + 1
+    return line[start : line.find('"', start)]
+
+
+if __name__ == "__main__":
+    main()

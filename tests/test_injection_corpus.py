@@ -1,0 +1,100 @@
+"""Recall on attack corpora and false positives on benign sets, measured through the real
+parser and inspect() (see webcorpus.py; bench/injection.py prints the same figures).
+
+Floors are the measured figures rounded down, so a regression fails. The goal is 95 %
+recall on the payload sets and on CRS's paranoia-level-1 regression tests (CRS's default
+level, "crs-pl1:*"); the "crs:*" sets also hold levels 2 to 4, whose tests include
+fragments (``cast(``, ``~+``, SMTP verbs) a precise detector does not flag. Where a figure
+misses a goal, the known false positives below say why.
+"""
+
+from __future__ import annotations
+
+import pytest
+from webcorpus import ACCEPTED, attack_scores, benign_scores
+
+#: set -> minimum share of attack samples caught by an accepted family.
+RECALL_FLOORS = {
+    "payloads:sqli": 0.97,
+    "payloads:xss": 0.98,
+    "payloads:traversal": 0.97,
+    "payloads:lfi": 0.99,
+    "payloads:cmdi": 0.96,
+    "crs-pl1:913": 1.0,
+    "crs-pl1:930": 0.96,
+    "crs-pl1:932": 0.90,
+    "crs-pl1:941": 0.86,
+    "crs-pl1:942": 0.93,
+    "crs:913": 1.0,
+    "crs:930": 0.96,
+    "crs:932": 0.61,
+    "crs:941": 0.82,
+    "crs:942": 0.53,
+}
+#: set -> maximum share of benign samples flagged at all.
+FALSE_POSITIVE_CEILINGS = {
+    "elastic-access-log": 0.0,
+    "elastic-query-uris": 0.0,
+    "crs-negatives": 0.013,
+    "libinjection-false-positives": 0.022,
+}
+#: CRS must-not-fire tests still flagged: Windows system paths in a parameter (judged a
+#: file-inclusion attempt), and English prose that libinjection reads as SQL or that
+#: quotes SQL injection examples (a Wikipedia article about it).
+KNOWN_CRS_FALSE_POSITIVES = {
+    "932250-19",
+    "932340-17",
+    "942151-13",
+    "942151-14",
+    "942521-16",
+    "942522-8",
+}
+
+
+@pytest.fixture(scope="module")
+def attacks() -> dict:
+    return {score.name: score for score in attack_scores()}
+
+
+@pytest.fixture(scope="module")
+def benign() -> dict:
+    return {score.name: score for score in benign_scores()}
+
+
+@pytest.mark.parametrize("name", sorted(RECALL_FLOORS))
+def test_recall(attacks: dict, name: str) -> None:
+    score = attacks[name]
+    assert score.total >= 5
+    missed = [sample.origin for sample in score.misses[:5]]
+    assert score.rate >= RECALL_FLOORS[name], f"{name}: {score.rate:.3f}, e.g. {missed}"
+
+
+@pytest.mark.parametrize("name", sorted(FALSE_POSITIVE_CEILINGS))
+def test_false_positives(benign: dict, name: str) -> None:
+    score = benign[name]
+    assert score.total >= 100
+    flagged = [evidence for _, evidence in score.flagged[:5]]
+    assert score.rate <= FALSE_POSITIVE_CEILINGS[name], f"{name}: {score.rate:.4f}: {flagged}"
+
+
+def test_real_access_log_raises_nothing(benign: dict) -> None:
+    assert benign["elastic-access-log"].total == 2500
+    assert benign["elastic-access-log"].flagged == []
+
+
+def test_known_false_positives_only(benign: dict) -> None:
+    flagged = {sample.origin.split()[1] for sample, _ in benign["crs-negatives"].flagged}
+    assert flagged == KNOWN_CRS_FALSE_POSITIVES
+
+
+def test_libinjection_false_positive_set_is_flagged_by_libinjection_alone(benign: dict) -> None:
+    # These inputs are in libinjection's own list of its false positives; 3.9.2 still
+    # flags nine of them, and no lappguard pattern adds to that.
+    flagged = benign["libinjection-false-positives"].flagged
+    assert len(flagged) == 9
+    assert all("[libinjection " in evidence for _, evidence in flagged)
+
+
+def test_every_set_is_measured(attacks: dict) -> None:
+    assert set(attacks) == set(RECALL_FLOORS)
+    assert {name.split(":")[1] for name in attacks} == set(ACCEPTED)
