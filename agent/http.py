@@ -7,12 +7,13 @@ believed only when that peer is a trusted proxy, so a client cannot name someone
 
 from __future__ import annotations
 
-import calendar
 import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+
+from agent.events import normalise_ip
+from agent.logformats import clf_time
 
 __all__ = ["COMBINED", "COMMON", "VHOST_COMBINED", "AccessLogParser", "HttpRequest"]
 
@@ -57,12 +58,6 @@ _CLF_TIME = r"\[[^\]]{0,64}\]"
 
 _NUMERIC = frozenset("bBDIkOsST")
 _TOKENS = frozenset("aAhHlLmpPvVX")
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
-    )
-}
 _UNESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|.)", re.DOTALL)
 _SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "v": "\v"}
 _METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -114,7 +109,7 @@ class AccessLogParser:
         if match is None:
             return None
         group = match.group
-        client = _normalise_ip(group(self._peer))
+        client = _address(group(self._peer))
         if client is None:
             return None
         if self._forwarded is not None and self._trusted:
@@ -149,7 +144,7 @@ class AccessLogParser:
             return peer
         client = peer
         for item in reversed(header.split(",")):
-            address = _normalise_ip(item.strip())
+            address = _address(item.strip())
             if address is None:
                 break
             client = address
@@ -166,7 +161,7 @@ class AccessLogParser:
             return None
         if self._time_arg == "":
             if text != self._last_clf[0]:
-                self._last_clf = (text, _clf_time(text))
+                self._last_clf = (text, clf_time(text))
             return self._last_clf[1]
         unit = self._time_arg.removeprefix("begin:").removeprefix("end:")
         scale = {"sec": 1.0, "msec": 1e3, "usec": 1e6}.get(unit)
@@ -271,30 +266,5 @@ def _split_request(line: str) -> tuple[str, str, str]:
     return parts[0], " ".join(parts[1:]), ""
 
 
-@lru_cache(maxsize=8192)
-def _normalise_ip(text: str | None) -> str | None:
-    """Canonical text of an address (IPv4-mapped IPv6 shown as IPv4), None if not one."""
-    if not text:
-        return None
-    try:
-        address = ipaddress.ip_address(text.strip("[]"))
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        if address.scope_id:
-            address = ipaddress.IPv6Address(str(address).split("%", 1)[0])
-    return str(address)
-
-
-def _clf_time(text: str) -> float | None:
-    """``[17/May/2015:10:05:03 +0000]`` -> UTC epoch seconds."""
-    try:
-        day, month, year = int(text[1:3]), _MONTHS[text[4:7]], int(text[8:12])
-        hour, minute, second = int(text[13:15]), int(text[16:18]), int(text[19:21])
-        zone = text[22:27]
-        offset = (int(zone[1:3]) * 3600 + int(zone[3:5]) * 60) * (-1 if zone[0] == "-" else 1)
-    except (KeyError, ValueError, IndexError):
-        return None
-    return float(calendar.timegm((year, month, day, hour, minute, second)) - offset)
+def _address(text: str | None) -> str | None:
+    return normalise_ip(text) if text else None
