@@ -32,6 +32,7 @@ def hardened_root(tmp_path):
     an_hour_ago = time.time() - 3600
     for backup in (root / "srv/backup").rglob("*"):
         os.utime(backup, (an_hour_ago, an_hour_ago))
+        os.chmod(backup, 0o700 if backup.is_dir() else 0o600)  # git keeps no modes
     return root
 
 
