@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from checks.hosts import LocalHost
-from checks.result import Severity
 from checks.yamlsource import InputError, LineDict, Problem, load_yaml
 from policies import builtin_policy
 
@@ -19,8 +17,11 @@ DEFAULT_POLICY = "lapp-baseline"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    # `lappguard scan` builds only its own parser: the audit side's imports (check types,
+    # reports, psutil) would take longer than scanning a small log
+    parser = _scan_only_parser() if arguments[:1] == ["scan"] else build_parser()
+    args = parser.parse_args(arguments)
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return 2
@@ -35,13 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from agent import __version__
-
-    parser = argparse.ArgumentParser(
-        prog="lappguard",
-        description="Security hardening audits and attack monitoring for LAPP servers.",
-    )
-    parser.add_argument("--version", action="version", version=f"lappguard {__version__}")
+    parser = _top_parser()
     commands = parser.add_subparsers(metavar="COMMAND")
 
     audit = commands.add_parser(
@@ -62,8 +57,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _top_parser() -> argparse.ArgumentParser:
+    from agent import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="lappguard",
+        description="Security hardening audits and attack monitoring for LAPP servers.",
+    )
+    parser.add_argument("--version", action="version", version=f"lappguard {__version__}")
+    return parser
+
+
+def _scan_only_parser() -> argparse.ArgumentParser:
+    parser = _top_parser()
+    _add_scan_command(parser.add_subparsers(metavar="COMMAND"))
+    return parser
+
+
 def _add_audit_arguments(audit: argparse.ArgumentParser) -> None:
     from checks.report import DEFAULT_FAIL_ON, RENDERERS
+    from checks.result import Severity
 
     audit.add_argument(
         "--policy",
@@ -111,6 +124,7 @@ def _add_audit_arguments(audit: argparse.ArgumentParser) -> None:
 
 def run_audit(args: argparse.Namespace) -> int:
     from checks.engine import audit_host
+    from checks.hosts import LocalHost
     from checks.policy import load_policies
     from checks.report import RENDERERS, exit_code
 

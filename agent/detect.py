@@ -3,45 +3,66 @@
 A line goes through, in order: decoding (invalid UTF-8 or NUL bytes: skipped, counted), the
 rules' literal prefilters (most lines stop here), the kind's structural header parser, then
 at most one compiled alternation per candidate rule. The first rule that matches decides.
+(sshd lines in the common syslog header take one regex call for the header and all their
+candidate rules, which reads them exactly as those steps do; see ``_PatternKind.fast_for``.)
 
 Where the address comes from, and why it can be trusted:
 
 * ``address: pattern`` rules capture it with an anchored ``ip`` group. The rule's lazy twin
   (every free-text ``.*`` made lazy) is matched too; if the two readings find the address
   at different places the line is *ambiguous* (a user name that spells
-  ``from 6.6.6.6 port 22``, repeated elsewhere in the line) and gives no event.
+  ``from 6.6.6.6 port 22``, repeated elsewhere in the line) and gives no event. The twin is
+  skipped only when the pattern's syntax proves a single reading (the literal before the
+  address occurs once: :func:`agent.rules.ip_anchor`).
 * ``address: context`` rules use the format's own client field (Apache's ``[client ...]``,
   PostgreSQL's ``%h``) or, failing that, the address an earlier line of the same process
   named (``track`` rules such as PostgreSQL's ``connection received: host=...``).
 * ``apache_access`` lines are parsed once by :class:`agent.http.AccessLogParser` (address
   from ``%h``/``%a`` only) and checked against every ``http:`` rule.
+
+What a line gives is first a :data:`Hit`, a plain tuple; :meth:`Detector.feed` dresses hits
+as Events, while offline scans count hits directly (an Event costs ten times a tuple).
 """
 
 from __future__ import annotations
 
+import re
 import time as _time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from operator import attrgetter
+from typing import Any
 
 from agent.events import Event, evidence_of, normalise_ip
 from agent.http import COMBINED, AccessLogParser, HttpRequest
 from agent.kinds import KINDS, Kind, access_log_format
+from agent.literals import Candidate, literal_index
 from agent.logformats import (
+    COMMON_SYSLOG_HEADER,
     DEBIAN_PG_PREFIX,
     ApacheErrorParser,
     Header,
     PostgresPrefix,
     SyslogParser,
 )
-from agent.rules import Rule
+from agent.rules import Alternative, Rule, embeddable
 
 #: Longer lines are cut to this many characters before they are inspected.
 MAX_LINE = 16384
 #: How long, and for how many processes, an address seen in a process is remembered.
 PROCESS_MEMORY_SECONDS = 3600.0
 PROCESS_MEMORY_SIZE = 8192
+
+#: One line's verdict: (time, rule id, address, user, line number, line text).
+Hit = tuple[float, str, str, "str | None", "int | None", str]
+
+
+def event_of(hit: Hit, kind: str, source: str) -> Event:
+    """The Event of a hit of ``kind`` read from ``source``."""
+    when, rule, ip, user, line, text = hit
+    return Event(when, rule, kind, ip, user, source, line, evidence_of(text))
 
 
 @dataclass
@@ -65,11 +86,23 @@ class Counters:
 
 
 class _ProcessMemory:
-    """Bounded map (source, pid) -> last address that process talked to."""
+    """Bounded map (source, pid) -> last address that process talked to.
 
-    def __init__(self, size: int = PROCESS_MEMORY_SIZE, ttl: float = PROCESS_MEMORY_SECONDS):
+    ``history``, if given, yields the memory of what came before (an offline scan of a
+    range of a big file gets the lines before the range read for it): it is loaded the
+    first time a process is not known, then merged in as older than everything here, which
+    is exactly the state that reading those lines first would have left.
+    """
+
+    def __init__(
+        self,
+        size: int = PROCESS_MEMORY_SIZE,
+        ttl: float = PROCESS_MEMORY_SECONDS,
+        history: Callable[[], _ProcessMemory] | None = None,
+    ):
         self._size = size
         self._ttl = ttl
+        self._history = history
         self._entries: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
 
     def remember(self, source: str, pid: str, ip: str, when: float) -> None:
@@ -81,9 +114,29 @@ class _ProcessMemory:
 
     def recall(self, source: str, pid: str, when: float) -> str | None:
         entry = self._entries.get((source, pid))
+        if entry is None and self._history is not None:
+            self._load_history()
+            entry = self._entries.get((source, pid))
         if entry is None or abs(when - entry[1]) > self._ttl:
             return None
         return entry[0]
+
+    def _load_history(self) -> None:
+        load, self._history = self._history, None
+        assert load is not None
+        older = load()._entries
+        merged = OrderedDict(
+            (key, value) for key, value in older.items() if key not in self._entries
+        )
+        merged.update(self._entries)  # newer: after, and winning
+        while len(merged) > self._size:  # the least recently seen go first, as they would have
+            merged.popitem(last=False)
+        self._entries = merged
+
+
+#: A rule and one of its patterns, by the group number of that pattern in a regex.
+Plan = dict[int, tuple[Rule, Alternative]]
+_INDEX = attrgetter("index")
 
 
 class _PatternKind:
@@ -91,49 +144,88 @@ class _PatternKind:
 
     Each literal carries a bit mask of the rules that list it; a line's mask (the OR over
     the literals it contains) selects its candidate rules, cached per mask.
+
+    With a ``header`` (the common syslog header, whose stamp ``stamp_time`` reads), each
+    mask also gets one regex: the header followed by every candidate pattern in order, so
+    a line in that header reads in one call (see :meth:`fast_for`).
     """
 
-    def __init__(self, kind: Kind, rules: list[Rule], parse: Callable[[str], Header | None]):
+    def __init__(
+        self,
+        kind: Kind,
+        rules: list[Rule],
+        parse: Callable[[str], Header | None],
+        header: str | None = None,
+        stamp_time: Callable[[str], float | None] | None = None,
+    ):
         self.kind = kind
+        self.programs = kind.programs
         self.rules = rules
         self.parse = parse
+        self.header = header
+        self.stamp_time = stamp_time
         owners: dict[str, int] = {}
         for index, rule in enumerate(rules):
             for literal in rule.prefilter:
                 owners[literal] = owners.get(literal, 0) | 1 << index
-        self.literals = list(owners.items())
-        self.byte_literals = [(literal.encode(), mask) for literal, mask in owners.items()]
-        self._by_mask: dict[int, list[Rule]] = {}
-
-    def mask(self, text: str) -> int:
-        found = 0
-        for literal, mask in self.literals:
-            if literal in text:
-                found |= mask
-        return found
+        self.literals = literal_index(tuple(owners.items()))
+        self.mask = self.literals.mask
+        self.by_mask: dict[int, list[Rule]] = {}
+        self.fast_by_mask: dict[int, tuple[re.Pattern[str], Plan] | None] = {}
 
     def rules_for(self, mask: int) -> list[Rule]:
         """Candidate rules of a mask, in file order."""
         try:
-            return self._by_mask[mask]
+            return self.by_mask[mask]
         except KeyError:
             rules = [rule for index, rule in enumerate(self.rules) if mask >> index & 1]
-            self._by_mask[mask] = rules
+            self.by_mask[mask] = rules
             return rules
 
-    def candidate_lines(self, block: bytes) -> list[tuple[int, int]]:
-        """(start offset, mask) of the lines of ``block`` holding any literal, in order;
-        the literals are searched in the whole block at C speed."""
-        starts: dict[int, int] = {}
-        find, rfind = block.find, block.rfind
-        for literal, mask in self.byte_literals:
-            position = find(literal)
-            while position != -1:
-                start = rfind(b"\n", 0, position) + 1
-                starts[start] = starts.get(start, 0) | mask
-                end = find(b"\n", position)
-                position = find(literal, end + 1) if end != -1 else -1
-        return sorted(starts.items())
+    def fast_for(self, mask: int) -> tuple[re.Pattern[str], Plan] | None:
+        """The header and the candidate patterns of a mask as one regex, and what each
+        pattern's group stands for; None without a header or when a pattern cannot be
+        embedded (see :func:`agent.rules.embeddable`).
+
+        Equivalent to parse() then each rule in turn: the header is parse()'s own, the
+        alternation tries the rules and their patterns in order, and the first match wins.
+        """
+        try:
+            return self.fast_by_mask[mask]
+        except KeyError:
+            pass
+        fast = self._combine(self.rules_for(mask)) if self.header is not None else None
+        self.fast_by_mask[mask] = fast
+        return fast
+
+    def _combine(self, rules: list[Rule]) -> tuple[re.Pattern[str], Plan] | None:
+        parts: list[str] = []
+        owners: list[tuple[Rule, Alternative]] = []
+        for rule in rules:
+            assert rule.alternatives is not None
+            for alternative in sorted(rule.alternatives.values(), key=_INDEX):
+                source = embeddable(rule.patterns[alternative.index], len(parts))
+                if source is None:
+                    return None
+                parts.append(f"(?P<_{len(parts)}>{source})")
+                owners.append((rule, alternative))
+        try:
+            regex = re.compile(f"{self.header}(?:{'|'.join(parts)})", re.DOTALL)
+        except re.error:  # never seen; the long way is always right
+            return None
+        groups = regex.groupindex
+        plan = {
+            groups[f"_{n}"]: (
+                rule,
+                alternative._replace(ip=groups.get(f"ip__{n}"), user=groups.get(f"user__{n}")),
+            )
+            for n, (rule, alternative) in enumerate(owners)
+        }
+        return regex, plan
+
+    def candidate_lines(self, block: bytes) -> list[Candidate]:
+        """(start, end, mask) of the lines of ``block`` holding any literal, in order."""
+        return self.literals.lines(block)
 
 
 class _HttpKind:
@@ -179,6 +271,8 @@ class Detector:
     ``trusted_proxies`` configure the Apache access-log parser, ``postgres_prefix`` is the
     server's ``log_line_prefix``. ``tz`` is the zone of zone-less timestamps (None: local);
     ``clock`` gives the time of lines that carry none and the reference for syslog years.
+    ``history`` gives, when first needed, a detector that has read the lines before these
+    (the processes and addresses they named; see :class:`_ProcessMemory`).
     """
 
     def __init__(
@@ -191,13 +285,14 @@ class Detector:
         postgres_prefix: str = DEBIAN_PG_PREFIX,
         tz: tzinfo | None = None,
         clock: Callable[[], float] = _time.time,
+        history: Callable[[], Detector] | None = None,
     ):
         if level not in ("normal", "aggressive"):
             raise ValueError(f"level must be normal or aggressive, not {level!r}")
         self.level = level
         self.counters = Counters()
         self._clock = clock
-        self._memory = _ProcessMemory()
+        self._memory = _ProcessMemory(history=history and (lambda: history()._memory))
         active = [r for r in rules if level == "aggressive" or r.level == "normal"]
         by_kind: dict[str, list[Rule]] = {}
         for rule in active:
@@ -214,6 +309,10 @@ class Detector:
         for name, kind_rules in by_kind.items():
             if KINDS[name].http:
                 self._http = _HttpKind(kind_rules, access_log_format, trusted_proxies)
+            elif name == "sshd":
+                self._patterns[name] = _PatternKind(
+                    KINDS[name], kind_rules, syslog.parse, COMMON_SYSLOG_HEADER, syslog.bsd_time
+                )
             else:
                 self._patterns[name] = _PatternKind(KINDS[name], kind_rules, parsers[name])
 
@@ -233,6 +332,24 @@ class Detector:
     ) -> list[Event]:
         """Events for one line (without its newline). ``source`` ``journal:<unit>`` means
         ``data`` is the journal MESSAGE (no header to parse; the unit is trusted)."""
+        return [event_of(hit, kind, source) for hit in self.hits(data, kind, source, line_no, time)]
+
+    def feed_block(
+        self, block: bytes, kind: str, source: str, first_line: int = 1
+    ) -> tuple[list[Event], int]:
+        """Events for a block of whole lines (offline scans); returns (events, lines read)."""
+        hits, count = self.hits_block(block, kind, source, first_line)
+        return [event_of(hit, kind, source) for hit in hits], count
+
+    def hits(
+        self,
+        data: str | bytes,
+        kind: str,
+        source: str,
+        line_no: int | None,
+        time: float | None = None,
+    ) -> list[Hit]:
+        """:meth:`feed`, giving hits rather than Events."""
         self.counters.lines += 1
         if isinstance(data, bytes):
             if b"\0" in data:
@@ -250,53 +367,57 @@ class Detector:
             text = data
         return self._inspect(text, kind, source, line_no, time)
 
-    def feed_block(
-        self, block: bytes, kind: str, source: str, first_line: int = 1
-    ) -> tuple[list[Event], int]:
-        """Events for a block of whole lines (offline scans); returns (events, lines read).
+    def hits_block(
+        self, block: bytes, kind: str, source: str, first_line: int = 1, numbered: bool = True
+    ) -> tuple[list[Hit], int]:
+        """:meth:`feed_block`, giving hits rather than Events. ``numbered`` False leaves
+        their line numbers None (counting lines up to each hit costs more than a third of a
+        block's scan; a report of counts needs none).
 
         Equivalent to feeding each line, but when the block is clean UTF-8 without NUL
         bytes, lines without any prefilter literal are never split out or decoded: the
-        literals are searched in the whole block at C speed.
+        literals are searched in the whole block at C speed (see :mod:`agent.literals`).
         """
-        if block.endswith(b"\n"):
-            block = block[:-1]
         if not block:
             return [], 0
         matcher = self._patterns.get(kind)
         if matcher is None or not _clean(block) or source.startswith("journal:"):
-            events: list[Event] = []
+            hits: list[Hit] = []
             lines = block.split(b"\n")
+            if block.endswith(b"\n"):
+                lines.pop()
             for offset, raw in enumerate(lines):
-                events.extend(self.feed(raw, kind, source, first_line + offset))
-            return events, len(lines)
-        count = block.count(b"\n") + 1
-        self.counters.lines += count
-        events = []
+                hits += self.hits(raw, kind, source, first_line + offset if numbered else None)
+            return hits, len(lines)
+        hits = []
+        inspect, newlines = self._inspect_pattern, block.count
         line_no, previous = first_line, 0
-        for start, mask in matcher.candidate_lines(block):
-            line_no += block.count(b"\n", previous, start)
-            previous = start
-            end = block.find(b"\n", start)
-            raw = block[start:] if end == -1 else block[start:end]
+        for start, end, mask in matcher.candidate_lines(block):
+            if numbered:
+                line_no += newlines(b"\n", previous, start)
+                previous = start
+            raw = block[start:end]
             # a literal past the first MAX_LINE characters does not count: recompute then
-            hits = mask if len(raw) <= MAX_LINE else None
-            events.extend(self._inspect(raw.decode("utf-8"), kind, source, line_no, None, hits))
-        return events, count
+            found = inspect(
+                matcher,
+                raw.decode(),
+                source,
+                line_no if numbered else None,
+                None,
+                mask if end - start <= MAX_LINE else 0,
+            )
+            if found:
+                hits += found
+        # the block's last line ends at its end, with or without a newline
+        count = len(block) - len(block.replace(b"\n", b"")) + (not block.endswith(b"\n"))
+        self.counters.lines += count
+        return hits, count
 
     # -- one decoded line
 
     def _inspect(
-        self,
-        text: str,
-        kind: str,
-        source: str,
-        line_no: int | None,
-        time: float | None,
-        mask: int | None = None,
-    ) -> list[Event]:
-        if text.endswith("\r"):
-            text = text[:-1]
+        self, text: str, kind: str, source: str, line_no: int | None, time: float | None
+    ) -> list[Hit]:
         if kind == "apache_access":
             return self._inspect_http(text, source, line_no, time)
         matcher = self._patterns.get(kind)
@@ -304,92 +425,156 @@ class Detector:
             if kind not in KINDS:
                 raise ValueError(f"unknown log kind {kind!r}")
             return []
+        return self._inspect_pattern(matcher, text, source, line_no, time, 0)
+
+    def _inspect_pattern(
+        self,
+        matcher: _PatternKind,
+        text: str,
+        source: str,
+        line_no: int | None,
+        time: float | None,
+        mask: int,
+    ) -> list[Hit]:
+        """A line of a pattern kind; ``mask`` 0 means not computed yet. (This and
+        :meth:`_decide` run once per candidate line: written for speed, as straight code.)"""
+        if text.endswith("\r"):
+            text = text[:-1]
         if len(text) > MAX_LINE:
             text = text[:MAX_LINE]
             mask = matcher.mask(text)
             if not mask:
                 return []
             self.counters.truncated += 1
-        elif mask is None:
+        elif not mask:
             mask = matcher.mask(text)
             if not mask:
                 return []
-        candidates = matcher.rules_for(mask)
-        journal = source.startswith("journal:")
-        header = Header(time, None, None, text) if journal else matcher.parse(text)
-        if header is None:
-            self.counters.unparsed += 1
-            return []
-        if not journal and matcher.kind.programs and header.program not in matcher.kind.programs:
-            return []
+        if source.startswith("journal:"):
+            header: Header | None = Header(time, None, None, text)
+        else:
+            fast = matcher.fast_by_mask.get(mask, _UNBUILT)
+            if fast is _UNBUILT:
+                fast = matcher.fast_for(mask)
+            if fast is not None:
+                found = fast[0].match(text)
+                if found is not None:  # else the long way: other header, or no rule
+                    stamp, program, pid = found.group(1, 2, 3)
+                    if matcher.programs and program not in matcher.programs:
+                        return []
+                    rule, alternative = fast[1][found.lastindex]  # type: ignore[index]
+                    when = matcher.stamp_time(stamp)  # type: ignore[misc]
+                    base = found.end(3) + 3  # past "]: "
+                    return self._decide(
+                        rule,
+                        alternative,
+                        found,
+                        base,
+                        time if when is None else when,
+                        pid,
+                        None,
+                        1,
+                        text,
+                        source,
+                        line_no,
+                    )
+            header = matcher.parse(text)
+            if header is None:
+                self.counters.unparsed += 1
+                return []
+            if matcher.programs and header.program not in matcher.programs:
+                return []
         if header.ambiguous:
             self.counters.ambiguous += 1
             return []
         message = header.message
+        candidates = matcher.by_mask.get(mask) or matcher.rules_for(mask)
         for rule in candidates:
-            assert rule.regex is not None
-            match = rule.regex.match(message)
-            if match is None:
-                continue
-            return self._decide(rule, match, header, text, source, line_no, time)
+            match = rule.regex.match(message)  # type: ignore[union-attr]
+            if match is not None:
+                when, _, pid, _, address, repeat, _ = header
+                return self._decide(
+                    rule,
+                    rule.alternatives[match.lastindex],  # type: ignore[index]
+                    match,
+                    0,
+                    time if when is None else when,
+                    pid,
+                    address,
+                    repeat,
+                    text,
+                    source,
+                    line_no,
+                )
         return []
 
     def _decide(
         self,
         rule: Rule,
-        match,
-        header: Header,
+        alternative: Alternative,
+        match: re.Match[str],
+        base: int,
+        when: float | None,
+        pid: str | None,
+        address: str | None,
+        repeat: int,
         text: str,
         source: str,
         line_no: int | None,
-        time: float | None,
-    ) -> list[Event]:
-        when = header.time if header.time is not None else time
+    ) -> list[Hit]:
+        """The hit of a matched line, once its address is trusted. ``match`` ran on the
+        message, or on the whole line with the message from offset ``base``."""
         if when is None:
             when = self._clock()
-        _, offset, ip_text, user = rule.captured(match)
-        if rule.address == "pattern":
-            ip = self._pattern_address(rule, offset, ip_text, header)
+        _, ip_group, user_group, anchor = alternative
+        counters = self.counters
+        subject = match.string
+        if ip_group is not None:  # address: pattern
+            found = match.group(ip_group)
+            ip = normalise_ip(found) if found else None
             if ip is None:
+                counters.no_address += 1
+                return []
+            if rule.twin_source is not None:
+                # the shortest reading of the free text must find the address at the same
+                # place as the longest one: then exactly one reading of the line exists.
+                # An anchor found once proves it without the twin (see rules.Alternative).
+                first = subject.find(anchor, base) if anchor is not None else -1
+                if first == -1 or first != subject.rfind(anchor, base):  # type: ignore[arg-type]
+                    message = subject[base:] if base else subject
+                    twin = rule.lazy_twin.match(message)  # type: ignore[union-attr]
+                    if twin is None or rule.captured(twin)[1] != match.start(ip_group) - base:
+                        counters.ambiguous += 1
+                        return []
+            if address is not None and address != ip:
+                counters.ambiguous += 1
                 return []
         else:
-            ip = header.address
-            if ip is None and header.pid is not None:
-                ip = self._memory.recall(source, header.pid, when)
+            ip = address
+            if ip is None and pid is not None:
+                ip = self._memory.recall(source, pid, when)
             if ip is None:
-                self.counters.no_address += 1
+                counters.no_address += 1
                 return []
-        if header.pid is not None:
-            self._memory.remember(source, header.pid, ip, when)
+        if pid is not None:
+            self._memory.remember(source, pid, ip, when)
         if rule.track:
             return []
-        event = Event(when, rule.id, rule.kind, ip, user, source, line_no, evidence_of(text))
-        return self._emit(rule, [event] * header.repeat)
-
-    def _pattern_address(
-        self, rule: Rule, offset: int, text: str | None, header: Header
-    ) -> str | None:
-        ip = normalise_ip(text) if text else None
-        if ip is None:
-            self.counters.no_address += 1
-            return None
-        if rule.lazy_twin is not None:
-            # the shortest reading of the free text must find the address at the same place
-            # as the longest one: then exactly one reading of the line exists
-            twin = rule.lazy_twin.match(header.message)
-            if twin is None or rule.captured(twin)[1] != offset:
-                self.counters.ambiguous += 1
-                return None
-        if header.address is not None and header.address != ip:
-            self.counters.ambiguous += 1
-            return None
-        return ip
+        user = match.group(user_group) if user_group is not None else None
+        rule_id = rule.id
+        counters.matched += 1
+        counters.events += repeat
+        counters.by_rule[rule_id] += repeat
+        hit = (when, rule_id, ip, user, line_no, text)
+        return [hit] if repeat == 1 else [hit] * repeat
 
     def _inspect_http(
         self, text: str, source: str, line_no: int | None, time: float | None
-    ) -> list[Event]:
+    ) -> list[Hit]:
         if self._http is None:
             return []
+        if text.endswith("\r"):
+            text = text[:-1]
         if len(text) > MAX_LINE:
             self.counters.truncated += 1
             text = text[:MAX_LINE]
@@ -403,22 +588,16 @@ class Detector:
         when = request.time if request.time is not None else time
         if when is None:
             when = self._clock()
-        evidence = evidence_of(text)
-        events = [
-            Event(when, rule.id, rule.kind, request.client_ip, None, source, line_no, evidence)
-            for rule in matched
-        ]
-        self.counters.matched += 1
-        self.counters.events += len(events)
+        counters = self.counters
+        counters.matched += 1
+        counters.events += len(matched)
         for rule in matched:
-            self.counters.by_rule[rule.id] += 1
-        return events
+            counters.by_rule[rule.id] += 1
+        ip = request.client_ip
+        return [(when, rule.id, ip, None, line_no, text) for rule in matched]
 
-    def _emit(self, rule: Rule, events: list[Event]) -> list[Event]:
-        self.counters.matched += 1
-        self.counters.events += len(events)
-        self.counters.by_rule[rule.id] += len(events)
-        return events
+
+_UNBUILT: Any = object()  # not in fast_by_mask yet: fast_for() builds it
 
 
 def _clean(block: bytes) -> bool:

@@ -8,6 +8,7 @@ without the other noticing.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 #: Evidence is the log line itself, cut so one giant line cannot bloat reports or state.
@@ -56,7 +57,17 @@ def normalise_ip(text: str) -> str | None:
     return value
 
 
+#: A dotted quad already in canonical form (no leading zeros, octets up to 255): the common
+#: case, answered without ipaddress (which takes microseconds per address).
+CANONICAL_IPV4 = re.compile(
+    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+)
+
+
 def _normalise(text: str) -> str | None:
+    if CANONICAL_IPV4.fullmatch(text):
+        return text
     candidate = text.strip()
     if candidate.startswith("[") and candidate.endswith("]"):
         candidate = candidate[1:-1]

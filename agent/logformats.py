@@ -78,9 +78,16 @@ class SyslogClock:
         self._last: tuple[str, float | None] = ("", None)
 
     def parse(self, stamp: str) -> float | None:
-        if stamp == self._last[0]:
-            return self._last[1]
-        value = self._parse(stamp)
+        last = self._last
+        if stamp == last[0]:
+            return last[1]
+        # "Jan  5 10:00:00" in an hour already seen: the usual case, computed right here
+        start = self._hours.get(stamp[:9]) if len(stamp) == 15 and stamp[9] == ":" else None
+        minute, second = stamp[10:12], stamp[13:]
+        if start is not None and stamp[12] == ":" and minute.isdecimal() and second.isdecimal():
+            value = start + int(minute) * 60 + int(second)
+        else:
+            value = self._parse(stamp)
         self._last = (stamp, value)
         return value
 
@@ -223,6 +230,8 @@ class Header(NamedTuple):
     ambiguous: bool = False
 
 
+_new_header = tuple.__new__
+
 _BSD_STAMP = r"[A-Z][a-z]{2} {1,2}\d{1,2} \d\d:\d\d:\d\d(?:\.\d+)?"
 _ISO_STAMP = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"
 # Host and facility tokens never contain '[', ']' or ':'; the program token is the first one
@@ -236,9 +245,14 @@ _SYSLOG = re.compile(
     re.DOTALL,
 )
 # Debian's rsyslog default, by far the most common: "Jan  5 10:00:00 host prog[pid]: msg".
-_SYSLOG_COMMON = re.compile(
-    r"([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) [^\s\[\]:]+ ([^\s\[\]:]+)\[(\d+)\]: (.*)", re.DOTALL
-)
+# Groups: 1 stamp, 2 program, 3 pid; the message follows. (The detector also compiles it
+# in front of rule patterns: see COMMON_SYSLOG_HEADER.)
+_COMMON_HEADER = r"([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) [^\s\[\]:]+ ([^\s\[\]:]+)\[(\d+)\]: "
+_SYSLOG_COMMON = re.compile(_COMMON_HEADER + "(.*)", re.DOTALL)
+#: The common header of a message that :meth:`SyslogParser.parse` passes through as is
+#: (not an rsyslog repeat nor a Solaris message id): matched in front of a rule's patterns,
+#: it reads a line in one regex call exactly as parse() and then the rule would.
+COMMON_SYSLOG_HEADER = _COMMON_HEADER + r"(?!message repeated |\[ID )"
 _RFC5424 = re.compile(
     r"<\d{1,3}>1 (?P<ts>\S+) (?P<host>\S+) (?P<prog>\S+) (?P<pid>\S+) (?P<msgid>\S+) ", re.DOTALL
 )
@@ -254,16 +268,19 @@ class SyslogParser:
     def __init__(self, clock: Callable[[], float] = _time.time, tz: tzinfo | None = None):
         self._bsd = SyslogClock(clock, tz)
         self._iso = _StampCache(lambda stamp: iso_time(stamp, tz))
+        #: epoch seconds of a ``Jan  5 10:00:00`` stamp (the common header's group 1)
+        self.bsd_time = self._bsd.parse
 
     def parse(self, line: str) -> Header | None:
         fast = _SYSLOG_COMMON.match(line)
         if fast is not None:
-            message = fast.group(4)
+            stamp, program, pid, message = fast.groups()
             if message.startswith(("message repeated ", "[ID ")):
-                return _header(
-                    self._bsd.parse(fast.group(1)), fast.group(2), fast.group(3), message
-                )
-            return Header(self._bsd.parse(fast.group(1)), fast.group(2), fast.group(3), message)
+                return _header(self._bsd.parse(stamp), program, pid, message)
+            # tuple.__new__ skips the generated __new__: this runs once per candidate line
+            return _new_header(
+                Header, (self._bsd.parse(stamp), program, pid, message, None, 1, False)
+            )
         if line.startswith("<") and ">1 " in line[:6]:
             return self._rfc5424(line)
         match = _SYSLOG.match(line)

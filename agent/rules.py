@@ -17,9 +17,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from agent.families import FAMILIES
 from agent.kinds import KINDS
 from checks.yamlsource import InputError, LineDict, LineList, Problem, line_of, load_yaml
 from policies import DETECT_DIR
@@ -79,6 +81,22 @@ class Sample:
     lineno: int
 
 
+class Alternative(NamedTuple):
+    """Where one pattern of a rule's alternation keeps its captures.
+
+    ``anchor``: the literal text written right before the ``ip`` group at the top level of
+    the pattern (e.g. `` from ``), when the pattern's syntax lets that prove the reading
+    unique: every match puts the address right after an occurrence of the anchor, so a
+    message holding the anchor once has its address at one place only, and the lazy twin
+    could not disagree (see :func:`ip_anchor`).
+    """
+
+    index: int  # which pattern of the rule
+    ip: int | None  # group number of the address
+    user: int | None  # group number of the user name
+    anchor: str | None
+
+
 @dataclass(frozen=True)
 class Rule:
     """One compiled detection rule (see the module docstring)."""
@@ -98,15 +116,22 @@ class Rule:
     file: str
     line: int
     regex: re.Pattern[str] | None = None
-    lazy_twin: re.Pattern[str] | None = None
-    #: group number of each pattern's wrapper -> (pattern index, ip group, user group)
-    alternatives: dict[int, tuple[int, int | None, int | None]] | None = None
+    #: source of the lazy twin (None when no pattern has free text), compiled on first use
+    twin_source: str | None = None
+    #: group number of each pattern's wrapper -> where that pattern keeps its captures
+    alternatives: dict[int, Alternative] | None = None
+
+    @cached_property
+    def lazy_twin(self) -> re.Pattern[str] | None:
+        """``regex`` with every free-text quantifier lazy: compiled only when a line needs it
+        (most never do, see :class:`Alternative`), which keeps start-up short."""
+        return re.compile(self.twin_source, re.DOTALL) if self.twin_source else None
 
     def captured(self, match: re.Match[str]) -> tuple[int, int, str | None, str | None]:
         """(pattern index, ip offset, ip text, user text) of a match of ``regex`` or
         ``lazy_twin``; the offset is -1 without an ip group."""
         assert self.alternatives is not None and match.lastindex is not None
-        index, ip, user = self.alternatives[match.lastindex]
+        index, ip, user, _ = self.alternatives[match.lastindex]
         return (
             index,
             match.start(ip) if ip is not None else -1,
@@ -247,8 +272,8 @@ class _RuleBuilder:
             file=self.file,
             line=raw.line,
             regex=regex,
-            lazy_twin=twin,
-            alternatives=self.alternatives(regex) if regex else None,
+            twin_source=twin,
+            alternatives=_alternatives(regex, patterns) if regex else None,
         )
 
     # -- field helpers
@@ -347,21 +372,29 @@ class _RuleBuilder:
 
     def compile(
         self, patterns: tuple[str, ...], address: str
-    ) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
-        """One alternation for all patterns, plus its lazy twin when it has free text."""
+    ) -> tuple[re.Pattern[str] | None, str | None]:
+        """One alternation for all patterns, plus the source of its lazy twin when it has
+        free text. A pattern is compiled on its own only when the alternation cannot be
+        built (to name the culprit): loading stays fast when the rules are good."""
         field = f"{self.where}.patterns"
         container = self.raw.get("patterns")
-        good: list[str] = []
+        if not patterns:
+            return None, None
+        # balanced: a stray ")" could otherwise close the wrapper group and compile
+        regex = _alternation(patterns) if all(map(_balanced, patterns)) else None
+        broken = False
         for index, pattern in enumerate(patterns):
             where = f"{field}[{index}]"
-            try:
-                compiled = re.compile(pattern)
-            except re.error as exc:
-                self.problem(container, index, where, f"invalid regex: {exc}")
-                continue
+            if regex is None:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    self.problem(container, index, where, f"invalid regex: {exc}")
+                    broken = True
+                    continue
             if not pattern.startswith("^"):
                 self.problem(container, index, where, "must be anchored: start it with ^")
-            names = set(compiled.groupindex)
+            names = _group_names(pattern)
             if address == "pattern" and "ip" not in names:
                 self.problem(container, index, where, "has no (?P<ip>...) group")
             if address == "context" and "ip" in names:
@@ -374,23 +407,17 @@ class _RuleBuilder:
             bad = sorted(name for name in names if "__" in name or name.startswith("_"))
             if bad:
                 self.problem(container, index, where, f"group names reserved: {', '.join(bad)}")
-            good.append(pattern)
-        if not good or len(good) != len(patterns):
+        if broken:
             return None, None
-        primary = "|".join(f"(?P<_{i}>{rewrite(p, i)})" for i, p in enumerate(good))
-        twin = "|".join(f"(?P<_{i}>{rewrite(p, i, lazy=True)})" for i, p in enumerate(good))
-        return re.compile(primary, re.DOTALL), (
-            re.compile(twin, re.DOTALL) if twin != primary else None
-        )
-
-    @staticmethod
-    def alternatives(regex: re.Pattern[str]) -> dict[int, tuple[int, int | None, int | None]]:
-        groups = regex.groupindex
-        return {
-            number: (int(name[1:]), groups.get(f"ip__{name[1:]}"), groups.get(f"user__{name[1:]}"))
-            for name, number in groups.items()
-            if name.startswith("_")
-        }
+        if regex is None:
+            try:
+                regex = _alternation(patterns, strict=True)
+            except re.error as exc:  # each compiles alone, not together: a global (?i)...
+                self.problem(self.raw, "patterns", field, f"cannot be combined: {exc}")
+                return None, None
+        primary = regex.pattern
+        twin = "|".join(f"(?P<_{i}>{rewrite(p, i, lazy=True)})" for i, p in enumerate(patterns))
+        return regex, (twin if twin != primary else None)
 
     def http_match(self, raw: Any) -> HttpMatch | None:
         field = f"{self.where}.http"
@@ -404,8 +431,6 @@ class _RuleBuilder:
                 )
         families = tuple(self.text_list("families", raw, f"{field}.families"))
         if families:
-            from agent.injection import FAMILIES
-
             for index, family in enumerate(families):
                 if family not in FAMILIES:
                     self.problem(
@@ -503,13 +528,113 @@ def _keys(keys: Iterable[str]) -> str:
     return ", ".join(keys)
 
 
-def _tokens(pattern: str) -> Iterator[tuple[str, str]]:
+def _alternation(patterns: tuple[str, ...], strict: bool = False) -> re.Pattern[str] | None:
+    """The patterns as one regex, each in a group ``_<index>`` with its groups renamed
+    (see :func:`rewrite`); None when that does not compile (raise with ``strict``)."""
+    source = "|".join(f"(?P<_{i}>{rewrite(p, i)})" for i, p in enumerate(patterns))
+    try:
+        return re.compile(source, re.DOTALL)
+    except re.error:
+        if strict:
+            raise
+        return None
+
+
+def _balanced(pattern: str) -> bool:
+    """Whether the groups of a pattern open and close in pairs (escapes and classes aside)."""
+    depth = 0
+    try:
+        for kind, text in _tokens(pattern):
+            if kind == "name" or (kind == "char" and text == "("):
+                depth += 1
+            elif kind == "char" and text == ")":
+                depth -= 1
+                if depth < 0:
+                    return False
+    except ValueError:  # an unterminated (?P<...
+        return False
+    return depth == 0
+
+
+def _alternatives(regex: re.Pattern[str], patterns: tuple[str, ...]) -> dict[int, Alternative]:
+    groups = regex.groupindex
+    return {
+        groups[f"_{index}"]: Alternative(
+            index, groups.get(f"ip__{index}"), groups.get(f"user__{index}"), ip_anchor(pattern)
+        )
+        for index, pattern in enumerate(patterns)
+    }
+
+
+def _group_names(pattern: str) -> set[str]:
+    """The named groups of a (valid) pattern."""
+    return {text for kind, text in _tokens(pattern) if kind == "name"}
+
+
+_SPECIAL = frozenset(".^$*+?{}[]|()\\")
+
+
+def ip_anchor(pattern: str) -> str | None:
+    """The literal text right before the ``ip`` group, when every match of ``pattern`` must
+    put the address right after it; None when that cannot be shown from the syntax.
+
+    Shown when: the ip group and the literal run before it sit at the top level of the
+    pattern (not in a group, an alternative or a lookaround), the ip group is not
+    quantified, and the pattern has no top-level ``|``, no backreference and no inline flags
+    (``(?i)`` and ``(?x)`` change what a literal matches).
+    """
+    tokens = _tokens(pattern)
+    depth, ip_at, closes_at = 0, None, None
+    for position, (kind, text) in enumerate(tokens):
+        if kind == "backref":
+            return None
+        if kind == "name" or (kind == "char" and text == "("):
+            if kind == "char" and _inline_flags(tokens, position):
+                return None
+            if kind == "name" and text == "ip":
+                if depth:
+                    return None
+                ip_at = position
+            depth += 1
+        elif kind == "char" and text == ")":
+            depth -= 1
+            if depth == 0 and ip_at is not None and closes_at is None:
+                closes_at = position
+        elif kind == "char" and text == "|" and depth == 0:
+            return None
+    if ip_at is None or closes_at is None:
+        return None
+    if closes_at + 1 < len(tokens) and tokens[closes_at + 1][1][:1] in ("?", "*", "+", "{"):
+        return None
+    anchor: list[str] = []
+    for kind, text in reversed(tokens[:ip_at]):
+        if kind == "char" and len(text) == 1 and text not in _SPECIAL:
+            anchor.append(text)
+        elif kind == "escape" and len(text) == 2 and not text[1].isalnum():
+            anchor.append(text[1])
+        else:
+            break
+    return "".join(reversed(anchor)) or None
+
+
+def _inline_flags(tokens: list[tuple[str, str]], position: int) -> bool:
+    """Whether the ``(`` at ``position`` opens an inline flag group: ``(?i)``, ``(?i:``."""
+    following = "".join(text for _, text in tokens[position + 1 : position + 3])
+    return following.startswith("?") and following[1:2].isalpha()
+
+
+@lru_cache(maxsize=1024)
+def _tokens(pattern: str) -> tuple[tuple[str, str], ...]:
     """A regex source as (kind, text) pieces: escape, class, name (``(?P<x>``), backref
     (``(?P=x)``), free (``.*`` / ``.+`` not followed by ``?`` or ``+``), char.
 
     A small scanner rather than a regex over the regex: inside escapes and character classes
-    ``.``, ``*`` and ``(?P<`` are literal.
+    ``.``, ``*`` and ``(?P<`` are literal. Cached: loading reads each pattern five ways.
     """
+    return tuple(_scan_tokens(pattern))
+
+
+def _scan_tokens(pattern: str) -> Iterator[tuple[str, str]]:
     i, n = 0, len(pattern)
     while i < n:
         char = pattern[i]
@@ -553,6 +678,27 @@ def rewrite(pattern: str, index: int, lazy: bool = False) -> str:
     return "".join(out)
 
 
+def embeddable(pattern: str, index: int) -> str | None:
+    """:func:`rewrite` of an anchored pattern without its ``^``, to be matched right after
+    a header inside one larger regex, or None when that could change what it matches.
+
+    The text before the message is out of a pattern's sight only while it has no lookbehind,
+    no other ``^`` or ``\\A`` and no numbered backreference (group numbers shift); ``\\b``
+    at its start sees the space that ends every header as it would see the start of the
+    message.
+    """
+    if not pattern.startswith("^"):
+        return None
+    for kind, text in _tokens(pattern)[1:]:  # after the "^"
+        if kind == "char" and text == "^":
+            return None
+        if kind == "escape" and (text[1] == "A" or text[1].isdigit()):
+            return None
+    if "(?<=" in pattern or "(?<!" in pattern:
+        return None
+    return rewrite(pattern[1:], index)
+
+
 def _class_end(pattern: str, start: int) -> int:
     """Index just past the character class opening at ``start``."""
     i = start + 1
@@ -566,6 +712,7 @@ def _class_end(pattern: str, start: int) -> int:
 
 
 __all__ = [
+    "Alternative",
     "HttpMatch",
     "Rule",
     "Sample",

@@ -118,3 +118,27 @@ def test_default_jails_file_loads_with_the_shipped_rules():
     jails = Jails(config.jails, clock=Clock())
     assert jails.jail_for("php-cms-login-failed").name == "web-auth"
     assert jails.jail_for("sshd-pam-auth-failure") is None
+
+
+def test_allowlist_membership_agrees_with_ipaddress():
+    """Dotted quads are tested with integer masks (ipaddress is slow): same answers."""
+    import random
+
+    from agent.jails import LOOPBACK, _listed
+
+    networks = (
+        *LOOPBACK,
+        ipaddress.ip_network("10.1.0.0/16"),
+        ipaddress.ip_network("192.0.2.128/25"),
+        ipaddress.ip_network("203.0.113.7/32"),
+        ipaddress.ip_network("2001:db8::/32"),
+    )
+    rng = random.Random(9)
+    addresses = [str(ipaddress.IPv4Address(rng.getrandbits(32))) for _ in range(20000)]
+    addresses += ["127.0.0.1", "10.1.255.255", "10.2.0.0", "192.0.2.128", "192.0.2.127"]
+    addresses += ["203.0.113.7", "203.0.113.8", "::1", "2001:db8::5", "2001:db9::1", "0.0.0.0"]
+    for subset in (networks[:2], networks[2:5], networks):
+        for ip in addresses:
+            address = ipaddress.ip_address(ip)
+            expected = any(address.version == n.version and address in n for n in subset)
+            assert _listed(ip, subset) == expected, (ip, subset)

@@ -176,3 +176,32 @@ jails:
         "or IPv6 network",
         "jails.yaml:14: jails(three).rules: ok-rule is already counted by jail two",
     ]
+
+
+def _rule_with(*patterns: str) -> str:
+    listed = ", ".join(f"'{pattern}'" for pattern in patterns)
+    return (
+        "rules:\n  - id: r\n    title: t\n    kind: sshd\n    severity: low\n"
+        f'    prefilter: ["x"]\n    patterns: [{listed}]\n'
+        "    samples: {match: [{line: 'x', ip: 1.2.3.4}]}\n"
+    )
+
+
+def test_a_pattern_cannot_close_the_group_it_is_wrapped_in(tmp_path: Path):
+    """Patterns are joined as (?P<_0>...)|(?P<_1>...): a stray ")" would otherwise turn an
+    invalid pattern into a valid alternation."""
+    problems = _problems(tmp_path, _rule_with(r"^x (?P<ip>\S+))|(.*", r"^y (?P<ip>\S+)$"))
+    assert problems == [
+        "rules0.yaml:7: rules[0](r).patterns[0]: invalid regex: unbalanced parenthesis at "
+        "position 14"
+    ]
+
+
+def test_patterns_valid_alone_but_not_together_are_a_problem_not_a_crash(tmp_path: Path):
+    problems = _problems(tmp_path, _rule_with(r"^x (?P<ip>\S+)$", r"(?i)^y (?P<ip>\S+)$"))
+    assert (
+        problems[0] == "rules0.yaml:7: rules[0](r).patterns[1]: must be anchored: start it with ^"
+    )
+    assert problems[1].startswith(
+        "rules0.yaml:7: rules[0](r).patterns: cannot be combined: global flags not at the start"
+    )

@@ -252,3 +252,36 @@ def test_big_files_scanned_in_parallel_give_exactly_the_serial_result(tmp_path, 
     assert parallel.counters == serial.counters
     assert [e for _, e in parallel.events] == [e for _, e in serial.events]
     assert parallel.bans == serial.bans and len(serial.bans) == 20
+
+
+def test_the_scan_command_does_not_load_the_audit_side():
+    """`lappguard scan` builds only its own parser: no check types, reports, SSH or psutil
+    (they would take longer to import than a small log takes to scan)."""
+    code = (
+        "import sys\n"
+        "from agent.cli import main\n"
+        f"main(['scan', '--format', 'json', {AUTH!r}])\n"
+        "heavy = ('checks.engine', 'checks.report', 'checks.hosts', 'checks.types', "
+        "'paramiko', 'psutil', 'cryptography', 'multiprocessing', 'gzip')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in heavy), "
+        "file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT
+    )
+    assert json.loads(done.stdout)["events"] == 15
+    assert done.stderr.strip() == "[]"
+
+
+def test_a_scan_pauses_the_cycle_collector_and_restores_it(capsys):
+    import gc
+
+    assert gc.isenabled()
+    scan(capsys, "--format", "json", AUTH)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        scan(capsys, "--format", "json", AUTH)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from agent.families import FAMILIES
 from agent.http import HttpRequest
 from agent.injection import paths, patterns, shell, sql, structured, xss
 from agent.injection.decode import MAX_VALUE, normalise, split_target, url_decode
@@ -24,18 +25,6 @@ from agent.injection.value import Value
 
 __all__ = ["FAMILIES", "Finding", "clear_verdict_caches", "inspect"]
 
-FAMILIES = (
-    "sqli",
-    "xss",
-    "traversal",
-    "lfi_rfi",
-    "cmdi",
-    "shellshock",
-    "jndi",
-    "php_cgi",
-    "scanner",
-    "sensitive_file",
-)
 _EVIDENCE_CHARS = 160
 # A path is judged for injected code only when it holds quoting or markup characters: a
 # plain path naming "document.cookie" or "sleep(film)" is a page name, not code.
