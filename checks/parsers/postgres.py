@@ -151,17 +151,26 @@ def _parse_conf_file(host: Host, conf: PostgresConf, path: str, depth: int, requ
             conf.settings[name] = PgSetting(name, value, origin)
 
 
+def _include_dir_files(host: Host, target: str, origin: Origin, problems: list) -> list[str]:
+    """The ``*.conf`` files of an ``include_dir``, in the order PostgreSQL reads them
+    (lexical, dot-files skipped); an unreadable directory is recorded as a problem."""
+    try:
+        names = host.listdir(target)
+    except HostError as exc:
+        problems.append(origin.problem(f"include_dir {target}: {exc}"))
+        return []
+    return [
+        f"{target.rstrip('/')}/{name}"
+        for name in sorted(n for n in names if n.endswith(".conf") and not n.startswith("."))
+    ]
+
+
 def _conf_include(
     host: Host, conf: PostgresConf, kind: str, target: str, origin: Origin, depth: int
 ) -> None:
     if kind == "include_dir":
-        try:
-            names = host.listdir(target)
-        except HostError as exc:
-            conf.problems.append(origin.problem(f"include_dir {target}: {exc}"))
-            return
-        for name in sorted(n for n in names if n.endswith(".conf") and not n.startswith(".")):
-            _parse_conf_file(host, conf, f"{target.rstrip('/')}/{name}", depth + 1, True)
+        for path in _include_dir_files(host, target, origin, conf.problems):
+            _parse_conf_file(host, conf, path, depth + 1, True)
         return
     if kind == "include" and not host.lexists(target):
         conf.problems.append(origin.problem(f"include {target}: no such file"))
@@ -342,13 +351,8 @@ def _hba_include(
         return
     target = _relative_to(path, fields[1][0].text)
     if keyword == "include_dir":
-        try:
-            names = host.listdir(target)
-        except HostError as exc:
-            hba.problems.append(origin.problem(f"include_dir {target}: {exc}"))
-            return
-        for name in sorted(n for n in names if n.endswith(".conf") and not n.startswith(".")):
-            _parse_hba_file(host, hba, f"{target.rstrip('/')}/{name}", depth + 1)
+        for included in _include_dir_files(host, target, origin, hba.problems):
+            _parse_hba_file(host, hba, included, depth + 1)
         return
     if not host.lexists(target):
         if keyword == "include":
