@@ -23,10 +23,11 @@ from typing import Any, NamedTuple
 
 from agent.families import FAMILIES
 from agent.kinds import KINDS
+from checks.result import Severity
 from checks.yamlsource import InputError, LineDict, LineList, Problem, line_of, load_yaml
 from policies import DETECT_DIR
 
-SEVERITIES = ("low", "medium", "high", "critical")
+SEVERITIES = tuple(severity.value for severity in Severity)
 LEVELS = ("normal", "aggressive")
 ADDRESS_SOURCES = ("pattern", "context")
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*")
