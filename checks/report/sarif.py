@@ -29,13 +29,16 @@ def render(reports: Sequence[HostReport], fail_on: Severity, **_: object) -> str
     from agent import __version__
 
     rules: dict[str, dict] = {}
+    rule_index: dict[str, int] = {}
     results: list[dict] = []
     notifications: list[dict] = []
     for report in reports:
         for result in report.results:
-            rules.setdefault(result.check_id, _rule(result))
+            if result.check_id not in rules:
+                rule_index[result.check_id] = len(rules)
+                rules[result.check_id] = _rule(result)
             if result.status is Status.FAIL:
-                results.append(_result(report.host, result, list(rules).index(result.check_id)))
+                results.append(_result(report.host, result, rule_index[result.check_id]))
             elif result.status is Status.ERROR:
                 notifications.append(
                     {
