@@ -2,14 +2,14 @@
 
 from setuptools import Extension, setup
 
-LIBINJECTION = "agent/injection/libinjection"
+LIBINJECTION = "agent/detect/injection/libinjection"
 
 setup(
     ext_modules=[
         Extension(
-            "agent.injection._libinjection",
+            "agent.detect.injection._libinjection",
             sources=[
-                "agent/injection/_libinjection.c",
+                "agent/detect/injection/_libinjection.c",
                 f"{LIBINJECTION}/libinjection_sqli.c",
                 f"{LIBINJECTION}/libinjection_xss.c",
                 f"{LIBINJECTION}/libinjection_html5.c",

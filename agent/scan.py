@@ -27,12 +27,12 @@ from functools import partial
 from operator import itemgetter
 from typing import BinaryIO, TextIO
 
-from agent.detect import MAX_LINE, Counters, Detector, Hit, event_of
-from agent.events import Event
-from agent.jails import DEFAULT_JAILS_FILE, Decision, JailConfig, Jails, load_jails
-from agent.kinds import KINDS, access_log_format, sniff_access_format, sniff_kind
-from agent.logformats import DEBIAN_PG_PREFIX, PostgresPrefix
-from agent.rules import Rule, load_rules, rule_source
+from agent.bans.jails import DEFAULT_JAILS_FILE, Decision, JailConfig, Jails, load_jails
+from agent.detect.detector import MAX_LINE, Counters, Detector, Hit, event_of
+from agent.detect.events import Event
+from agent.detect.kinds import KINDS, access_log_format, sniff_access_format, sniff_kind
+from agent.detect.logformats import DEBIAN_PG_PREFIX, PostgresPrefix
+from agent.detect.rules import Rule, load_rules, rule_source
 from checks.yamlsource import InputError, Problem
 
 BLOCK_SIZE = 1 << 20

@@ -44,8 +44,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.jails import load_jails  # noqa: E402
-from agent.rules import load_rules  # noqa: E402
+from agent.bans.jails import load_jails  # noqa: E402
+from agent.detect.rules import load_rules  # noqa: E402
 from agent.scan import ScanOptions, scan  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"

@@ -18,8 +18,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # run from a checkout, installe
 
 import webcorpus  # noqa: E402
 
-from agent.http import AccessLogParser  # noqa: E402
-from agent.injection import clear_verdict_caches, inspect, libinj  # noqa: E402
+from agent.detect.http import AccessLogParser  # noqa: E402
+from agent.detect.injection import clear_verdict_caches, inspect, libinj  # noqa: E402
 
 PASSES = 3
 

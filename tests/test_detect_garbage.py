@@ -7,8 +7,8 @@ from datetime import UTC
 
 import pytest
 
-from agent.detect import MAX_LINE, Detector
-from agent.rules import load_rules
+from agent.detect.detector import MAX_LINE, Detector
+from agent.detect.rules import load_rules
 
 RULES = load_rules()
 NOW = 1767225600.0

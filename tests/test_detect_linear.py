@@ -15,9 +15,9 @@ from datetime import UTC
 
 import pytest
 
-from agent.detect import MAX_LINE, Detector
-from agent.logformats import DEBIAN_PG_PREFIX
-from agent.rules import Rule, load_rules
+from agent.detect.detector import MAX_LINE, Detector
+from agent.detect.logformats import DEBIAN_PG_PREFIX
+from agent.detect.rules import Rule, load_rules
 
 RULES = load_rules()
 FLOOD_CHARS = " .:0aA'\"`%[]()@/-"

@@ -8,10 +8,10 @@ import random
 import pytest
 from conftest import FIXTURES
 
-from agent import literals
-from agent.detect import Detector
-from agent.literals import LiteralIndex, hidden_by
-from agent.rules import load_rules
+from agent.detect import literals
+from agent.detect.detector import Detector
+from agent.detect.literals import LiteralIndex, hidden_by
+from agent.detect.rules import load_rules
 
 RULES = load_rules()
 

@@ -23,9 +23,9 @@ import paramiko
 from conftest import free_port, require_program
 from servers import run_apache_ssl, run_postgres, run_sshd
 
-from agent.detect import Detector
-from agent.events import Event
-from agent.rules import load_rules
+from agent.detect.detector import Detector
+from agent.detect.events import Event
+from agent.detect.rules import load_rules
 
 RULES = load_rules()
 INJECTED = "6.6.6.6"

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.logformats import (
+from agent.detect.logformats import (
     DEBIAN_PG_PREFIX,
     ApacheErrorParser,
     PostgresPrefix,

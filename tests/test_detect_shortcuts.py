@@ -20,10 +20,10 @@ from datetime import UTC
 import pytest
 from test_detect_injection import SSHD_TEMPLATES, USER_NAMES
 
-from agent.detect import Detector, _ProcessMemory
-from agent.events import normalise_ip
-from agent.logformats import SyslogClock
-from agent.rules import ip_anchor, load_rules
+from agent.detect.detector import Detector, _ProcessMemory
+from agent.detect.events import normalise_ip
+from agent.detect.logformats import SyslogClock
+from agent.detect.rules import ip_anchor, load_rules
 from agent.scan import _LONG_LINE_KEEP, iter_blocks
 
 RULES = load_rules()

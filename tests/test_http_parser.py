@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from conftest import FIXTURES
 
-from agent.http import COMMON, VHOST_COMBINED, AccessLogParser, HttpRequest
+from agent.detect.http import COMMON, VHOST_COMBINED, AccessLogParser, HttpRequest
 
 ELASTIC = FIXTURES / "web" / "access_elastic.log"
 UA = "Mozilla/5.0 (X11; Linux x86_64)"

@@ -8,9 +8,9 @@ import re
 import pytest
 from conftest import FIXTURES
 
-from agent.http import HttpRequest
-from agent.injection import FAMILIES, Finding, _libinjection, inspect, libinj
-from agent.injection.decode import (
+from agent.detect.http import HttpRequest
+from agent.detect.injection import FAMILIES, Finding, _libinjection, inspect, libinj
+from agent.detect.injection.decode import (
     base64_text,
     js_unescape,
     normalise,
@@ -19,7 +19,7 @@ from agent.injection.decode import (
     strip_comments,
     url_decode,
 )
-from agent.injection.structured import fields
+from agent.detect.injection.structured import fields
 
 BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"
 

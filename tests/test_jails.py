@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from agent.events import Event
-from agent.jails import Decision, Jail, Jails, load_jails
-from agent.rules import load_rules
+from agent.bans.jails import Decision, Jail, Jails, load_jails
+from agent.detect.events import Event
+from agent.detect.rules import load_rules
 
 SSH = Jail("sshd", ("sshd-*",), maxretry=3, findtime=60.0, bantime=600.0)
 WEB = Jail("web", ("http-404",), maxretry=2, findtime=10.0, bantime=60.0)
@@ -124,7 +124,7 @@ def test_allowlist_membership_agrees_with_ipaddress():
     """Dotted quads are tested with integer masks (ipaddress is slow): same answers."""
     import random
 
-    from agent.jails import LOOPBACK, _listed
+    from agent.bans.jails import LOOPBACK, _listed
 
     networks = (
         *LOOPBACK,

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES
 
-from agent.detect import Detector
-from agent.events import Event
-from agent.http import AccessLogParser
-from agent.jails import Jails, load_jails
-from agent.kinds import access_log_format
-from agent.logformats import ApacheErrorParser
-from agent.rules import load_rules
+from agent.bans.jails import Jails, load_jails
+from agent.detect.detector import Detector
+from agent.detect.events import Event
+from agent.detect.http import AccessLogParser
+from agent.detect.kinds import access_log_format
+from agent.detect.logformats import ApacheErrorParser
+from agent.detect.rules import load_rules
 
 CROWDSEC = FIXTURES / "detect" / "crowdsec"
 RULES = load_rules()
@@ -195,7 +195,7 @@ def test_web_scenarios_name_the_source_on_every_line(name, log_format, source, r
 )
 def test_every_line_of_a_single_family_fixture_is_recognised(name, log_format, family_rule):
     """(CrowdSec's sqli/xss fixtures hold bare probe words such as ``benchmark(`` or
-    ``<br``; agent.injection judges whole payloads, so those are covered by the 404 rule.)"""
+    ``<br``; agent.detect.injection judges whole payloads, so those are covered by the 404 rule.)"""
     per_line = run(name, "apache_access", access_log_format=log_format)
     assert all(family_rule in {e.rule for e in events} for events in per_line)
 

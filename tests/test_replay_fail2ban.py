@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from conftest import require_shared_data
 
-from agent.detect import Detector
-from agent.events import Event, normalise_ip
-from agent.logformats import SyslogParser
-from agent.rules import load_rules
+from agent.detect.detector import Detector
+from agent.detect.events import Event, normalise_ip
+from agent.detect.logformats import SyslogParser
+from agent.detect.rules import load_rules
 
 RULES = load_rules()
 NOW = 1767225600.0

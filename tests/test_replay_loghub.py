@@ -11,8 +11,8 @@ from datetime import UTC
 import pytest
 from conftest import require_shared_data
 
-from agent.detect import Detector
-from agent.rules import load_rules
+from agent.detect.detector import Detector
+from agent.detect.rules import load_rules
 
 RULES = load_rules()
 ADDRESS = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.])")

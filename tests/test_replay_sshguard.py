@@ -11,8 +11,8 @@ from datetime import UTC
 import pytest
 from conftest import FIXTURES
 
-from agent.detect import Detector
-from agent.rules import load_rules
+from agent.detect.detector import Detector
+from agent.detect.rules import load_rules
 
 SSHGUARD = FIXTURES / "detect" / "sshguard"
 RULES = load_rules()

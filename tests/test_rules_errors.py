@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.jails import load_jails
-from agent.rules import load_rules
+from agent.bans.jails import load_jails
+from agent.detect.rules import load_rules
 from checks.yamlsource import InputError
 
 GOOD = """\

@@ -12,11 +12,11 @@ from datetime import UTC
 
 import pytest
 
-from agent.detect import Detector
-from agent.jails import load_jails
-from agent.kinds import KINDS
-from agent.logformats import DEBIAN_PG_PREFIX
-from agent.rules import Rule, Sample, default_rule_files, load_rules
+from agent.bans.jails import load_jails
+from agent.detect.detector import Detector
+from agent.detect.kinds import KINDS
+from agent.detect.logformats import DEBIAN_PG_PREFIX
+from agent.detect.rules import Rule, Sample, default_rule_files, load_rules
 
 RULES = load_rules()
 NOW = 1767225600.0  # 2026-01-01T00:00:00Z: syslog years resolve to 2025

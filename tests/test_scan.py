@@ -224,8 +224,8 @@ def test_big_files_scanned_in_parallel_give_exactly_the_serial_result(tmp_path, 
     """Ranges of whole lines, line numbers carried over, and the megabyte before a range
     replayed so an address named by a process in the previous range is still known."""
     import agent.scan as scan_module
-    from agent.jails import load_jails
-    from agent.rules import load_rules
+    from agent.bans.jails import load_jails
+    from agent.detect.rules import load_rules
     from agent.scan import ScanOptions
     from agent.scan import scan as run
 

@@ -18,8 +18,8 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
-from agent.http import AccessLogParser
-from agent.injection import inspect
+from agent.detect.http import AccessLogParser
+from agent.detect.injection import inspect
 
 WEB = Path(__file__).resolve().parent / "fixtures" / "web"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"

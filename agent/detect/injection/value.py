@@ -8,7 +8,7 @@ family, so a plain value costs one normalisation.
 
 from __future__ import annotations
 
-from agent.injection.decode import (
+from agent.detect.injection.decode import (
     MAX_VALUE,
     base64_text,
     html_decode,

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from agent.families import FAMILIES
-from agent.http import HttpRequest
-from agent.injection import paths, patterns, shell, sql, structured, xss
-from agent.injection.decode import MAX_VALUE, normalise, split_target, url_decode
-from agent.injection.value import Value
+from agent.detect.families import FAMILIES
+from agent.detect.http import HttpRequest
+from agent.detect.injection import paths, patterns, shell, sql, structured, xss
+from agent.detect.injection.decode import MAX_VALUE, normalise, split_target, url_decode
+from agent.detect.injection.value import Value
 
 __all__ = ["FAMILIES", "Finding", "clear_verdict_caches", "inspect"]
 

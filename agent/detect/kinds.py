@@ -1,6 +1,6 @@
 """The log kinds lappguard understands, and telling a file's kind from its content.
 
-A kind fixes how a line's header is parsed (see :mod:`agent.logformats`) and which syslog
+A kind fixes how a line's header is parsed (see :mod:`agent.detect.logformats`) and which syslog
 programs may have written it (a line tagged ``CRON`` is never read as sshd's).
 """
 
@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from agent.http import COMBINED, COMMON, VHOST_COMBINED, AccessLogParser
+from agent.detect.http import COMBINED, COMMON, VHOST_COMBINED, AccessLogParser
 
 
 @dataclass(frozen=True)

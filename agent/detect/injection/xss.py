@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from agent.injection import libinj
-from agent.injection.decode import (
+from agent.detect.injection import libinj
+from agent.detect.injection.decode import (
     html_decode,
     js_unescape,
     normalise,
@@ -21,7 +21,7 @@ from agent.injection.decode import (
     strip_comments,
     without_controls,
 )
-from agent.injection.value import Value
+from agent.detect.injection.value import Value
 
 __all__ = ["xss"]
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import re
 
-from agent.injection import libinj
-from agent.injection.decode import strip_comments
-from agent.injection.value import Value
+from agent.detect.injection import libinj
+from agent.detect.injection.decode import strip_comments
+from agent.detect.injection.value import Value
 
 __all__ = ["nosql", "sqli"]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.events import CANONICAL_IPV4, Event
+from agent.detect.events import CANONICAL_IPV4, Event
 from checks.params import parse_duration
 from checks.yamlsource import InputError, LineDict, LineList, Problem, line_of, load_yaml
 from policies import POLICY_DIR

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from typing import NamedTuple
 
-from agent.events import normalise_ip
+from agent.detect.events import normalise_ip
 
 MONTHS = {
     name: number

@@ -2,7 +2,7 @@
 
 Every problem names file:line:field. Nothing in a rule file is executed: patterns are
 regular expressions (Python ``re``, anchored with ``^`` at the start of the message that
-follows the header the detector parses off, see :mod:`agent.logformats`).
+follows the header the detector parses off, see :mod:`agent.detect.logformats`).
 
 A rule's patterns are joined into one compiled alternation (one match per rule and line).
 Free text in a pattern is written ``.*``/``.+``; the detector also compiles a *lazy twin*
@@ -21,8 +21,8 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from agent.families import FAMILIES
-from agent.kinds import KINDS
+from agent.detect.families import FAMILIES
+from agent.detect.kinds import KINDS
 from checks.result import Severity
 from checks.yamlsource import InputError, LineDict, LineList, Problem, line_of, load_yaml
 from policies import DETECT_DIR

@@ -13,11 +13,11 @@ Where the address comes from, and why it can be trusted:
   at different places the line is *ambiguous* (a user name that spells
   ``from 6.6.6.6 port 22``, repeated elsewhere in the line) and gives no event. The twin is
   skipped only when the pattern's syntax proves a single reading (the literal before the
-  address occurs once: :func:`agent.rules.ip_anchor`).
+  address occurs once: :func:`agent.detect.rules.ip_anchor`).
 * ``address: context`` rules use the format's own client field (Apache's ``[client ...]``,
   PostgreSQL's ``%h``) or, failing that, the address an earlier line of the same process
   named (``track`` rules such as PostgreSQL's ``connection received: host=...``).
-* ``apache_access`` lines are parsed once by :class:`agent.http.AccessLogParser` (address
+* ``apache_access`` lines are parsed once by :class:`agent.detect.http.AccessLogParser` (address
   from ``%h``/``%a`` only) and checked against every ``http:`` rule.
 
 What a line gives is first a :data:`Hit`, a plain tuple; :meth:`Detector.feed` dresses hits
@@ -35,11 +35,11 @@ from datetime import tzinfo
 from operator import attrgetter
 from typing import Any
 
-from agent.events import Event, evidence_of, normalise_ip
-from agent.http import COMBINED, AccessLogParser, HttpRequest
-from agent.kinds import KINDS, Kind, access_log_format
-from agent.literals import Candidate, literal_index
-from agent.logformats import (
+from agent.detect.events import Event, evidence_of, normalise_ip
+from agent.detect.http import COMBINED, AccessLogParser, HttpRequest
+from agent.detect.kinds import KINDS, Kind, access_log_format
+from agent.detect.literals import Candidate, literal_index
+from agent.detect.logformats import (
     COMMON_SYSLOG_HEADER,
     DEBIAN_PG_PREFIX,
     ApacheErrorParser,
@@ -47,7 +47,7 @@ from agent.logformats import (
     PostgresPrefix,
     SyslogParser,
 )
-from agent.rules import Alternative, Rule, embeddable
+from agent.detect.rules import Alternative, Rule, embeddable
 
 #: Longer lines are cut to this many characters before they are inspected.
 MAX_LINE = 16384
@@ -185,7 +185,7 @@ class _PatternKind:
     def fast_for(self, mask: int) -> tuple[re.Pattern[str], Plan] | None:
         """The header and the candidate patterns of a mask as one regex, and what each
         pattern's group stands for; None without a header or when a pattern cannot be
-        embedded (see :func:`agent.rules.embeddable`).
+        embedded (see :func:`agent.detect.rules.embeddable`).
 
         Equivalent to parse() then each rule in turn: the header is parse()'s own, the
         alternation tries the rules and their patterns in order, and the first match wins.
@@ -232,7 +232,7 @@ class _HttpKind:
     """``http:`` rules over requests parsed once with the site's LogFormat."""
 
     def __init__(self, rules: list[Rule], log_format: str, trusted_proxies: Sequence[str]):
-        from agent.injection import inspect
+        from agent.detect.injection import inspect
 
         self.rules = rules
         self.parser = AccessLogParser(access_log_format(log_format), trusted_proxies)
@@ -376,7 +376,7 @@ class Detector:
 
         Equivalent to feeding each line, but when the block is clean UTF-8 without NUL
         bytes, lines without any prefilter literal are never split out or decoded: the
-        literals are searched in the whole block at C speed (see :mod:`agent.literals`).
+        literals are searched in the whole block at C speed (see :mod:`agent.detect.literals`).
         """
         if not block:
             return [], 0

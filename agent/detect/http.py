@@ -12,8 +12,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from agent.events import normalise_ip
-from agent.logformats import clf_time
+from agent.detect.events import normalise_ip
+from agent.detect.logformats import clf_time
 
 __all__ = ["COMBINED", "COMMON", "VHOST_COMBINED", "AccessLogParser", "HttpRequest"]
 

@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Iterator
 
-from agent.injection.decode import html_decode
+from agent.detect.injection.decode import html_decode
 
 __all__ = ["MAX_FIELDS", "fields"]
 

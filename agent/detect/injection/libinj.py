@@ -1,7 +1,7 @@
 """libinjection, the tokenizer WAFs use for SQLi and XSS, behind two small functions.
 
 libinjection 3.9.2's own C sources (BSD-3-Clause) are vendored in ``libinjection/`` and
-compiled into ``agent.injection._libinjection`` by setup.py; this module turns text into
+compiled into ``agent.detect.injection._libinjection`` by setup.py; this module turns text into
 the bytes it reads. The double-quote context of ``libinjection_is_sqli`` is optional here:
 it is MySQL-only, and lappguard guards PostgreSQL, where ``"..."`` is an identifier, never
 a string, so an injection has to break out of a single-quoted literal or be unquoted; that
@@ -12,7 +12,7 @@ check it against libinjection's own unit data).
 
 from __future__ import annotations
 
-from agent.injection import _libinjection
+from agent.detect.injection import _libinjection
 
 __all__ = ["VERSION", "is_xss", "sqli_fingerprint"]
 

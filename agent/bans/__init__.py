@@ -1,0 +1,1 @@
+"""Banning: Events are counted in jails and become ban Decisions (escalation, allowlist)."""

@@ -1,0 +1,1 @@
+"""Detection: a log line becomes an Event (rules, log formats, the HTTP parser, injection)."""
