@@ -1,0 +1,99 @@
+"""The one interface every firewall backend offers, so the ban logic never knows which it got.
+
+What the ban logic guarantees a backend: networks are canonical (``ip_network(strict)``),
+IPv4 and IPv6 mixed; entries in one call never overlap each other, nor (for ``ban``) what
+the backend already holds; an entry whose ``expires`` is past is never passed. What a
+backend guarantees in return: each call is one atomic change where the tool allows it
+(all of it or none), it never runs a shell, and any failure raises :class:`FirewallError`
+with a one-line reason, leaving the caller to keep the bans pending and retry.
+
+Expiry: the state store is the source of truth. Backends with native timeouts (nftables,
+ipset) get each entry's remaining time, capped at :attr:`Firewall.max_timeout`; the ban
+logic re-asserts longer bans at every sync and unbans expired ones itself.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class FirewallError(Exception):
+    """The firewall could not be changed or read (tool missing, permission denied, down)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One network to drop: until ``expires`` (UTC epoch seconds), or for good when None."""
+
+    network: Network
+    expires: float | None = None
+
+    def timeout(self, now: float, cap: float) -> int | None:
+        """Whole seconds left (at least 1, at most ``cap``), or None for a permanent entry."""
+        if self.expires is None:
+            return None
+        return int(min(cap, max(1, math.ceil(self.expires - now))))
+
+
+class Firewall(ABC):
+    """A place bans take effect. Methods may block on a tool or socket for a few seconds."""
+
+    #: Short name used in config, metrics and ``--backend``.
+    name: str = ""
+    #: Longest timeout the backend can hold natively (seconds); longer bans are re-asserted.
+    max_timeout: float = math.inf
+    #: The options of ``firewall.<name>:`` in the config: name -> (type, default). The
+    #: config loader checks them (file:line:field errors) before ``from_options`` runs.
+    options: Mapping[str, tuple[type, Any]] = {}
+
+    @classmethod
+    @abstractmethod
+    def from_options(cls, options: Mapping[str, Any], state_dir: Path) -> Firewall:
+        """The backend built from its validated options (defaults filled in)."""
+
+    @abstractmethod
+    def ban(self, entries: Sequence[Entry], now: float) -> None:
+        """Add entries in one change (creating our structures first if they are missing)."""
+
+    @abstractmethod
+    def unban(self, networks: Sequence[Network]) -> None:
+        """Remove networks in one change; one that is not there is not an error."""
+
+    @abstractmethod
+    def sync(self, entries: Sequence[Entry], now: float) -> None:
+        """Make the firewall hold exactly ``entries``: create what is missing, drop what is
+        not listed, re-assert every remaining timeout; one change, with no moment in which
+        a listed entry is absent."""
+
+    @abstractmethod
+    def listed(self) -> set[Network]:
+        """What the firewall holds now (expired elements it has not yet purged excluded)."""
+
+    @abstractmethod
+    def intact(self) -> bool:
+        """Cheap check that our structures (table, sets, rules, jail) are still installed.
+        False means someone flushed or reloaded the firewall: the caller re-syncs."""
+
+    @abstractmethod
+    def remove(self) -> None:
+        """Delete everything of ours from the firewall (uninstall, tests)."""
+
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing open
+        """Release connections or handles; the default has none."""
+
+
+def split_families(networks: Iterable[Network]) -> tuple[list[Network], list[Network]]:
+    """IPv4 and IPv6 networks apart: every backend keeps one set per family."""
+    v4: list[Network] = []
+    v6: list[Network] = []
+    for network in networks:
+        (v4 if network.version == 4 else v6).append(network)
+    return v4, v6
