@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.state import StateError
 from checks.yamlsource import InputError, LineDict, Problem, load_yaml
 from policies import builtin_policy
 
@@ -30,6 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         for problem in exc.problems:
             print(f"lappguard: {problem}", file=sys.stderr)
+        return 2
+    except StateError as exc:
+        print(f"lappguard: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0
@@ -54,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     types.set_defaults(handler=run_policy_types)
 
     _add_scan_command(commands)
+    from agent.commands import bans
+
+    bans.add_commands(commands)
     return parser
 
 

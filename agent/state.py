@@ -6,8 +6,8 @@ store active bans that the firewall is re-synced from at start. WAL lets ``lappg
 read while the daemon writes; every change is one transaction with ``synchronous=FULL``, so
 a committed change survives even a power cut and a half-done one never becomes visible.
 
-The schema is versioned with ``PRAGMA user_version``. To add tables (active bans, ban
-history, audit results), append one SQL script to ``_MIGRATIONS``: it runs once, in its own
+The schema is versioned with ``PRAGMA user_version``. To add tables (audit results, ...),
+append one SQL script to ``_MIGRATIONS``: it runs once, in its own
 transaction, on every existing database. A database written by a newer lappguard (version
 above ours) is refused rather than guessed at.
 
@@ -49,6 +49,56 @@ _MIGRATIONS: tuple[str, ...] = (
         source  TEXT PRIMARY KEY,
         cursor  TEXT NOT NULL,
         updated REAL NOT NULL
+    );
+    """,
+    # 2: bans (active ones and their history) and the hash-chained audit trail.
+    """
+    CREATE TABLE ban (
+        id         INTEGER PRIMARY KEY,
+        network    TEXT    NOT NULL,  -- what the firewall drops: canonical CIDR, scope applied
+        family     INTEGER NOT NULL,  -- 4 or 6
+        lo         BLOB    NOT NULL,  -- first address of network, 16 bytes big-endian
+        hi         BLOB    NOT NULL,  -- last address: overlaps and containment are range tests
+        ip         TEXT    NOT NULL,  -- the address the events named (the network if manual)
+        jail       TEXT    NOT NULL,  -- the jail, or "manual"
+        created    REAL    NOT NULL,
+        expires    REAL,              -- NULL: until removed
+        ended      REAL,              -- NULL while active
+        end_reason TEXT,              -- expired | unbanned | superseded
+        level      INTEGER NOT NULL,  -- 1 for a first ban, n for the n-th (escalation)
+        count      INTEGER NOT NULL,  -- events behind it (0 for a manual ban)
+        rule       TEXT,              -- the rule of the event that crossed the threshold
+        reason     TEXT    NOT NULL,
+        actor      TEXT    NOT NULL,  -- "daemon", or the person behind a manual action
+        first_line TEXT,
+        last_line  TEXT,
+        applied    INTEGER NOT NULL   -- 1 once the firewall confirmed it, 0 while pending
+    );
+    CREATE UNIQUE INDEX ban_one_active ON ban (network) WHERE ended IS NULL;
+    CREATE INDEX ban_active_range ON ban (family, lo, hi) WHERE ended IS NULL;
+    CREATE INDEX ban_history ON ban (family, lo, hi, created);
+    CREATE INDEX ban_by_ip ON ban (ip);
+    CREATE TABLE trail (
+        seq       INTEGER PRIMARY KEY,
+        time      REAL    NOT NULL,
+        action    TEXT    NOT NULL,
+        network   TEXT,
+        jail      TEXT,
+        actor     TEXT    NOT NULL,
+        detail    TEXT    NOT NULL,  -- canonical JSON
+        prev_hash BLOB    NOT NULL,
+        hash      BLOB    NOT NULL   -- sha256(prev_hash || canonical JSON of the record)
+    );
+    CREATE TABLE trail_head (
+        id   INTEGER PRIMARY KEY CHECK (id = 1),
+        seq  INTEGER NOT NULL,
+        hash BLOB    NOT NULL
+    );
+    CREATE TABLE firewall_debt (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        since   REAL    NOT NULL,  -- first failure not yet repaired by a sync
+        error   TEXT    NOT NULL,  -- the latest failure
+        retries INTEGER NOT NULL
     );
     """,
 )
@@ -138,6 +188,16 @@ class StateStore:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A consistent read: one snapshot for the whole block, never blocking writers."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield self._conn
+            finally:
+                self._conn.execute("COMMIT")
 
     def schema_version(self) -> int:
         with self._lock:

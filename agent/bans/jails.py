@@ -3,7 +3,8 @@
 Pure logic: no firewall, no storage, no wall clock of its own. The clock is passed in (the
 daemon passes real time; ``lappguard scan`` passes the time of the line being replayed), so
 the same code answers "would this have been banned?" for old logs and "ban now" live.
-The bans issue builds escalation, persistence and the firewall on top of ``Decision``.
+``agent.bans.manager`` turns a ``Decision`` into a ban that holds (escalation from the ban
+history, scope, allowlist, the store and the firewall).
 
 Memory is bounded: at most ``max_tracked`` (jail, address) windows are kept, the least
 recently seen are dropped first, so a flood of distinct addresses (each seen once) cannot
@@ -33,12 +34,41 @@ LOOPBACK: tuple[Network, ...] = (
 )
 DEFAULT_JAILS_FILE = POLICY_DIR / "jails.yaml"
 MAX_TRACKED = 100_000
-_JAIL_KEYS = ("name", "rules", "maxretry", "findtime", "bantime", "allowlist", "description")
+#: What a jail may set (in a jails file, or under ``jails.NAME:`` in the agent config).
+JAIL_FIELDS = ("rules", "maxretry", "findtime", "bantime", "allowlist", "description",
+               "escalate", "ipv4_prefix", "ipv6_prefix")  # fmt: skip
+_REQUIRED = ("rules", "maxretry", "findtime", "bantime")
+_ESCALATE_KEYS = ("factor", "max", "forget", "permanent_after")
+#: The longest ban one escalation step may reach before ``max`` caps it (no float overflow).
+_MAX_STEPS = 64
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """Longer bans for repeat offenders: each earlier ban of the same network within
+    ``forget`` seconds multiplies the ban time by ``factor``, up to ``max``; the
+    ``permanent_after``-th ban (when set) never expires."""
+
+    factor: float = 2.0
+    max: float = 7 * 86400.0
+    forget: float = 30 * 86400.0
+    permanent_after: int | None = None
+
+    def bantime(self, base: float, previous: int) -> float | None:
+        """Seconds to ban after ``previous`` earlier bans, or None for a permanent ban."""
+        if self.permanent_after is not None and previous + 1 >= self.permanent_after:
+            return None
+        cap = max(self.max, base)  # a jail whose own bantime exceeds the cap keeps it
+        return min(cap, base * self.factor ** min(previous, _MAX_STEPS))
 
 
 @dataclass(frozen=True)
 class Jail:
-    """Ban an address after ``maxretry`` events of ``rules`` within ``findtime`` seconds."""
+    """Ban an address after ``maxretry`` events of ``rules`` within ``findtime`` seconds.
+
+    The ban covers the address's ``ipv4_prefix`` or ``ipv6_prefix`` network: one IPv6
+    attacker is usually given a whole /64, and can hop across it at will.
+    """
 
     name: str
     rules: tuple[str, ...]  # rule ids, or shell-style globs such as "php-*"
@@ -46,6 +76,10 @@ class Jail:
     findtime: float
     bantime: float
     allowlist: tuple[Network, ...] = ()
+    escalate: Escalation = Escalation()
+    ipv4_prefix: int = 32
+    ipv6_prefix: int = 64
+    description: str = ""
 
     def covers(self, rule_id: str) -> bool:
         return any(fnmatch.fnmatchcase(rule_id, pattern) for pattern in self.rules)
@@ -53,7 +87,11 @@ class Jail:
 
 @dataclass(frozen=True)
 class Decision:
-    """Ban ``ip`` from ``time`` until ``until``: ``count`` events of ``jail`` in its window."""
+    """Ban ``ip`` from ``time`` until ``until``: ``count`` events of ``jail`` in its window.
+
+    ``first_line`` and ``last_line`` are the first event of the run and the one that
+    crossed the threshold (``source:line: text``), when the caller passed evidence.
+    """
 
     ip: str
     jail: str
@@ -61,6 +99,8 @@ class Decision:
     until: float
     count: int
     rule: str  # the rule of the event that crossed the threshold
+    first_line: str | None = field(default=None, compare=False)
+    last_line: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -73,6 +113,7 @@ class JailConfig:
 class _Window:
     times: deque[float] = field(default_factory=deque)
     banned_until: float = float("-inf")
+    first_line: str | None = None  # evidence of the event that started the current run
 
 
 class Jails:
@@ -119,10 +160,15 @@ class Jails:
         return listed or (bool(jail.allowlist) and _listed(ip, jail.allowlist))
 
     def observe(self, event: Event) -> Decision | None:
-        """Count one event; a Decision when its address crosses a jail's threshold."""
-        return self.count(event.rule, event.ip, event.time, self._clock())
+        """Count one event; a Decision (with the lines behind it) when its address crosses
+        a jail's threshold."""
+        where = f"{event.source}:{event.line}" if event.line else event.source
+        evidence = f"{where}: {event.evidence}"
+        return self.count(event.rule, event.ip, event.time, self._clock(), evidence)
 
-    def count(self, rule: str, ip: str, when: float, now: float) -> Decision | None:
+    def count(
+        self, rule: str, ip: str, when: float, now: float, evidence: str | None = None
+    ) -> Decision | None:
         """:meth:`observe` for an event given by its parts, at ``now`` (what ``clock``
         says): offline scans replay millions of events without building them."""
         try:
@@ -149,16 +195,19 @@ class Jails:
         if when < window.banned_until:
             return None
         times = window.times
-        times.append(when)
         horizon = when - jail.findtime
         while times and times[0] < horizon:
             times.popleft()
+        if not times:
+            window.first_line = evidence
+        times.append(when)
         if len(times) < jail.maxretry:
             return None
         count = len(times)
         times.clear()
         window.banned_until = when + jail.bantime
-        return Decision(ip, jail.name, when, window.banned_until, count, rule)
+        first, window.first_line = window.first_line, None
+        return Decision(ip, jail.name, when, window.banned_until, count, rule, first, evidence)
 
     @property
     def tracked(self) -> int:
@@ -216,44 +265,124 @@ def _jail(
         return None
     before = len(problems)
     for key in raw:
-        if key not in _JAIL_KEYS:
-            problems.append(
-                Problem(file, raw.line_of(key), f"{where}.{key}", f"unknown key ({_JAIL_KEYS})")
-            )
+        if key != "name" and key not in JAIL_FIELDS:
+            problems.append(Problem(file, raw.line_of(key), f"{where}.{key}",
+                                    f"unknown key (name, {', '.join(JAIL_FIELDS)})"))  # fmt: skip
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         problems.append(Problem(file, raw.line, f"{where}.name", "is required"))
     else:
         where = f"{where}({name})"
-    rules = raw.get("rules")
-    if not isinstance(rules, list) or not rules or not all(isinstance(r, str) for r in rules):
-        problems.append(
-            Problem(file, line_of(raw, "rules"), f"{where}.rules", "a list of rule ids or globs")
-        )
-        rules = []
-    elif known:
-        for index, pattern in enumerate(rules):
-            if not fnmatch.filter(known, pattern):
-                problems.append(
-                    Problem(file, line_of(rules, index), f"{where}.rules[{index}]", "no such rule")
-                )
-    maxretry = raw.get("maxretry")
-    if isinstance(maxretry, bool) or not isinstance(maxretry, int) or maxretry < 1:
-        problems.append(
-            Problem(file, line_of(raw, "maxretry"), f"{where}.maxretry", "a whole number >= 1")
-        )
-    times: dict[str, float] = {}
-    for key in ("findtime", "bantime"):
-        try:
-            times[key] = parse_duration(raw[key])
-        except KeyError:
-            problems.append(Problem(file, raw.line, f"{where}.{key}", "is required (e.g. 10m)"))
-        except ValueError as exc:
-            problems.append(Problem(file, raw.line_of(key), f"{where}.{key}", str(exc)))
-    allowlist = _networks(raw, "allowlist", file, f"{where}.allowlist", problems)
+    fields = parse_jail_fields(raw, file, where, problems, known)
+    for key in _REQUIRED:
+        if key not in raw:
+            problems.append(Problem(file, raw.line, f"{where}.{key}", "is required"))
     if len(problems) != before:
         return None
-    return Jail(name, tuple(rules), maxretry, times["findtime"], times["bantime"], allowlist)
+    return Jail(name=name, **fields)
+
+
+def parse_jail_fields(
+    raw: LineDict, file: str, where: str, problems: list[Problem], known: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The jail fields present in ``raw``, checked and converted (unknown keys are the
+    caller's concern); each bad one adds a problem and is left out."""
+    fields: dict[str, Any] = {}
+    if "rules" in raw:
+        rules = raw["rules"]
+        if not isinstance(rules, list) or not rules or not all(isinstance(r, str) for r in rules):
+            problems.append(
+                Problem(file, raw.line_of("rules"), f"{where}.rules", "a list of rule ids or globs")
+            )
+        else:
+            for index, pattern in enumerate(rules):
+                if known and not fnmatch.filter(known, pattern):
+                    problems.append(Problem(file, line_of(rules, index),
+                                            f"{where}.rules[{index}]", "no such rule"))  # fmt: skip
+            fields["rules"] = tuple(rules)
+    if "maxretry" in raw:
+        value = _whole(raw, "maxretry", 1, 1_000_000, file, where, problems)
+        if value is not None:
+            fields["maxretry"] = value
+    for key in ("findtime", "bantime"):
+        if key in raw:
+            value = _duration(raw, key, file, f"{where}.{key}", problems)
+            if value is not None:
+                fields[key] = value
+    if "allowlist" in raw:
+        fields["allowlist"] = _networks(raw, "allowlist", file, f"{where}.allowlist", problems)
+    if "description" in raw:
+        fields["description"] = str(raw["description"])
+    for key, top in (("ipv4_prefix", 32), ("ipv6_prefix", 128)):
+        if key in raw:
+            value = _whole(raw, key, 1, top, file, where, problems)
+            if value is not None:
+                fields[key] = value
+    if "escalate" in raw:
+        escalation = _escalation(raw, file, f"{where}.escalate", problems)
+        if escalation is not None:
+            fields["escalate"] = escalation
+    return fields
+
+
+def _escalation(raw: LineDict, file: str, where: str, problems: list[Problem]) -> Escalation | None:
+    section = raw["escalate"]
+    if not isinstance(section, LineDict):
+        problems.append(Problem(file, raw.line_of("escalate"), where,
+                                f"a mapping of {', '.join(_ESCALATE_KEYS)}"))  # fmt: skip
+        return None
+    before = len(problems)
+    for key in section:
+        if key not in _ESCALATE_KEYS:
+            problems.append(Problem(file, section.line_of(key), f"{where}.{key}",
+                                    f"unknown key ({', '.join(_ESCALATE_KEYS)})"))  # fmt: skip
+    values: dict[str, Any] = {}
+    if "factor" in section:
+        factor = section["factor"]
+        if (
+            isinstance(factor, bool)
+            or not isinstance(factor, int | float)
+            or not 1 <= factor <= 100
+        ):
+            problems.append(Problem(file, section.line_of("factor"), f"{where}.factor",
+                                    "a number from 1 (no escalation) to 100"))  # fmt: skip
+        else:
+            values["factor"] = float(factor)
+    for key in ("max", "forget"):
+        if key in section:
+            value = _duration(section, key, file, f"{where}.{key}", problems)
+            if value is not None:
+                values[key] = value
+    if section.get("permanent_after") is not None:
+        value = _whole(section, "permanent_after", 1, 1_000_000, file, where, problems)
+        if value is not None:
+            values["permanent_after"] = value
+    return Escalation(**values) if len(problems) == before else None
+
+
+def _whole(
+    raw: LineDict, key: str, low: int, high: int, file: str, where: str, problems: list[Problem]
+) -> int | None:
+    value = raw[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        problems.append(Problem(file, raw.line_of(key), f"{where}.{key}",
+                                f"a whole number from {low} to {high}"))  # fmt: skip
+        return None
+    return value
+
+
+def _duration(
+    raw: LineDict, key: str, file: str, where: str, problems: list[Problem]
+) -> float | None:
+    try:
+        seconds = parse_duration(raw[key])
+    except ValueError as exc:
+        problems.append(Problem(file, raw.line_of(key), where, str(exc)))
+        return None
+    if not 0 < seconds < 100 * 365 * 86400:
+        problems.append(Problem(file, raw.line_of(key), where, "must be above 0 and below 100y"))
+        return None
+    return seconds
 
 
 def _networks(

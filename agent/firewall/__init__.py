@@ -7,6 +7,8 @@ and class that implement it; a backend is imported only when chosen.
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,8 +25,26 @@ BACKENDS: dict[str, tuple[str, str]] = {
 __all__ = ["BACKENDS", "Entry", "Firewall", "FirewallError", "Network", "open_firewall"]
 
 
-def open_firewall(name: str, options: Mapping[str, Any], state_dir: Path) -> Firewall:
-    """The backend ``name`` built from its config options (``firewall.<name>:``)."""
+def backend_class(name: str) -> type[Firewall]:
     module_name, class_name = BACKENDS[name]
-    backend = getattr(importlib.import_module(module_name), class_name)
-    return backend.from_options(options, state_dir)
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def open_firewall(name: str, options: Mapping[str, Any], state_dir: Path) -> Firewall:
+    """The backend ``name`` built from its config options (``firewall.<name>:``), with
+    the defaults of options the config does not set."""
+    backend = backend_class(name)
+    values = {key: default for key, (_kind, default) in backend.options.items()}
+    values.update(options)
+    return backend.from_options(values, state_dir)
+
+
+def choose_backend(name: str) -> tuple[str, str | None]:
+    """The backend to use for a configured name, and a warning when it is not a real one:
+    ``auto`` is nftables where the nft tool exists, else dry-run (which bans nothing)."""
+    if name != "auto":
+        return name, None
+    search = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    if shutil.which("nft", path=search):
+        return "nftables", None
+    return "dry-run", "nft not found: bans are only RECORDED (dry-run), nothing is blocked"

@@ -1,0 +1,232 @@
+"""Bans in the state database: the active ones, their history, and the firewall's debt.
+
+The ``ban`` table is the source of truth the firewall is synced from: a ban is written here
+(``applied = 0``) before the firewall is touched and marked applied once the firewall
+confirmed it, so a crash in between is repaired by the next sync. A network is stored with
+its first and last address as 16-byte big-endian blobs, so "is this network inside an
+active ban?" and "which bans does it cover?" are index range scans, not Python loops.
+
+Functions taking ``conn`` run inside the caller's ``StateStore.transaction()``, so a ban, its
+trail record and any bans it supersedes commit together.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from agent.firewall.base import Entry, Network
+
+_COLUMNS = ("id, network, ip, jail, created, expires, ended, end_reason, level, count, rule,"
+            " reason, actor, first_line, last_line, applied")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BanRecord:
+    id: int
+    network: Network
+    ip: str
+    jail: str
+    created: float
+    expires: float | None
+    ended: float | None
+    end_reason: str | None
+    level: int
+    count: int
+    rule: str | None
+    reason: str
+    actor: str
+    first_line: str | None
+    last_line: str | None
+    applied: bool
+
+    @property
+    def entry(self) -> Entry:
+        return Entry(self.network, self.expires)
+
+    def as_json(self) -> dict:
+        return {
+            "network": str(self.network),
+            "ip": self.ip,
+            "jail": self.jail,
+            "since": self.created,
+            "until": self.expires,
+            "ended": self.ended,
+            "end_reason": self.end_reason,
+            "level": self.level,
+            "count": self.count,
+            "rule": self.rule,
+            "reason": self.reason,
+            "actor": self.actor,
+            "first_line": self.first_line,
+            "last_line": self.last_line,
+            "pending": not self.applied and self.ended is None,
+        }
+
+
+@dataclass(frozen=True)
+class NewBan:
+    """A ban about to be written (the manager has checked scope, allowlist and overlaps)."""
+
+    network: Network
+    ip: str
+    jail: str
+    created: float
+    expires: float | None
+    level: int
+    count: int
+    rule: str | None
+    reason: str
+    actor: str
+    first_line: str | None = None
+    last_line: str | None = None
+
+
+def bounds(network: Network) -> tuple[int, bytes, bytes]:
+    """(family, first address, last address) as the table stores them."""
+    lo = int(network.network_address).to_bytes(16, "big")
+    hi = int(network.broadcast_address).to_bytes(16, "big")
+    return network.version, lo, hi
+
+
+def _record(row: Sequence) -> BanRecord:
+    (id_, network, ip, jail, created, expires, ended, end_reason, level, count, rule, reason,
+     actor, first_line, last_line, applied) = row  # fmt: skip
+    return BanRecord(id_, ipaddress.ip_network(network), ip, jail, created, expires, ended,
+                     end_reason, level, count, rule, reason, actor, first_line, last_line,
+                     bool(applied))  # fmt: skip
+
+
+def covering(conn: sqlite3.Connection, network: Network) -> BanRecord | None:
+    """The active ban whose network holds all of ``network``, if any."""
+    family, lo, hi = bounds(network)
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM ban WHERE ended IS NULL AND family = ? AND lo <= ? AND hi >= ?"
+        " ORDER BY lo DESC LIMIT 1",
+        (family, lo, hi),
+    ).fetchone()
+    return _record(row) if row else None
+
+
+def covered(conn: sqlite3.Connection, network: Network) -> list[BanRecord]:
+    """Active bans lying wholly inside ``network`` (a wider ban supersedes them)."""
+    family, lo, hi = bounds(network)
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM ban WHERE ended IS NULL AND family = ? AND lo >= ? AND hi <= ?",
+        (family, lo, hi),
+    ).fetchall()
+    return [_record(row) for row in rows]
+
+
+def previous_bans(conn: sqlite3.Connection, network: Network, since: float) -> int:
+    """Bans of this very network (or inside it) created at or after ``since``."""
+    family, lo, hi = bounds(network)
+    return conn.execute(
+        "SELECT count(*) FROM ban WHERE family = ? AND lo >= ? AND hi <= ? AND created >= ?",
+        (family, lo, hi, since),
+    ).fetchone()[0]
+
+
+def insert(conn: sqlite3.Connection, bans: Iterable[NewBan]) -> None:
+    rows = []
+    for ban in bans:
+        family, lo, hi = bounds(ban.network)
+        rows.append((str(ban.network), family, lo, hi, ban.ip, ban.jail, ban.created,
+                     ban.expires, ban.level, ban.count, ban.rule, ban.reason, ban.actor,
+                     ban.first_line, ban.last_line))  # fmt: skip
+    conn.executemany(
+        "INSERT INTO ban (network, family, lo, hi, ip, jail, created, expires, level, count,"
+        " rule, reason, actor, first_line, last_line, applied)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+        rows,
+    )
+
+
+def end(conn: sqlite3.Connection, ids: Iterable[int], when: float, reason: str) -> None:
+    conn.executemany(
+        "UPDATE ban SET ended = ?, end_reason = ? WHERE id = ? AND ended IS NULL",
+        [(when, reason, id_) for id_ in ids],
+    )
+
+
+def active_by_network(conn: sqlite3.Connection, networks: Iterable[Network]) -> list[BanRecord]:
+    found = []
+    for network in networks:
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM ban WHERE ended IS NULL AND network = ?", (str(network),)
+        ).fetchone()
+        if row:
+            found.append(_record(row))
+    return found
+
+
+def due(conn: sqlite3.Connection, now: float) -> list[BanRecord]:
+    """Active bans whose time is up."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM ban WHERE ended IS NULL AND expires IS NOT NULL AND expires <= ?",
+        (now,),
+    ).fetchall()
+    return [_record(row) for row in rows]
+
+
+def active(conn: sqlite3.Connection) -> list[BanRecord]:
+    """Active bans, oldest first."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM ban WHERE ended IS NULL ORDER BY created, id"
+    ).fetchall()
+    return [_record(row) for row in rows]
+
+
+def every_ban(conn: sqlite3.Connection) -> list[BanRecord]:
+    """Active and ended bans, oldest first."""
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM ban ORDER BY created, id").fetchall()
+    return [_record(row) for row in rows]
+
+
+def history(conn: sqlite3.Connection, network: Network) -> list[BanRecord]:
+    """Every ban, past or present, that held any part of ``network``."""
+    family, lo, hi = bounds(network)
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM ban WHERE family = ? AND lo <= ? AND hi >= ? ORDER BY created, id",
+        (family, hi, lo),
+    ).fetchall()
+    return [_record(row) for row in rows]
+
+
+def pending_count(conn: sqlite3.Connection) -> int:
+    """Active bans the firewall has not confirmed yet."""
+    query = "SELECT count(*) FROM ban WHERE ended IS NULL AND applied = 0"
+    return conn.execute(query).fetchone()[0]
+
+
+def debt(conn: sqlite3.Connection) -> tuple[float, str, int] | None:
+    """(since, last error, retries) while the firewall owes us a sync, else None."""
+    row = conn.execute("SELECT since, error, retries FROM firewall_debt").fetchone()
+    return (row[0], row[1], row[2]) if row else None
+
+
+def mark_applied(conn: sqlite3.Connection, networks: Iterable[Network]) -> None:
+    conn.executemany(
+        "UPDATE ban SET applied = 1 WHERE ended IS NULL AND network = ?",
+        [(str(network),) for network in networks],
+    )
+
+
+def clear_debt(conn: sqlite3.Connection, seen: tuple[float, str, int] | None) -> None:
+    """A sync that started when the debt was ``seen`` succeeded: clear it, unless another
+    failure (another process, meanwhile) has changed it since."""
+    if seen is not None:
+        conn.execute(
+            "DELETE FROM firewall_debt WHERE since = ? AND error = ? AND retries = ?", seen
+        )
+
+
+def record_debt(conn: sqlite3.Connection, when: float, error: str) -> None:
+    """The firewall failed: remember it until a sync succeeds (pending bans stay 0)."""
+    conn.execute(
+        "INSERT INTO firewall_debt VALUES (1, ?, ?, 0) ON CONFLICT (id)"
+        " DO UPDATE SET error = excluded.error, retries = retries + 1",
+        (when, error),
+    )

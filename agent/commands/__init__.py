@@ -1,0 +1,1 @@
+"""Subcommands of the lappguard command line, one module per family."""

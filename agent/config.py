@@ -1,0 +1,339 @@
+"""The agent's config file (``/etc/lappguard/agent.yaml``): read, checked, defaults filled in.
+
+Every default works with no file at all. Every problem names file, line and field, all of
+them in one pass, so a sysadmin fixes a config in one edit. Unknown keys are errors: a
+misspelled ``alowlist:`` silently ignored would leave the office network bannable.
+
+The shape (README, "Configuration", documents each key; ``contrib/agent.yaml`` is a
+commented example)::
+
+    state_dir: /var/lib/lappguard
+    metrics: {listen: "127.0.0.1:19849", web_config: /etc/lappguard/web.yml}
+    firewall: {backend: nftables, nftables: {table: lappguard}}
+    allowlist: ["192.0.2.0/24"]
+    sources: [{kind: sshd, journal: {unit: ssh.service}}, {kind: sshd, path: /var/log/auth.log}]
+    jails: {sshd: {maxretry: 5, findtime: 10m, bantime: 1h, escalate: {factor: 2, max: 7d}}}
+    audit: {policies: [lapp-baseline], interval: 1h, vars: {office_networks: [192.0.2.0/24]}}
+
+``variables:`` (top level) is the older spelling of ``audit.vars`` and still accepted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.bans.jails import JAIL_FIELDS, Network, parse_jail_fields
+from checks.params import parse_duration
+from checks.yamlsource import InputError, LineDict, LineList, Problem, line_of, load_yaml
+
+DEFAULT_CONFIG = Path("/etc/lappguard/agent.yaml")
+DEFAULT_STATE_DIR = Path("/var/lib/lappguard")
+#: Outside 9100-9999 (Prometheus' exporter range, fully allocated) and below Linux's
+#: ephemeral ports, so neither another exporter nor an outgoing connection holds it.
+DEFAULT_METRICS_PORT = 19849
+SOURCE_KINDS = ("sshd", "apache_access", "apache_error", "postgresql", "php")
+FIREWALL_CHOICES = ("auto", "nftables", "ipset", "fail2ban", "dry-run")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One log to follow: a file (path or glob) or a journald unit, and how to read it."""
+
+    kind: str
+    path: str | None = None
+    journal_unit: str | None = None
+    name: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    policies: tuple[str, ...] = ("lapp-baseline",)
+    interval: float = 3600.0
+    vars: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    listen: str = f"127.0.0.1:{DEFAULT_METRICS_PORT}"
+    web_config: str | None = None
+
+
+@dataclass(frozen=True)
+class FirewallConfig:
+    backend: str = "auto"
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """The effective configuration; ``file`` is None when built from defaults alone."""
+
+    file: str | None = None
+    state_dir: Path = DEFAULT_STATE_DIR
+    metrics: MetricsConfig = MetricsConfig()
+    firewall: FirewallConfig = FirewallConfig()
+    allowlist: tuple[Network, ...] = ()
+    sources: tuple[SourceConfig, ...] | None = None  # None: discover what this host has
+    jails: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # overrides by name
+    audit: AuditConfig = AuditConfig()
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir / "state.db"
+
+
+def load_config(path: str | Path | None = None) -> AgentConfig:
+    """The config at ``path``, or the default file when it exists, or the defaults."""
+    if path is None:
+        if not DEFAULT_CONFIG.exists():
+            return AgentConfig()
+        path = DEFAULT_CONFIG
+    name = str(path)
+    document = load_yaml(path)
+    if document is None:
+        return AgentConfig(file=name)
+    if not isinstance(document, LineDict):
+        raise InputError([Problem(name, 1, "", "the config file must be a YAML mapping")])
+    reader = _Reader(name)
+    config = reader.agent(document)
+    if reader.problems:
+        raise InputError(reader.problems)
+    return config
+
+
+class _Reader:
+    """Walks one config document, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+
+    def problem(self, container: Any, key: Any, where: str, message: str) -> None:
+        self.problems.append(Problem(self.file, line_of(container, key), where, message))
+
+    def known_keys(self, raw: LineDict, keys: tuple[str, ...], where: str) -> None:
+        for key in raw:
+            if key not in keys:
+                place = f"{where}.{key}" if where else str(key)
+                self.problem(raw, key, place, f"unknown key (expected one of: {', '.join(keys)})")
+
+    def mapping(self, raw: LineDict, key: str, where: str) -> LineDict | None:
+        value = raw.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, LineDict):
+            self.problem(raw, key, where, "must be a mapping")
+            return None
+        return value
+
+    def convert(self, raw: LineDict, key: str, where: str, parse: Callable[[Any], Any]) -> Any:
+        """``parse(raw[key])``, or None (with a problem) when it raises ValueError."""
+        try:
+            return parse(raw[key])
+        except (ValueError, TypeError) as exc:
+            self.problem(raw, key, where, str(exc))
+            return None
+
+    def agent(self, doc: LineDict) -> AgentConfig:
+        keys = ("state_dir", "metrics", "firewall", "allowlist", "sources", "jails", "audit",
+                "variables")  # fmt: skip
+        self.known_keys(doc, keys, "")
+        defaults = AgentConfig()
+        state_dir = defaults.state_dir
+        if "state_dir" in doc:
+            state_dir = Path(self.convert(doc, "state_dir", "state_dir", _absolute_path) or ".")
+        return AgentConfig(
+            file=self.file,
+            state_dir=state_dir,
+            metrics=self.metrics(doc),
+            firewall=self.firewall(doc),
+            allowlist=self.networks(doc, "allowlist", "allowlist"),
+            sources=self.sources(doc),
+            jails=self.jails(doc),
+            audit=self.audit(doc),
+        )
+
+    def metrics(self, doc: LineDict) -> MetricsConfig:
+        raw = self.mapping(doc, "metrics", "metrics")
+        if raw is None:
+            return MetricsConfig()
+        self.known_keys(raw, ("listen", "web_config"), "metrics")
+        listen = MetricsConfig.listen
+        if "listen" in raw:
+            listen = self.convert(raw, "listen", "metrics.listen", parse_listen) or listen
+        web_config = None
+        if raw.get("web_config") is not None:
+            web_config = self.convert(raw, "web_config", "metrics.web_config", _absolute_path)
+        return MetricsConfig(listen, web_config)
+
+    def firewall(self, doc: LineDict) -> FirewallConfig:
+        from agent.firewall import BACKENDS, backend_class
+
+        raw = self.mapping(doc, "firewall", "firewall")
+        if raw is None:
+            return FirewallConfig()
+        self.known_keys(raw, ("backend", *BACKENDS), "firewall")
+        backend = raw.get("backend", "auto")
+        if backend not in FIREWALL_CHOICES:
+            self.problem(raw, "backend", "firewall.backend",
+                         f"{backend!r} is not one of {', '.join(FIREWALL_CHOICES)}")  # fmt: skip
+        options: dict[str, dict[str, Any]] = {}
+        for name in BACKENDS:
+            section = self.mapping(raw, name, f"firewall.{name}")
+            if section is None:
+                continue
+            spec = backend_class(name).options
+            self.known_keys(section, tuple(spec), f"firewall.{name}")
+            values: dict[str, Any] = {}
+            for key, (kind, _default) in spec.items():
+                if key in section:
+                    value = section[key]
+                    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                        value = float(value)
+                    if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
+                        self.problem(section, key, f"firewall.{name}.{key}",
+                                     f"must be a {kind.__name__}")  # fmt: skip
+                        continue
+                    values[key] = value
+            options[name] = values
+        return FirewallConfig(backend, options)
+
+    def networks(self, raw: LineDict, key: str, where: str) -> tuple[Network, ...]:
+        value = raw.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, LineList):
+            self.problem(raw, key, where, "must be a list of addresses or CIDR networks")
+            return ()
+        found = []
+        for index, item in enumerate(value):
+            try:
+                found.append(ipaddress.ip_network(str(item), strict=False))
+            except ValueError as exc:
+                self.problem(value, index, f"{where}[{index}]", str(exc))
+        return tuple(found)
+
+    def sources(self, doc: LineDict) -> tuple[SourceConfig, ...] | None:
+        value = doc.get("sources")
+        if value is None:
+            return None
+        if not isinstance(value, LineList):
+            self.problem(doc, "sources", "sources", "must be a list")
+            return None
+        found = []
+        for index, raw in enumerate(value):
+            where = f"sources[{index}]"
+            if not isinstance(raw, LineDict):
+                self.problem(value, index, where, "must be a mapping with kind and path or journal")
+                continue
+            source = self.source(raw, where)
+            if source is not None:
+                found.append(source)
+        return tuple(found)
+
+    def source(self, raw: LineDict, where: str) -> SourceConfig | None:
+        option_keys = ("access_log_format", "trusted_proxies", "pg_prefix", "timezone", "level")
+        self.known_keys(raw, ("kind", "path", "journal", "name", *option_keys), where)
+        kind = raw.get("kind")
+        if kind not in SOURCE_KINDS:
+            self.problem(raw, "kind", f"{where}.kind",
+                         f"{kind!r} is not one of {', '.join(SOURCE_KINDS)}")  # fmt: skip
+            return None
+        path, unit = raw.get("path"), None
+        journal = self.mapping(raw, "journal", f"{where}.journal")
+        if journal is not None:
+            self.known_keys(journal, ("unit",), f"{where}.journal")
+            unit = journal.get("unit")
+            if not isinstance(unit, str) or not unit:
+                self.problem(journal, "unit", f"{where}.journal.unit", "a systemd unit name")
+                return None
+        if (path is None) == (unit is None):
+            self.problem(raw, "kind", where, "give exactly one of path or journal")
+            return None
+        if path is not None:
+            path = self.convert(raw, "path", f"{where}.path", _absolute_path)
+            if path is None:
+                return None
+        name = raw.get("name")
+        if name is not None and not isinstance(name, str):
+            self.problem(raw, "name", f"{where}.name", "must be a string")
+        options = {key: raw[key] for key in option_keys if key in raw}
+        return SourceConfig(kind, path, unit, name, options)
+
+    def jails(self, doc: LineDict) -> dict[str, dict[str, Any]]:
+        raw = self.mapping(doc, "jails", "jails")
+        if raw is None:
+            return {}
+        found: dict[str, dict[str, Any]] = {}
+        for name, fields in raw.items():
+            where = f"jails.{name}"
+            if not isinstance(fields, LineDict):
+                self.problem(raw, name, where, "must be a mapping of jail fields")
+                continue
+            self.known_keys(fields, JAIL_FIELDS, where)
+            found[str(name)] = parse_jail_fields(fields, self.file, where, self.problems)
+        return found
+
+    def audit(self, doc: LineDict) -> AuditConfig:
+        raw = self.mapping(doc, "audit", "audit") or LineDict()
+        self.known_keys(raw, ("policies", "interval", "vars"), "audit")
+        policies = AuditConfig.policies
+        if "policies" in raw:
+            value = raw["policies"]
+            if (
+                not isinstance(value, list)
+                or not value
+                or not all(isinstance(p, str) and p for p in value)
+            ):
+                self.problem(raw, "policies", "audit.policies", "a list of policy names or files")
+            else:
+                policies = tuple(value)
+        interval = AuditConfig.interval
+        if "interval" in raw:
+            interval = self.convert(raw, "interval", "audit.interval", _positive_duration)
+        variables: dict[str, Any] = {}
+        for key, where in (("vars", "audit.vars"), ("variables", "variables")):
+            container = raw if key == "vars" else doc
+            section = self.mapping(container, key, where)
+            if section is None:
+                continue
+            if variables:
+                self.problem(container, key, where, "variables are set in both audit.vars and"
+                             " variables: keep one")  # fmt: skip
+            variables = dict(section)
+        return AuditConfig(policies, interval or AuditConfig.interval, variables)
+
+
+def parse_listen(value: Any) -> str:
+    """``host:port`` (IPv6 in brackets) with a valid address and port; returned as given."""
+    if not isinstance(value, str):
+        raise ValueError("expected host:port, e.g. 127.0.0.1:19849 or [::1]:19849")
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{value!r}: expected host:port, e.g. 127.0.0.1:{DEFAULT_METRICS_PORT}")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            raise ValueError(f"{value!r}: {host!r} is not an IP address") from None
+    return value
+
+
+def _absolute_path(value: Any) -> str:
+    if not isinstance(value, str) or not os.path.isabs(value) or "\0" in value:
+        raise ValueError(f"{value!r} is not an absolute path")
+    return value
+
+
+def _positive_duration(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError("must be longer than zero")
+    return seconds
