@@ -33,6 +33,15 @@ def require_program(*names: str) -> str:
     return ""
 
 
+def lappguard_command() -> str:
+    """The installed console script, as a sysadmin runs it: next to the interpreter running
+    the tests (the venv), else on PATH."""
+    import sys
+
+    command = shutil.which("lappguard", path=str(Path(sys.executable).parent))
+    return command or require_program("lappguard")
+
+
 def require_shared_data(relative: str) -> Path:
     """An evaluation-only data set, read in place from ../shared/data."""
     path = SHARED_DATA / relative

@@ -6,13 +6,12 @@ import gzip
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, PROJECT_ROOT, require_program
+from conftest import FIXTURES, PROJECT_ROOT, lappguard_command
 
 from agent.cli import main
 from agent.scan import iter_blocks
@@ -211,11 +210,11 @@ def test_overlong_lines_are_cut_at_a_character_boundary_in_one_pass():
 
 def test_the_installed_command(tmp_path: Path):
     """The console script, as a sysadmin runs it."""
-    # next to the interpreter running the tests (the venv), else on PATH
-    command = shutil.which("lappguard", path=str(Path(sys.executable).parent))
-    command = command or require_program("lappguard")
     result = subprocess.run(
-        [command, "scan", "--format", "json", AUTH], capture_output=True, text=True, check=False
+        [lappguard_command(), "scan", "--format", "json", AUTH],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0 and json.loads(result.stdout)["events"] == 15
 

@@ -32,6 +32,7 @@ from agent.bans import store
 from agent.bans.allowlist import Allowlist
 from agent.bans.jails import Decision, Jail
 from agent.bans.trail import TrailWriter
+from agent.detect.events import normalise_ip
 from agent.firewall.base import Entry, Firewall, FirewallError, Network
 from agent.state import StateStore
 
@@ -109,9 +110,12 @@ class BanManager:
             jail = self.jails.get(decision.jail)
             if jail is None:
                 raise KeyError(f"decision for unknown jail {decision.jail!r}")
+            address = normalise_ip(decision.ip)  # IPv4-mapped IPv6 is the IPv4 host
+            if address is None:
+                raise ValueError(f"decision names no address: {decision.ip!r}")
             requests.append(
                 BanRequest(
-                    target=ipaddress.ip_network(decision.ip),
+                    target=ipaddress.ip_network(address),
                     jail=jail,
                     reason=f"{decision.count} events of jail {jail.name} within"
                     f" {_span(jail.findtime)} (last: {decision.rule})",
