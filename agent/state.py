@@ -72,6 +72,7 @@ _MIGRATIONS: tuple[str, ...] = (
         actor      TEXT    NOT NULL,  -- "daemon", or the person behind a manual action
         first_line TEXT,
         last_line  TEXT,
+        replaces   INTEGER NOT NULL,  -- bans inside it that it superseded (0 mostly)
         applied    INTEGER NOT NULL   -- 1 once the firewall confirmed it, 0 while pending
     );
     CREATE UNIQUE INDEX ban_one_active ON ban (network) WHERE ended IS NULL;
@@ -94,6 +95,19 @@ _MIGRATIONS: tuple[str, ...] = (
         seq  INTEGER NOT NULL,
         hash BLOB    NOT NULL
     );
+    CREATE INDEX ban_pending ON ban (applied) WHERE ended IS NULL AND applied = 0;
+    CREATE TABLE event (
+        id       INTEGER PRIMARY KEY,
+        time     REAL    NOT NULL,  -- when the line says it happened (UTC epoch seconds)
+        rule     TEXT    NOT NULL,
+        jail     TEXT    NOT NULL,
+        ip       TEXT    NOT NULL,
+        source   TEXT    NOT NULL,
+        line     INTEGER,
+        evidence TEXT    NOT NULL
+    );
+    CREATE INDEX event_by_time ON event (time);
+    CREATE INDEX event_by_ip ON event (ip, time);
     CREATE TABLE firewall_debt (
         id      INTEGER PRIMARY KEY CHECK (id = 1),
         since   REAL    NOT NULL,  -- first failure not yet repaired by a sync

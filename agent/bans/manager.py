@@ -33,7 +33,7 @@ from agent.bans.allowlist import Allowlist
 from agent.bans.jails import Decision, Jail
 from agent.bans.trail import TrailWriter
 from agent.detect.events import normalise_ip
-from agent.firewall.base import Entry, Firewall, FirewallError, Network
+from agent.firewall.base import Firewall, FirewallError, Network
 from agent.state import StateStore
 
 MANUAL = "manual"
@@ -103,8 +103,8 @@ class BanManager:
 
     # -- banning ----------------------------------------------------------------------
 
-    def decide(self, decisions: Sequence[Decision]) -> list[Outcome]:
-        """Ban the addresses jails decided on (a decision of an unknown jail is refused)."""
+    def requests_for(self, decisions: Sequence[Decision]) -> list[BanRequest]:
+        """Ban requests for what jails decided (a decision of an unknown jail is a bug)."""
         requests = []
         for decision in decisions:
             jail = self.jails.get(decision.jail)
@@ -125,33 +125,57 @@ class BanManager:
                     last_line=decision.last_line,
                 )
             )
-        return self.ban(requests)
+        return requests
+
+    def decide(self, decisions: Sequence[Decision]) -> list[Outcome]:
+        """Ban the addresses jails decided on, store and firewall at once."""
+        return self.ban(self.requests_for(decisions))
 
     def ban(self, requests: Sequence[BanRequest]) -> list[Outcome]:
-        """Write the bans (one transaction), then put them in the firewall (one call)."""
+        """Record the bans, then put them into the firewall straight away (the command
+        line's way; the daemon records and leaves the firewall to its own thread)."""
+        outcomes = self.record(requests)
+        if any(outcome.status == "banned" for outcome in outcomes):
+            error = self.flush()
+            if error is not None:
+                outcomes = [_pending(o, error) if o.status == "banned" else o for o in outcomes]
+        return outcomes
+
+    def record(self, requests: Sequence[BanRequest]) -> list[Outcome]:
+        """Decide and store the bans in one transaction, pending for the firewall."""
         now = self._clock()
         outcomes: list[Outcome] = []
-        entries: list[Entry] = []
-        superseded: list[Network] = []
         with self.state.transaction() as conn:
             trail = TrailWriter(conn)
             # widest first: a narrower request in the same batch then finds it "already"
             for request in sorted(requests, key=lambda r: r.target.prefixlen):
-                outcome, gone = self._ban_one(conn, trail, request, now)
-                outcomes.append(outcome)
-                superseded += gone
-                if outcome.status == "banned":
-                    entries.append(Entry(outcome.network, outcome.expires))
+                outcomes.append(self._ban_one(conn, trail, request, now))
             trail.flush()
-        if entries or superseded:
-            failed = self._apply(now, ban=entries, unban=superseded)
-            if failed:
-                outcomes = [_pending(o, failed) if o.status == "banned" else o for o in outcomes]
         return outcomes
 
-    def _ban_one(
-        self, conn, trail: TrailWriter, request: BanRequest, now: float
-    ) -> tuple[Outcome, list[Network]]:
+    def flush(self) -> str | None:
+        """Put every pending ban into the firewall in one change (a whole sync when one of
+        them supersedes bans the firewall still holds, as sets must never overlap); the
+        error text when the firewall failed."""
+        with self._firewall_lock():
+            now = self._clock()
+            with self.state.reading() as conn:
+                pending = [ban for ban in store.pending(conn)
+                           if ban.expires is None or ban.expires > now]  # fmt: skip
+            if not pending:
+                return None
+            if any(ban.replaces for ban in pending):
+                return self._sync_locked()
+            try:
+                self.firewall.ban([ban.entry for ban in pending], now)
+            except FirewallError as exc:
+                self._failed(now, exc)
+                return str(exc)
+            with self.state.transaction() as conn:
+                store.mark_applied(conn, [ban.network for ban in pending])
+        return None
+
+    def _ban_one(self, conn, trail: TrailWriter, request: BanRequest, now: float) -> Outcome:
         jail = request.jail
         jail_name = jail.name if jail else MANUAL
         target = request.target
@@ -167,11 +191,11 @@ class BanManager:
             trail.append(now, "refuse", self.actor, str(network), jail_name, ip=ip,
                          reason=request.reason, refused=refusal, rule=request.rule,
                          count=request.count or None)  # fmt: skip
-            return Outcome(str(target), "refused", network, refusal), []
+            return Outcome(str(target), "refused", network, refusal)
         cover = store.covering(conn, network)
         if cover is not None:
             why = f"already banned as {cover.network} ({cover.jail})"
-            return Outcome(str(target), "already", cover.network, why, cover.expires), []
+            return Outcome(str(target), "already", cover.network, why, cover.expires)
         inside = store.covered(conn, network)
         for old in inside:
             trail.append(now, "supersede", self.actor, str(old.network), old.jail,
@@ -186,16 +210,14 @@ class BanManager:
         expires = None if duration is None else now + duration
         ban = store.NewBan(network, ip, jail_name, now, expires, previous + 1, request.count,
                            request.rule, request.reason, self.actor, request.first_line,
-                           request.last_line)  # fmt: skip
+                           request.last_line, len(inside))  # fmt: skip
         store.insert(conn, [ban])
         trail.append(now, "ban", self.actor, str(network), jail_name, ip=ip,
                      reason=request.reason, expires=expires, level=previous + 1,
                      count=request.count or None, rule=request.rule,
                      first_line=request.first_line, last_line=request.last_line)  # fmt: skip
         self.counters[f"banned:{jail_name}"] += 1
-        return Outcome(str(target), "banned", network, request.reason, expires), [
-            old.network for old in inside
-        ]
+        return Outcome(str(target), "banned", network, request.reason, expires)
 
     # -- unbanning and expiry -----------------------------------------------------------
 
@@ -223,7 +245,7 @@ class BanManager:
             trail.flush()
         self.counters["unbanned"] += len(removed)
         if removed:
-            self._apply(now, unban=removed)
+            self._unban(now, removed)
         return outcomes
 
     def expire(self) -> int:
@@ -239,7 +261,7 @@ class BanManager:
                 trail.append(now, "expire", self.actor, str(ban.network), ban.jail)
             trail.flush()
         self.counters["expired"] += len(due)
-        self._apply(now, unban=[ban.network for ban in due])
+        self._unban(now, [ban.network for ban in due])
         return len(due)
 
     # -- keeping the firewall in step ---------------------------------------------------
@@ -249,21 +271,25 @@ class BanManager:
         one change; False (and the debt recorded) when the firewall failed."""
         self.expire()
         with self._firewall_lock():
-            now = self._clock()
-            with self.state.reading() as conn:
-                active = store.active(conn)
-                debt = store.debt(conn)
-            try:
-                self.firewall.sync([ban.entry for ban in active], now)
-            except FirewallError as exc:
-                self._failed(now, exc)
-                return False
-            with self.state.transaction() as conn:
-                store.mark_applied(conn, [ban.network for ban in active])
-                store.clear_debt(conn, debt)
+            return self._sync_locked() is None
+
+    def _sync_locked(self) -> str | None:
+        now = self._clock()
+        with self.state.reading() as conn:
+            active = store.active(conn)
+            debt = store.debt(conn)
+        try:
+            self.firewall.sync([ban.entry for ban in active if ban.expires is None
+                                or ban.expires > now], now)  # fmt: skip
+        except FirewallError as exc:
+            self._failed(now, exc)
+            return str(exc)
+        with self.state.transaction() as conn:
+            store.mark_applied(conn, [ban.network for ban in active])
+            store.clear_debt(conn, debt)
         self.counters["syncs"] += 1
         self._backoff = 0.0
-        return True
+        return None
 
     def repair(self) -> bool:
         """Called every few seconds by the daemon: sync when the firewall owes us (a failure,
@@ -293,23 +319,13 @@ class BanManager:
             trail.flush()
         self.counters["restores"] += 1
 
-    def _apply(
-        self, now: float, *, ban: Sequence[Entry] = (), unban: Sequence[Network] = ()
-    ) -> str | None:
-        """Put a committed change into the firewall; the error text when it failed."""
+    def _unban(self, now: float, networks: Sequence[Network]) -> None:
+        """Take committed unbans out of the firewall (a failure is recorded as debt)."""
         try:
             with self._firewall_lock():
-                if unban:
-                    self.firewall.unban(unban)
-                if ban:
-                    self.firewall.ban(ban, now)
+                self.firewall.unban(networks)
         except FirewallError as exc:
             self._failed(now, exc)
-            return str(exc)
-        if ban:
-            with self.state.transaction() as conn:
-                store.mark_applied(conn, [entry.network for entry in ban])
-        return None
 
     @contextmanager
     def _firewall_lock(self) -> Iterator[None]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from agent.firewall.base import Entry, Network
 
 _COLUMNS = ("id, network, ip, jail, created, expires, ended, end_reason, level, count, rule,"
-            " reason, actor, first_line, last_line, applied")  # fmt: skip
+            " reason, actor, first_line, last_line, replaces, applied")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class BanRecord:
     actor: str
     first_line: str | None
     last_line: str | None
+    replaces: int
     applied: bool
 
     @property
@@ -82,6 +83,7 @@ class NewBan:
     actor: str
     first_line: str | None = None
     last_line: str | None = None
+    replaces: int = 0
 
 
 def bounds(network: Network) -> tuple[int, bytes, bytes]:
@@ -93,10 +95,10 @@ def bounds(network: Network) -> tuple[int, bytes, bytes]:
 
 def _record(row: Sequence) -> BanRecord:
     (id_, network, ip, jail, created, expires, ended, end_reason, level, count, rule, reason,
-     actor, first_line, last_line, applied) = row  # fmt: skip
+     actor, first_line, last_line, replaces, applied) = row  # fmt: skip
     return BanRecord(id_, ipaddress.ip_network(network), ip, jail, created, expires, ended,
                      end_reason, level, count, rule, reason, actor, first_line, last_line,
-                     bool(applied))  # fmt: skip
+                     replaces, bool(applied))  # fmt: skip
 
 
 def covering(conn: sqlite3.Connection, network: Network) -> BanRecord | None:
@@ -135,11 +137,11 @@ def insert(conn: sqlite3.Connection, bans: Iterable[NewBan]) -> None:
         family, lo, hi = bounds(ban.network)
         rows.append((str(ban.network), family, lo, hi, ban.ip, ban.jail, ban.created,
                      ban.expires, ban.level, ban.count, ban.rule, ban.reason, ban.actor,
-                     ban.first_line, ban.last_line))  # fmt: skip
+                     ban.first_line, ban.last_line, ban.replaces))  # fmt: skip
     conn.executemany(
         "INSERT INTO ban (network, family, lo, hi, ip, jail, created, expires, level, count,"
-        " rule, reason, actor, first_line, last_line, applied)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+        " rule, reason, actor, first_line, last_line, replaces, applied)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
         rows,
     )
 
@@ -191,6 +193,14 @@ def history(conn: sqlite3.Connection, network: Network) -> list[BanRecord]:
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM ban WHERE family = ? AND lo <= ? AND hi >= ? ORDER BY created, id",
         (family, hi, lo),
+    ).fetchall()
+    return [_record(row) for row in rows]
+
+
+def pending(conn: sqlite3.Connection) -> list[BanRecord]:
+    """Active bans the firewall has not confirmed yet."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM ban WHERE ended IS NULL AND applied = 0 ORDER BY id"
     ).fetchall()
     return [_record(row) for row in rows]
 
