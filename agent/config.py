@@ -27,7 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.bans.jails import JAIL_FIELDS, Network, parse_jail_fields
+from agent.bans.jails import (
+    DEFAULT_JAILS_FILE,
+    JAIL_FIELDS,
+    JailConfig,
+    Network,
+    check_overlaps,
+    load_jails,
+    missing_fields,
+    parse_jail_fields,
+    with_overrides,
+)
 from checks.params import parse_duration
 from checks.yamlsource import InputError, LineDict, LineList, Problem, line_of, load_yaml
 
@@ -86,6 +96,10 @@ class AgentConfig:
     @property
     def state_path(self) -> Path:
         return self.state_dir / "state.db"
+
+    def jail_config(self) -> JailConfig:
+        """The shipped jails with this config's changes."""
+        return with_overrides(load_jails(DEFAULT_JAILS_FILE), self.jails)
 
 
 def load_config(path: str | Path | None = None) -> AgentConfig:
@@ -267,17 +281,33 @@ class _Reader:
         return SourceConfig(kind, path, unit, name, options)
 
     def jails(self, doc: LineDict) -> dict[str, dict[str, Any]]:
+        """Changes to the shipped jails by name, or new jails; checked against the shipped
+        rules and jails so a typo in a rule id or a rule counted twice is caught here."""
         raw = self.mapping(doc, "jails", "jails")
         if raw is None:
             return {}
+        from agent.detect.rules import load_rules
+
+        known = sorted(rule.id for rule in load_rules())
+        shipped = load_jails(DEFAULT_JAILS_FILE, known)
+        names = {jail.name for jail in shipped.jails}
         found: dict[str, dict[str, Any]] = {}
+        before = len(self.problems)
         for name, fields in raw.items():
             where = f"jails.{name}"
             if not isinstance(fields, LineDict):
                 self.problem(raw, name, where, "must be a mapping of jail fields")
                 continue
             self.known_keys(fields, JAIL_FIELDS, where)
-            found[str(name)] = parse_jail_fields(fields, self.file, where, self.problems)
+            found[str(name)] = parse_jail_fields(fields, self.file, where, self.problems, known)
+            missing = missing_fields(fields) if name not in names else []
+            if missing:
+                self.problem(raw, name, where, f"a new jail needs {', '.join(missing)}"
+                             f" (shipped jails: {', '.join(sorted(names))})")  # fmt: skip
+        if len(self.problems) == before:
+            merged = with_overrides(shipped, found)
+            lines = [(jail, raw.line_of(jail.name)) for jail in merged.jails]
+            check_overlaps(lines, known, self.file, self.problems)
         return found
 
     def audit(self, doc: LineDict) -> AuditConfig:

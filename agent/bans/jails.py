@@ -16,8 +16,8 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -251,7 +251,7 @@ def load_jails(path: Path | str = DEFAULT_JAILS_FILE, rule_ids: Iterable[str] = 
         jail = _jail(entry, name, f"jails[{index}]", entries.line_of(index), known, problems)
         if jail is not None:
             jails.append((jail, entries.line_of(index)))
-    _check_overlaps(jails, known, name, problems)
+    check_overlaps(jails, known, name, problems)
     if problems:
         raise InputError(problems)
     return JailConfig(tuple(jail for jail, _ in jails), allowlist)
@@ -274,9 +274,8 @@ def _jail(
     else:
         where = f"{where}({name})"
     fields = parse_jail_fields(raw, file, where, problems, known)
-    for key in _REQUIRED:
-        if key not in raw:
-            problems.append(Problem(file, raw.line, f"{where}.{key}", "is required"))
+    for key in missing_fields(raw):
+        problems.append(Problem(file, raw.line, f"{where}.{key}", "is required"))
     if len(problems) != before:
         return None
     return Jail(name=name, **fields)
@@ -401,7 +400,21 @@ def _networks(
     return tuple(networks)
 
 
-def _check_overlaps(
+def with_overrides(config: JailConfig, overrides: Mapping[str, Mapping[str, Any]]) -> JailConfig:
+    """The jails with the agent config's changes by name; a new name adds a jail (the
+    config loader has checked that it has every required field)."""
+    jails = {jail.name: jail for jail in config.jails}
+    for name, fields in overrides.items():
+        jails[name] = replace(jails[name], **fields) if name in jails else Jail(name, **fields)
+    return JailConfig(tuple(jails.values()), config.allowlist)
+
+
+def missing_fields(fields: Mapping[str, Any]) -> list[str]:
+    """The fields a new jail needs that ``fields`` lacks."""
+    return [key for key in _REQUIRED if key not in fields]
+
+
+def check_overlaps(
     jails: list[tuple[Jail, int]], known: list[str], file: str, problems: list[Problem]
 ) -> None:
     """A rule counted by two jails would be counted twice: refuse it."""

@@ -141,11 +141,15 @@ class BanManager:
                 outcomes = [_pending(o, error) if o.status == "banned" else o for o in outcomes]
         return outcomes
 
-    def record(self, requests: Sequence[BanRequest]) -> list[Outcome]:
-        """Decide and store the bans in one transaction, pending for the firewall."""
+    def record(
+        self, requests: Sequence[BanRequest], events: Sequence[store.StoredEvent] = ()
+    ) -> list[Outcome]:
+        """Decide and store the bans in one transaction, pending for the firewall, with
+        the counted ``events`` behind them (the daemon keeps those for its jails)."""
         now = self._clock()
         outcomes: list[Outcome] = []
         with self.state.transaction() as conn:
+            store.insert_events(conn, events)
             trail = TrailWriter(conn)
             # widest first: a narrower request in the same batch then finds it "already"
             for request in sorted(requests, key=lambda r: r.target.prefixlen):

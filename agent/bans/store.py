@@ -86,6 +86,19 @@ class NewBan:
     replaces: int = 0
 
 
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event a jail counted, kept so jail windows survive a restart."""
+
+    time: float
+    rule: str
+    jail: str
+    ip: str
+    source: str
+    line: int | None
+    evidence: str
+
+
 def bounds(network: Network) -> tuple[int, bytes, bytes]:
     """(family, first address, last address) as the table stores them."""
     lo = int(network.network_address).to_bytes(16, "big")
@@ -240,3 +253,43 @@ def record_debt(conn: sqlite3.Connection, when: float, error: str) -> None:
         " DO UPDATE SET error = excluded.error, retries = retries + 1",
         (when, error),
     )
+
+
+def insert_events(conn: sqlite3.Connection, events: Iterable[StoredEvent]) -> None:
+    conn.executemany(
+        "INSERT INTO event (time, rule, jail, ip, source, line, evidence)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(e.time, e.rule, e.jail, e.ip, e.source, e.line, e.evidence) for e in events],
+    )
+
+
+def events_since(conn: sqlite3.Connection, horizon: float) -> list[tuple[float, str, str]]:
+    """(time, rule, ip) of the kept events from ``horizon`` on, oldest first."""
+    return conn.execute(
+        "SELECT time, rule, ip FROM event WHERE time >= ? ORDER BY time, id", (horizon,)
+    ).fetchall()
+
+
+def events_of(conn: sqlite3.Connection, ips: Iterable[str]) -> list[StoredEvent]:
+    """The kept events of these addresses, oldest first."""
+    found: list[StoredEvent] = []
+    for ip in sorted(set(ips)):
+        rows = conn.execute(
+            "SELECT time, rule, jail, ip, source, line, evidence FROM event WHERE ip = ?"
+            " ORDER BY time, id",
+            (ip,),
+        ).fetchall()
+        found += [StoredEvent(*row) for row in rows]
+    return sorted(found, key=lambda event: event.time)
+
+
+def prune_events(conn: sqlite3.Connection, horizon: float, keep: int) -> int:
+    """Forget events older than ``horizon``, and the oldest beyond ``keep``; how many."""
+    gone = conn.execute("DELETE FROM event WHERE time < ?", (horizon,)).rowcount
+    excess = conn.execute("SELECT count(*) FROM event").fetchone()[0] - keep
+    if excess > 0:
+        gone += conn.execute(
+            "DELETE FROM event WHERE id IN (SELECT id FROM event ORDER BY time, id LIMIT ?)",
+            (excess,),
+        ).rowcount
+    return gone

@@ -1,0 +1,160 @@
+"""The daemon's reading half: log lines -> Events -> jail Decisions -> bans in the store.
+
+One ``SourceWorker`` thread follows each log source; all of them feed one ``Pipeline``,
+which counts events in the jails and records what they decide. Order, per batch of lines:
+detect, then (under the pipeline lock) count in the jails and write the batch's events and
+bans in one store transaction, then commit the source position. So a crash loses nothing
+(the batch is read again; at worst its events count twice) and no ban ever waits for the
+firewall: bans are stored pending and a separate thread applies them in batches, so a slow
+firewall never slows the reading of logs.
+
+Jail windows survive restarts: the counted events are kept in the store for the longest
+``findtime`` and replayed into fresh jails at start (decisions from the replay are dropped,
+so a ban lifted by hand is not brought back from memory).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from agent.bans import store
+from agent.bans.jails import Decision, Jails
+from agent.bans.manager import BanManager
+from agent.detect.detector import Detector
+from agent.detect.events import Event
+from agent.sources import LogLine, LogSource
+
+log = logging.getLogger("lappguard")
+
+#: Counted events kept for replay at most (oldest dropped first) under a flood.
+MAX_KEPT_EVENTS = 250_000
+#: Characters of a line kept with a stored event.
+KEPT_EVIDENCE = 300
+#: Why a line gives no event although it was read (the detector's counters).
+SKIP_REASONS = ("garbage", "unparsed", "ambiguous", "no_address")
+
+
+@dataclass
+class SourceCounters:
+    """What one source delivered, for metrics (monotonic counters)."""
+
+    lines: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)  # reason -> lines
+    errors: int = 0
+
+
+class Pipeline:
+    """Jails and the ban store behind every source worker (thread-safe)."""
+
+    def __init__(
+        self,
+        jails: Jails,
+        manager: BanManager,
+        *,
+        on_decisions: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.jails = jails
+        self.manager = manager
+        self.events_by_rule: Counter[tuple[str, str]] = Counter()  # (rule, jail) -> events
+        self.decisions = 0
+        self._on_decisions = on_decisions
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def handle(self, events: Sequence[Event]) -> list[Decision]:
+        """Count a batch's events in the jails; store the counted ones and the decisions."""
+        if not events:
+            return []
+        with self._lock:
+            decisions: list[Decision] = []
+            kept: list[tuple[Event, str]] = []
+            for event in events:
+                jail = self.jails.jail_for(event.rule)
+                self.events_by_rule[(event.rule, jail.name if jail else "none")] += 1
+                if jail is None:
+                    continue
+                kept.append((event, jail.name))
+                decision = self.jails.observe(event)
+                if decision is not None:
+                    decisions.append(decision)
+            requests = self.manager.requests_for(decisions)
+            self.manager.record(requests, events=[_kept(event, jail) for event, jail in kept])
+            self.decisions += len(decisions)
+        if decisions:
+            self._on_decisions()
+        return decisions
+
+    def replay(self, horizon: float) -> int:
+        """Refill the jail windows from events stored since ``horizon``; how many."""
+        now = self._clock()
+        with self._lock, self.manager.state.reading() as conn:
+            count = 0
+            for when, rule, ip in store.events_since(conn, horizon):
+                self.jails.count(rule, ip, when, now)
+                count += 1
+        return count
+
+
+def _kept(event: Event, jail: str) -> store.StoredEvent:
+    return store.StoredEvent(event.time, event.rule, jail, event.ip, event.source, event.line,
+                             event.evidence[:KEPT_EVIDENCE])  # fmt: skip
+
+
+class SourceWorker(threading.Thread):
+    """Follows one source: read a batch, detect, hand it to the pipeline, commit."""
+
+    def __init__(
+        self,
+        source: LogSource,
+        kind: str,
+        detector: Detector,
+        pipeline: Pipeline,
+        *,
+        poll: float = 1.0,
+    ) -> None:
+        super().__init__(name=f"source {source.name}", daemon=True)
+        self.source = source
+        self.kind = kind
+        self.detector = detector
+        self.pipeline = pipeline
+        self.counters = SourceCounters()
+        self._poll = poll
+        self._stop_event = threading.Event()
+        #: monotonic time of the last completed loop: the watchdog's sign of life
+        self.heartbeat = time.monotonic()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                lines = self.source.wait(self._poll)
+                if lines:
+                    self.process(lines)
+                    self.source.commit()
+            except Exception:  # a bug or a full disk must not end the reading for good
+                self.counters.errors += 1
+                log.exception("source %s: batch failed; retrying in 5 s", self.source.name)
+                self._stop_event.wait(5.0)
+            self.heartbeat = time.monotonic()
+
+    def process(self, lines: Sequence[LogLine]) -> list[Decision]:
+        counters = self.detector.counters
+        before = [getattr(counters, reason) for reason in SKIP_REASONS]
+        events: list[Event] = []
+        for line in lines:
+            events += self.detector.feed(line.data, self.kind, line.source,
+                                         line.line_no or None, line.time)  # fmt: skip
+        self.counters.lines += len(lines)
+        for reason, was in zip(SKIP_REASONS, before, strict=True):
+            if getattr(counters, reason) != was:
+                self.counters.skipped[reason] += getattr(counters, reason) - was
+        return self.pipeline.handle(events)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.source.wake()
