@@ -11,7 +11,7 @@ from typing import Any
 
 from agent.state import StateError
 from checks.yamlsource import InputError, LineDict, Problem, load_yaml
-from policies import builtin_policy
+from policies import policy_path
 
 DEFAULT_CONFIG = "/etc/lappguard/agent.yaml"
 DEFAULT_POLICY = "lapp-baseline"
@@ -58,9 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     types.set_defaults(handler=run_policy_types)
 
     _add_scan_command(commands)
-    from agent.commands import bans
+    from agent.commands import bans, run
 
     bans.add_commands(commands)
+    run.add_commands(commands)
     return parser
 
 
@@ -143,7 +144,7 @@ def run_audit(args: argparse.Namespace) -> int:
             raise InputError([Problem("--var", 0, item, "expected NAME=VALUE")])
         overrides[name.strip()] = value
     names = args.policy or list(config.get("policies") or [DEFAULT_POLICY])
-    policies = load_policies([_policy_path(name) for name in names], overrides)
+    policies = load_policies([policy_path(name) for name in names], overrides)
     if args.root and not os.path.isdir(args.root):
         raise InputError([Problem("--root", 0, "", f"{args.root} is not a directory")])
 
@@ -162,7 +163,7 @@ def run_audit(args: argparse.Namespace) -> int:
 def run_policy_validate(args: argparse.Namespace) -> int:
     from checks.policy import load_policies
 
-    policies = load_policies([_policy_path(name) for name in args.files])
+    policies = load_policies([policy_path(name) for name in args.files])
     for policy in policies:
         print(f"{policy.file}: OK ({policy.id} {policy.version}, {len(policy.checks)} checks)")
     return 0
@@ -190,15 +191,6 @@ def _add_scan_command(commands: argparse._SubParsersAction) -> None:
     )
     scan.add_scan_arguments(parser)
     parser.set_defaults(handler=scan.run_scan)
-
-
-def _policy_path(name: str) -> Path:
-    """A file path as given, or the name of a shipped policy."""
-    path = Path(name)
-    if path.suffix in (".yaml", ".yml") and (path.exists() or os.sep in name):
-        return path
-    shipped = builtin_policy(name)
-    return shipped if shipped.exists() else path
 
 
 def _load_config(path: str | None) -> dict[str, Any]:

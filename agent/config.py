@@ -38,6 +38,7 @@ from agent.bans.jails import (
     parse_jail_fields,
     with_overrides,
 )
+from agent.detect.kinds import KINDS
 from checks.params import parse_duration
 from checks.yamlsource import InputError, LineDict, LineList, Problem, line_of, load_yaml
 
@@ -46,7 +47,7 @@ DEFAULT_STATE_DIR = Path("/var/lib/lappguard")
 #: Outside 9100-9999 (Prometheus' exporter range, fully allocated) and below Linux's
 #: ephemeral ports, so neither another exporter nor an outgoing connection holds it.
 DEFAULT_METRICS_PORT = 19849
-SOURCE_KINDS = ("sshd", "apache_access", "apache_error", "postgresql", "php")
+SOURCE_KINDS = tuple(KINDS)
 FIREWALL_CHOICES = ("auto", "nftables", "ipset", "fail2ban", "dry-run")
 
 

@@ -56,14 +56,14 @@ class Pipeline:
         jails: Jails,
         manager: BanManager,
         *,
-        on_decisions: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.jails = jails
         self.manager = manager
         self.events_by_rule: Counter[tuple[str, str]] = Counter()  # (rule, jail) -> events
         self.decisions = 0
-        self._on_decisions = on_decisions
+        #: called (from a reader thread) after decisions were stored: wakes the firewall
+        self.listener: Callable[[], None] = lambda: None
         self._clock = clock
         self._lock = threading.Lock()
 
@@ -87,7 +87,7 @@ class Pipeline:
             self.manager.record(requests, events=[_kept(event, jail) for event, jail in kept])
             self.decisions += len(decisions)
         if decisions:
-            self._on_decisions()
+            self.listener()
         return decisions
 
     def replay(self, horizon: float) -> int:
@@ -114,7 +114,7 @@ class SourceWorker(threading.Thread):
         source: LogSource,
         kind: str,
         detector: Detector,
-        pipeline: Pipeline,
+        pipeline: Pipeline | None,
         *,
         poll: float = 1.0,
     ) -> None:
@@ -122,7 +122,7 @@ class SourceWorker(threading.Thread):
         self.source = source
         self.kind = kind
         self.detector = detector
-        self.pipeline = pipeline
+        self.pipeline = pipeline  # set before start() when built ahead of its pipeline
         self.counters = SourceCounters()
         self._poll = poll
         self._stop_event = threading.Event()
