@@ -119,6 +119,21 @@ _MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
+def open_private(path: Path) -> int:
+    """Open (creating, mode 0600) a file of the state directory for reading and writing.
+
+    The agent runs as its own user; a sysadmin runs ``lappguard bans`` as root. A file root
+    creates here is given to the directory's owner, so the agent can still write it (SQLite
+    does the same for its -wal and -shm files when run as root).
+    """
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    if os.geteuid() == 0:
+        owner = os.stat(path.parent)
+        if owner.st_uid != 0:
+            os.fchown(descriptor, owner.st_uid, owner.st_gid)
+    return descriptor
+
+
 class StateError(Exception):
     """The state database cannot be opened or used (corrupt, newer schema, unwritable)."""
 
@@ -162,7 +177,7 @@ class StateStore:
         # Bans and log excerpts are personal data: directory 0700, file 0600 (SQLite gives
         # its -wal and -shm files the database file's mode).
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.close(open_private(self.path))
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]

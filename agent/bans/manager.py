@@ -34,7 +34,7 @@ from agent.bans.jails import Decision, Jail
 from agent.bans.trail import TrailWriter
 from agent.detect.events import normalise_ip
 from agent.firewall.base import Firewall, FirewallError, Network
-from agent.state import StateStore
+from agent.state import StateStore, open_private
 
 MANUAL = "manual"
 #: Longest pause between two attempts to repair a failing firewall.
@@ -334,8 +334,7 @@ class BanManager:
     @contextmanager
     def _firewall_lock(self) -> Iterator[None]:
         """One firewall change at a time across every lappguard process on this host."""
-        path = self.state.path.with_name("firewall.lock")
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        descriptor = open_private(self.state.path.with_name("firewall.lock"))
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
             yield
