@@ -234,8 +234,8 @@ class _Reader:
         if not (cert or key or client_auth or client_ca):
             return None  # the toolkit ignores the other keys then
         before = len(self.problems)
-        for name in ("cert_file", "key_file"):
-            if not (cert if name == "cert_file" else key):
+        for name, value in (("cert_file", cert), ("key_file", key)):
+            if not value:
                 # at the key if it is there but blank, else at tls_server_config
                 where, key_name = (raw, name) if name in raw else (doc, "tls_server_config")
                 self.problem(where, key_name, at[name], "missing: TLS needs cert_file and key_file")
