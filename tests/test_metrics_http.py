@@ -21,7 +21,7 @@ from pathlib import Path
 
 import bcrypt
 import pytest
-from conftest import free_port, require_program
+from conftest import PROJECT_ROOT, free_port, require_program
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from agent import basicauth, metrics_http
@@ -29,6 +29,8 @@ from agent.basicauth import BasicAuth
 from agent.metrics_http import MetricsServer, serve_metrics
 from agent.webconfig import CIPHER_SUITES, load_web_config
 from checks.yamlsource import InputError
+
+ALERTS = PROJECT_ROOT / "contrib" / "prometheus" / "alerts.yml"
 
 # --- certificates and hashes, made by the tools a sysadmin uses ------------------------------
 
@@ -681,9 +683,12 @@ def prometheus(tmp_path: Path, config: str) -> Iterator[str]:
             proc.wait()
 
 
-def query_until(base: str, query: str, expected: str, attempts: int = 120) -> dict:
+def query_until(
+    base: str, query: str, expected: str, want: dict[str, str] | None = None, attempts: int = 120
+) -> dict:
     """Ask Prometheus every half second until ``query`` gives one series of value
-    ``expected``; fail with the last answer after ``attempts`` tries."""
+    ``expected`` (and the labels in ``want``); fail with the last answer after ``attempts``
+    tries."""
     answer: dict = {}
     for _ in range(attempts):
         try:
@@ -691,7 +696,11 @@ def query_until(base: str, query: str, expected: str, attempts: int = 120) -> di
             with urllib.request.urlopen(url, timeout=5) as response:
                 answer = json.load(response)
             result = answer["data"]["result"]
-            if len(result) == 1 and result[0]["value"][1] == expected:
+            if (
+                len(result) == 1
+                and result[0]["value"][1] == expected
+                and (want or {}).items() <= result[0]["metric"].items()
+            ):
                 return result[0]
         except (OSError, KeyError, ValueError):
             pass  # not up yet
@@ -701,9 +710,13 @@ def query_until(base: str, query: str, expected: str, attempts: int = 120) -> di
 
 @pytest.mark.slow
 def test_prometheus_scrapes_over_tls_with_basic_auth(tmp_path, pki, scraper_hash) -> None:
+    """Prometheus scrapes us over TLS with basic auth, and an alert we ship fires on what it
+    scraped: the endpoint, the exposition and the rules agree end to end."""
     registry = CollectorRegistry()
     scrapes = Counter("lappguard_test_scrapes", "Scrapes seen by this test", registry=registry)
     scrapes.inc(7)
+    events = Counter("lappguard_events", "Detections", ["rule", "jail"], registry=registry)
+    events.labels("web-sqli", "web-attacks").inc(0)  # exported at 0 from the start
     config = write(
         tmp_path / "web.yml",
         f"tls_server_config:\n  cert_file: {pki.server_cert}\n"
@@ -713,6 +726,7 @@ def test_prometheus_scrapes_over_tls_with_basic_auth(tmp_path, pki, scraper_hash
     with serving(registry, config) as server:
         scrape_config = (
             "global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}\n"
+            f"rule_files: [{ALERTS}]\n"
             "scrape_configs:\n"
             "  - job_name: lappguard\n"
             "    scheme: https\n"
@@ -723,4 +737,10 @@ def test_prometheus_scrapes_over_tls_with_basic_auth(tmp_path, pki, scraper_hash
         with prometheus(tmp_path / "prometheus", scrape_config) as base:
             query_until(base, 'up{job="lappguard"}', "1")
             series = query_until(base, "lappguard_test_scrapes_total", "7")
+            query_until(base, 'lappguard_events_total{rule="web-sqli"}', "0")
+            events.labels("web-sqli", "web-attacks").inc(3)
+            alert = query_until(base, 'ALERTS{alertname="LappguardInjectionAttack"}', "1",
+                                want={"alertstate": "firing"})  # fmt: skip
     assert series["metric"]["instance"] == f"127.0.0.1:{server.port}"
+    assert alert["metric"]["rule"] == "web-sqli"
+    assert alert["metric"]["severity"] == "warning"
