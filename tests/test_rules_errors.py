@@ -168,12 +168,12 @@ jails:
         "jails.yaml:2: colour: unknown key",
         "jails.yaml:1: allowlist[1]: 'not-a-network' does not appear to be an IPv4 or IPv6 network",
         "jails.yaml:5: jails[0](one).rules[1]: no such rule",
-        "jails.yaml:6: jails[0](one).maxretry: a whole number >= 1",
+        "jails.yaml:6: jails[0](one).maxretry: a whole number from 1 to 1000000",
         "jails.yaml:7: jails[0](one).findtime: '10 minutes' is not a duration such as 10m, 26h "
         "or 7d",
-        "jails.yaml:4: jails[0](one).bantime: is required (e.g. 10m)",
         "jails.yaml:8: jails[0](one).allowlist[0]: '192.0.2.0/33' does not appear to be an IPv4 "
         "or IPv6 network",
+        "jails.yaml:4: jails[0](one).bantime: is required (e.g. 10m)",
         "jails.yaml:14: jails(three).rules: ok-rule is already counted by jail two",
     ]
 

@@ -275,7 +275,8 @@ def _jail(
         where = f"{where}({name})"
     fields = parse_jail_fields(raw, file, where, problems, known)
     for key in missing_fields(raw):
-        problems.append(Problem(file, raw.line, f"{where}.{key}", "is required"))
+        hint = " (e.g. 10m)" if key in ("findtime", "bantime") else ""
+        problems.append(Problem(file, raw.line, f"{where}.{key}", "is required" + hint))
     if len(problems) != before:
         return None
     return Jail(name=name, **fields)
