@@ -614,6 +614,34 @@ def test_pg_hba_open_rules_in_the_inspec_fixture(tmp_path):
     )
 
 
+@pytest.mark.parametrize("address", ["0/0", "0 0", "0.0/0", "0.0 0", "::0/0", "::0 ::"])
+def test_short_address_forms_are_open_trust_rules(tmp_path, address):
+    """PostgreSQL reads ``0/0`` and ``0 0`` as 0.0.0.0/0 (inet_aton's short forms)."""
+    make_tree(tmp_path, {"/etc/pg_hba.conf": f"host all all {address} trust\n"})
+    trust = {"hba": "/etc/pg_hba.conf", "forbid_methods": ["trust"]}
+    open_rule = {"hba": "/etc/pg_hba.conf", "forbid_open": True}
+    assert run_check(PgHbaCheck, trust, context(tmp_path)).status is Status.FAIL
+    verdict = run_check(PgHbaCheck, open_rule, context(tmp_path))
+    assert verdict.evidence == (
+        f"/etc/pg_hba.conf:1: host all all {address} trust (address {address.replace(' ', '/')}"
+        " admits every client)",
+    )
+
+
+def test_a_line_postgresql_rejects_leaves_pg_hba_undecided(tmp_path):
+    """The server does not load such a file (or keeps its old rules on reload): no pass."""
+    hba = "host all all 10.0.0.0/8 scram-sha-256\nhost all all 0 trust\n"
+    make_tree(tmp_path, {"/etc/pg_hba.conf": hba})
+    verdict = run_check(
+        PgHbaCheck, {"hba": "/etc/pg_hba.conf", "forbid_open": True}, context(tmp_path)
+    )
+    assert (verdict.status, verdict.reason) == (
+        Status.ERROR,
+        "pg_hba.conf is not loadable: /etc/pg_hba.conf:2: invalid IP mask 'trust': Name or "
+        "service not known (PostgreSQL rejects this line)",
+    )
+
+
 # --- apt_conf ---------------------------------------------------------------------------------
 
 SECURITY = r"(^|,)(n|codename|a|archive|suite)=[^,]*-security(,|$)|^[^=]*:[^:=,]*-security$"

@@ -124,10 +124,15 @@ class PgHbaCheck(CheckType):
         if not files:
             return skipped(f"no PostgreSQL cluster configuration ({CLUSTER_GLOB})")
         bad = [line for hba in files for line in self._violations(hba)]
-        notes = [f"note: {problem}" for hba in files for problem in hba.problems]
+        rejected = [str(problem) for hba in files for problem in hba.problems]
         if bad:
-            return failed(*bad, *notes)
-        return passed(*(self._summary(hba) for hba in files), *notes)
+            return failed(*bad, *(f"note: {line}" for line in rejected))
+        if rejected:
+            # The server refuses a file with such a line (at start) or keeps its previous
+            # rules (at reload): the rules in force cannot be read from the file.
+            more = f" (and {len(rejected) - 1} more)" if len(rejected) > 1 else ""
+            return errored(f"pg_hba.conf is not loadable: {rejected[0]}{more}", *rejected)
+        return passed(*(self._summary(hba) for hba in files))
 
     def _violations(self, hba: HbaFile) -> list[str]:
         p = self.params
