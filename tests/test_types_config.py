@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, require_program, require_root
+from line_breaks import each_separator
 from namespaces import PRIVATE_RUN, NamespacedHost, in_namespace, network_namespace
 from servers import run_check
 from treeutil import context, dpkg_status, make_tree
@@ -185,6 +186,30 @@ def test_insecure_tree_fails_exactly_the_violated_controls(tmp_path):
         "/etc/postgresql/15/main/postgresql.conf: log_line_prefix = '%m [%p] ' (built-in default)"
         ": is '%m [%p] ', which does not match /%[hr]/",
     )
+
+
+#: The hardened tree's files that hold its hardening, as (host path, comment marker).
+HARDENING_FILES = (
+    "/etc/ssh/sshd_config.d/50-hardening.conf",
+    "/etc/postgresql/15/main/postgresql.conf",
+    "/etc/apt/apt.conf.d/20auto-upgrades",
+    "/etc/apt/apt.conf.d/52unattended-upgrades-local",
+)
+
+
+@each_separator
+def test_settings_behind_a_comment_and_a_separator_are_comments(tmp_path, sep):
+    """``# off<FF>PasswordAuthentication no``: sshd, PostgreSQL and apt read one comment line,
+    so the audit must judge the tree as if the hardening were not there at all."""
+    hidden, emptied = hardened_tree(tmp_path / "hidden"), hardened_tree(tmp_path / "emptied")
+    for path in HARDENING_FILES:
+        file = hidden / path.lstrip("/")
+        lines = [line for line in file.read_text().split("\n") if line]
+        file.write_bytes("".join(f"# off{sep}{line}\n" for line in lines).encode())
+        (emptied / path.lstrip("/")).write_text("")
+    judged = statuses(audit(tmp_path, hidden))
+    assert judged == statuses(audit(tmp_path, emptied))
+    assert {judged[i] for i in ("LAPP-SSH-001", "LAPP-PG-005", "LAPP-PATCH-002")} == {"fail"}
 
 
 def test_a_host_without_the_packages_skips_with_reasons(tmp_path):
