@@ -86,8 +86,7 @@ def read_address(text: str, quoted: bool) -> HbaAddress:
     prefix = int(length.group(1)) if length else -1
     if not 0 <= prefix <= ip.max_prefixlen:
         raise RejectedLine(f"invalid CIDR mask in address {text!r}")
-    netmask = ipaddress.ip_network(f"{'::' if ip.version == 6 else '0.0.0.0'}/{prefix}").netmask
-    return HbaAddress(text, ip=ip, netmask=netmask)
+    return HbaAddress(text, ip=ip, netmask=ipaddress.ip_interface(f"{ip}/{prefix}").netmask)
 
 
 def numeric_host(text: str, error: str) -> IpAddress | None:
