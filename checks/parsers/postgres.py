@@ -271,8 +271,20 @@ CONNECTION_TYPES = ("local", "host", "hostssl", "hostnossl", "hostgssenc", "host
 TCP_TYPES = CONNECTION_TYPES[1:]
 #: Methods a Linux build of PostgreSQL accepts (sspi is Windows-only, bsd BSD-only).
 METHODS = frozenset(
-    {"trust", "reject", "md5", "password", "scram-sha-256", "gss", "ident", "peer", "pam"}
-    | {"ldap", "radius", "cert"}
+    [
+        "trust",
+        "reject",
+        "md5",
+        "password",
+        "scram-sha-256",
+        "gss",
+        "ident",
+        "peer",
+        "pam",
+        "ldap",
+        "radius",
+        "cert",
+    ]
 )
 _BLANK = " \t\r"  # hba.c pg_isblank()
 
