@@ -446,6 +446,7 @@ SEPARATOR_CASES = (
     "Define V a{sep}b\n",
     "Define V a\\{sep}\nDefine W b\n",
     "Define V a\\\nDefine W{sep}\n",
+    "Define V a\\ {sep}\nDefine W b\n",
     "# comment \\\nDefine HIDDEN{sep}\n",
 )
 
