@@ -570,6 +570,19 @@ def test_listen_addresses_loopback_only(tmp_path, listen, status):
     assert verdict.status.value == status
 
 
+def test_a_postgresql_conf_line_the_server_rejects_leaves_the_check_undecided(tmp_path):
+    """``port = 5432<FF>``: postgres refuses to start (or ignores a reload) with this file."""
+    conf = "/etc/postgresql/15/main/postgresql.conf"
+    make_tree(tmp_path, {conf: "listen_addresses = 'localhost'\nport = 5432\f\n"})
+    params = {"setting": "listen_addresses", "loopback_only": True}
+    verdict = run_check(PostgresConfCheck, params, context(tmp_path))
+    assert (verdict.status, verdict.reason) == (
+        Status.ERROR,
+        f"postgresql.conf is not loadable: {conf}:2: unexpected character '\\x0c' "
+        "(PostgreSQL rejects this line)",
+    )
+
+
 def test_every_cluster_is_judged_with_its_own_defaults(tmp_path):
     make_tree(
         tmp_path,
