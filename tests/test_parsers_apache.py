@@ -3,11 +3,14 @@ cross-check of the parsed LoadModule set against ``apache2ctl -M``."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 from apache_tree import DEBIAN_MODULES, ApacheTree, debian_stock
 from conftest import require_program, require_root
+from line_breaks import each_separator
 
 from checks.hosts import LocalHost
 from checks.parsers.apache import (
@@ -428,3 +431,57 @@ def test_live_apache2ctl_modules_equal_parsed_loadmodule_set() -> None:
     assert as_files.module_source.startswith("loaded modules from the LoadModule lines read")
     assert as_files.modules == live.modules
     assert [str(v) for v in as_files.vhosts] == [str(v) for v in live.vhosts]
+
+
+#: A server root httpd -t accepts on its own; the case under test follows it.
+STANDALONE = (
+    "ServerRoot {root}\nPidFile {root}/httpd.pid\nErrorLog {root}/error.log\n"
+    "LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so\n"
+)
+#: httpd reads a line up to LF; ``Define`` makes what it read visible in DUMP_RUN_CFG.
+SEPARATOR_CASES = (
+    "# hidden{sep}Define HIDDEN\n",
+    "Define V x{sep}\n",
+    "{sep}Define V x\n",
+    "Define V a{sep}b\n",
+    "Define V a\\{sep}\nDefine W b\n",
+    "Define V a\\\nDefine W{sep}\n",
+    "Define V a\\ {sep}\nDefine W b\n",
+    "# comment \\\nDefine HIDDEN{sep}\n",
+)
+
+
+def httpd_defines(root: Path) -> dict[str, str] | None:
+    """``apache2 -t -D DUMP_RUN_CFG``'s Define lines, or None when httpd refuses the config."""
+    config = ["-d", str(root), "-f", str(root / "apache2.conf")]
+    done = subprocess.run(
+        [require_program("apache2"), *config, "-t", "-D", "DUMP_RUN_CFG"],
+        capture_output=True,
+        env={"PATH": os.environ["PATH"]},
+        check=False,
+    )
+    if done.returncode != 0:
+        return None
+    defines = {}
+    for line in done.stdout.decode().split("\n"):
+        name, _, value = line.removeprefix("Define: ").partition("=")
+        if line.startswith("Define: ") and name != "DUMP_RUN_CFG":
+            defines[name] = value
+    return defines
+
+
+@each_separator
+def test_real_httpd_splits_lines_like_us(tmp_path, sep):
+    for number, case in enumerate(SEPARATOR_CASES):
+        root = tmp_path / str(number)
+        root.mkdir()
+        text = STANDALONE.format(root=root) + case.format(sep=sep)
+        (root / "apache2.conf").write_bytes(text.encode())
+        config = load_apache_config(LocalHost(), str(root))
+        truth = httpd_defines(root)
+        if truth is None:
+            assert config.problems, f"httpd refuses {case!r}; the parser must say so"
+            continue
+        assert config.problems == [], case
+        ours = {d.args[0]: " ".join(d.args[1:]) for d in config.anywhere(["Define"])}
+        assert ours == truth, case

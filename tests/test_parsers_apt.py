@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import FIXTURES, require_program
+from line_breaks import each_separator
 from treeutil import make_tree
 
 from checks.hosts import LocalHost
@@ -239,3 +240,34 @@ def test_real_apt_config_reads_the_tree_like_us(tmp_path):
 
 def under(lines: list[str], name: str) -> list[str]:
     return [line for line in lines if line.startswith((f"{name} ", f"{name}::"))]
+
+
+#: apt.conf text around a separator: apt reads a line up to LF (a NUL ends it early).
+SEPARATOR_CASES = (
+    '// hidden{sep}Lg::A "1";\n',
+    '# hidden{sep}Lg::A "1";\n',
+    'Lg::A "1";{sep}\n',
+    '{sep}Lg::A "1";\n',
+    'Lg::A{sep}"1";\n',
+    'Lg::A "a{sep}b";\n',
+    '/* c{sep}*/ Lg::A "1";\n',
+    'Lg::A "a\tb";{sep}\n',
+)
+
+
+@each_separator
+def test_real_apt_config_splits_lines_like_us(tmp_path, sep):
+    apt_config = require_program("apt-config")
+    for number, case in enumerate(SEPARATOR_CASES):
+        root = tmp_path / str(number)
+        make_tree(root, {"/etc/apt/apt.conf.d/10case": case.format(sep=sep).encode()})
+        config = parse_apt_config(LocalHost(root=str(root)))
+        (root / "bootstrap.conf").write_text(f'Dir::Etc "{root}/etc/apt/";\n')
+        env = {**os.environ, "APT_CONFIG": str(root / "bootstrap.conf"), "LC_ALL": "C"}
+        done = subprocess.run([apt_config, "dump"], env=env, capture_output=True, check=False)
+        if done.returncode != 0:
+            assert config.problems, f"apt refuses {case!r}; the parser must say so"
+            continue
+        assert config.problems == [], case
+        theirs = done.stdout.decode().split("\n")  # bytes: text mode would turn CR into LF
+        assert under(dump(config.root), "Lg") == under(theirs, "Lg"), case

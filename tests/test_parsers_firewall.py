@@ -5,6 +5,7 @@ and iptables-save, and from a real nft/iptables inside a throw-away network name
 from __future__ import annotations
 
 from conftest import FIXTURES, require_program, require_root
+from line_breaks import each_separator
 from namespaces import NamespacedHost, in_namespace, network_namespace
 from treeutil import make_tree
 
@@ -207,3 +208,23 @@ def test_real_iptables_in_a_network_namespace():
         assert nft_view.accepted("ipv4", 8100).networks() == EVERYONE["ipv4"]
         assert iptables_view.accepted("ipv4", 8100).networks() == ["127.0.0.0/8"]
         assert state.accepted("ipv4", 8100).networks() == ["127.0.0.0/8"]
+
+
+@each_separator
+def test_real_iptables_restore_splits_lines_like_us(sep):
+    """iptables-restore reads with fgets(): ``# x<FF>-A INPUT -j DROP`` is one comment."""
+    require_root()
+    require_program("iptables-restore")
+    rules = (
+        f"*filter\n:INPUT ACCEPT [0:0]\n# hidden{sep}-A INPUT -j DROP\n"
+        "-A INPUT -p tcp --dport 22 -j DROP\nCOMMIT\n"
+    )
+    with network_namespace() as name:
+        in_namespace(name, "iptables-restore", stdin=rules)
+        saved = in_namespace(name, "iptables-save")
+    ours = parse_iptables_save(rules, "rules.v4", "ipv4", "rules.v4")
+    theirs = parse_iptables_save(saved, "iptables-save", "ipv4")
+    assert ours.problems == theirs.problems == []
+    for port in (22, 80):
+        assert reach(ours, "ipv4", port) == reach(theirs, "ipv4", port), port
+    assert reach(ours, "ipv4", 80) == EVERYONE["ipv4"]

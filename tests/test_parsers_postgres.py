@@ -11,6 +11,7 @@ import csv
 import glob
 import io
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, require_program, require_root
+from line_breaks import SEPARATORS, each_separator
 from treeutil import make_tree
 
 from checks.hosts import HostError, LocalHost
@@ -165,7 +167,7 @@ def rules_of(path: Path | str, host: LocalHost | None = None) -> list[tuple]:
             r.origin.line,
             r.type,
             r.databases,
-            r.address,
+            r.address and str(r.address),
             str(r.network),
             r.method,
             r.open_to_everyone,
@@ -210,8 +212,11 @@ def test_rendered_initdb_files():
 
 def test_unrendered_sample_reports_its_placeholders():
     hba = parse_pg_hba(LocalHost(), str(PG / "pg_hba.conf.sample"))
-    assert [p.line for p in hba.problems] == [91, 95, 96, 103]
-    assert [r.origin.line for r in hba.rules] == [98, 100, 104, 105]
+    assert [p.line for p in hba.problems] == [91, 95, 96, 98, 100, 103, 104, 105]
+    assert str(hba.problems[3]).endswith(
+        ":98: invalid authentication method '@authmethodhost@' (PostgreSQL rejects this line)"
+    )
+    assert hba.rules == []
 
 
 def test_hba_includes_quotes_continuations_and_netmask_columns(tmp_path):
@@ -235,7 +240,8 @@ def test_hba_includes_quotes_continuations_and_netmask_columns(tmp_path):
     host = LocalHost(root=str(tmp_path))
     hba = parse_pg_hba(host, "/etc/pg/pg_hba.conf")
     assert [
-        (str(r.origin), r.type, r.databases, r.users, r.address, r.method) for r in hba.rules
+        (str(r.origin), r.type, r.databases, r.users, r.address and str(r.address), r.method)
+        for r in hba.rules
     ] == [
         ("/etc/pg/hba.d/10-local.conf:1", "local", ("all",), ("postgres",), None, "peer"),
         ("/etc/pg/pg_hba.conf:2", "host", ("all",), ("all",), "10.0.0.0/255.0.0.0", "md5"),
@@ -289,14 +295,14 @@ def postgres_dir() -> Iterator[Path]:
 
 
 def as_postgres(*argv: str, stdin: str | None = None) -> str:
+    """Run as the postgres user; stdout decoded as is (text mode would turn a CR into LF)."""
     done = subprocess.run(
         ["runuser", "-u", "postgres", "--", *argv],
-        input=stdin,
+        input=stdin.encode() if stdin is not None else None,
         capture_output=True,
-        text=True,
         check=True,
     )
-    return done.stdout
+    return done.stdout.decode()
 
 
 def write_owned(path: Path, text: str) -> None:
@@ -378,7 +384,7 @@ def server_hba_rules(data: Path) -> dict[int, tuple]:
     ]
     out = as_postgres(*argv, "postgres", stdin=query)
     rows = {}
-    for line in out.splitlines():
+    for line in out.split("\n"):  # an error message may quote a token holding FF or NEL
         line = line.removeprefix("backend> ")
         if not line or not line[0].isdigit():
             continue
@@ -403,16 +409,21 @@ def _pg_array(text: str) -> tuple[str, ...]:
     return tuple(next(csv.reader(io.StringIO(text[1:-1]))))
 
 
-def test_real_postgres_splits_pg_hba_like_us(pg_cluster):
-    text = (PG / "inspec_fixture_pg_hba.conf").read_text() + HBA_EXTRA
-    write_owned(pg_cluster / "pg_hba.conf", text)
-    truth = server_hba_rules(pg_cluster)
-    hba = parse_pg_hba(LocalHost(), str(pg_cluster / "pg_hba.conf"))
-    ours = {}
+SSL_OFF = "hostssl record cannot match because SSL is disabled"  # the test cluster has no SSL
+
+
+def as_view_rows(hba) -> dict[int, tuple]:
+    """Our rules and rejected lines in the shape of pg_hba_file_rules rows."""
+    rows: dict[int, tuple] = {p.line: ("", (), (), "", "", "", str(p)) for p in hba.problems}
     for rule in hba.rules:
-        address = rule.address.split("/")[0] if rule.network else rule.address or ""
-        netmask = str(rule.network.netmask) if rule.network else ""
-        ours[rule.origin.line] = (
+        where = rule.address
+        if where is None:
+            address, netmask = "", ""
+        elif where.ip is not None:
+            address, netmask = numeric(where.ip), numeric(where.netmask)
+        else:
+            address, netmask = where.keyword or where.hostname, ""
+        rows[rule.origin.line] = (
             rule.type,
             rule.databases,
             rule.users,
@@ -421,15 +432,152 @@ def test_real_postgres_splits_pg_hba_like_us(pg_cluster):
             rule.method,
             "",
         )
-    problems = {p.line for p in hba.problems}
-    compared = 0
-    for line, row in truth.items():
-        if row[-1] == "hostssl record cannot match because SSL is disabled":
-            assert ours[line][0] == "hostssl"  # a server setting, not a syntax question
+    return rows
+
+
+def numeric(address) -> str:
+    """An address spelled as the server's getnameinfo() spells it (``::ffff:1.2.3.4``)."""
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    return socket.inet_ntop(family, address.packed)
+
+
+def comparable(rows: dict[int, tuple]) -> list[tuple]:
+    """Rows in file order, reduced to what both sides can say: the rule as loaded, or that
+    the line is rejected (the server's wording is not ours)."""
+    reduced = []
+    for _, row in sorted(rows.items()):
+        if row[0] == "hostssl" or row[-1] == SSL_OFF:
+            reduced.append(("hostssl", SSL_OFF))  # a server setting, not a syntax question
         elif row[-1]:
-            assert line in problems, (line, row)
+            reduced.append(("rejected",))
         else:
-            assert ours[line] == row, line
-        compared += 1
-    assert compared == len(ours) + len(problems) == 18
-    assert problems == {30}
+            reduced.append(row)
+    return reduced
+
+
+def assert_server_agrees(truth: dict[int, tuple], hba, same_lines: bool = True) -> None:
+    """Every line the server loads we read the same; every line it rejects we report.
+
+    ``same_lines=False`` compares in file order only: the server counts a line whose NUL
+    swallowed the next one as a single line, we name the physical line it starts on.
+    """
+    ours = as_view_rows(hba)
+    assert comparable(ours) == comparable(truth)
+    if same_lines:
+        assert sorted(ours) == sorted(truth)
+
+
+def test_real_postgres_splits_pg_hba_like_us(pg_cluster):
+    text = (PG / "inspec_fixture_pg_hba.conf").read_text() + HBA_EXTRA
+    write_owned(pg_cluster / "pg_hba.conf", text)
+    truth = server_hba_rules(pg_cluster)
+    hba = parse_pg_hba(LocalHost(), str(pg_cluster / "pg_hba.conf"))
+    assert_server_agrees(truth, hba)
+    assert len(truth) == 18
+    assert {p.line for p in hba.problems} == {30}
+
+
+#: ADDRESS columns PostgreSQL reads through getaddrinfo(AI_NUMERICHOST) and strtol().
+ADDRESS_FORMS = (
+    "0/0",
+    "0 0",
+    "0.0/0",
+    "0.0 0",
+    "0",  # an address: "trust" is then read as its netmask, and rejected
+    "10.1/16",
+    "10.1 255.255.0.0",
+    "::0/0",
+    "::0 ::",
+    "0x7f.1/32",
+    "010.0.0.1/32",
+    "4294967295/32",
+    "1.2.3.4/+8",
+    "1.2.3.4/-0",
+    "1.2.3.4/08",
+    '"1.2.3.4/ 8"',
+    "1.2.3.4/33",
+    "1.2.3.4/",
+    "10.0.0.0 255.0.255.0",
+    "10.0.0.0 0.0.0.0",
+    "::1 255.0.0.0",
+    "1.2.3.4 ::",
+    "all",
+    '"all"',
+    'a"ll"',
+    "samehost",
+    "samenet",
+    ".example.com",
+    "host.example",
+    "*",
+    '""',
+    "fe80::1%lo/64",
+    "fe80::1%nope/64",
+    "::1%1",
+    "1.2.3.4,5.6.7.8/32",
+    "1.2.3",
+    "1.2.3.4.5",
+    "08",
+    "1e2",
+    "0x",
+    "[::1]",
+    "::ffff:1.2.3.4/96",
+    "1.2.3.4/8 extra",
+)
+#: The forms above that admit every client: LAPP-PG-003 must see them.
+EVERYONE = {"0/0", "0 0", "0.0/0", "0.0 0", "::0/0", "::0 ::", "1.2.3.4/-0", "10.0.0.0 0.0.0.0"}
+
+
+def test_real_postgres_reads_pg_hba_addresses_like_us(pg_cluster):
+    text = "".join(f"host all all {form} trust\n" for form in ADDRESS_FORMS)
+    write_owned(pg_cluster / "pg_hba.conf", text)
+    hba = parse_pg_hba(LocalHost(), str(pg_cluster / "pg_hba.conf"))
+    assert_server_agrees(server_hba_rules(pg_cluster), hba)
+    everyone = {ADDRESS_FORMS[r.origin.line - 1] for r in hba.rules if r.open_to_everyone}
+    assert everyone == EVERYONE | {"all", 'a"ll"'}  # a quote after the first letter: a keyword
+    assert {r.method for r in hba.rules} == {"trust"}
+
+
+#: pg_hba.conf records around a separator, one blank line apart (a NUL joins the next line).
+HBA_SEPARATOR_CASES = (
+    "# hidden{sep}host all all all trust",
+    "host all all all trust{sep}",
+    "{sep}host all all all trust",
+    "host all all{sep}all trust",
+    "local all all peer #{sep}\nhost all all 127.0.0.1/32 trust",
+    "host all all 127.0.0.1/32 md5{sep}\\\nhost all all all trust",
+)
+
+
+@each_separator
+def test_real_postgres_splits_pg_hba_lines_like_us(pg_cluster, sep):
+    text = "\n\n".join(case.format(sep=sep) for case in HBA_SEPARATOR_CASES) + "\n"
+    write_owned(pg_cluster / "pg_hba.conf", text)
+    hba = parse_pg_hba(LocalHost(), str(pg_cluster / "pg_hba.conf"))
+    assert_server_agrees(server_hba_rules(pg_cluster), hba, same_lines=sep != SEPARATORS["NUL"])
+
+
+#: postgresql.conf files around a separator; postgres -C refuses a file with any bad line.
+#: (log_line_prefix: cluster_name would be cleaned to ASCII by the server.)
+CONF_SEPARATOR_CASES = (
+    "# hidden{sep}log_line_prefix = 'hidden'\n",
+    "log_line_prefix = 'x'{sep}\n",
+    "{sep}log_line_prefix = 'x'\n",
+    "log_line_prefix = ab{sep}cd\n",
+    "log_line_prefix = 'a{sep}b'\n",
+    "log_line_prefix = 'x' #{sep}\nlog_line_prefix = 'y'\n",
+)
+
+
+@each_separator
+def test_real_postgres_splits_postgresql_conf_lines_like_us(postgres_dir, sep):
+    postgres = str(_bindir() / "postgres")
+    for case in CONF_SEPARATOR_CASES:
+        write_owned(postgres_dir / "postgresql.conf", case.format(sep=sep))
+        conf = parse_postgresql_conf(LocalHost(), str(postgres_dir / "postgresql.conf"))
+        try:
+            truth = as_postgres(postgres, "-D", str(postgres_dir), "-C", "log_line_prefix")
+        except subprocess.CalledProcessError:
+            assert conf.problems, f"postgres refuses {case!r}; the parser must say so"
+            continue
+        assert conf.problems == [], case
+        assert conf.get("log_line_prefix").value == truth.removesuffix("\n"), case

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, require_program, require_root
+from line_breaks import each_separator
 from namespaces import PRIVATE_RUN, NamespacedHost
 from treeutil import make_tree
 
@@ -400,3 +401,65 @@ def test_parser_agrees_with_real_sshd_t(tmp_path):
     assert carol.values("allowusers") == ("dave",)
     assert carol.first("permitemptypasswords") == "yes"
     assert root.first("allowtcpforwarding") == "no"
+
+
+# --- line breaks: sshd ends a line at LF only --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def host_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require_program("ssh-keygen")
+    key = tmp_path_factory.mktemp("sshd") / "host_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-N", "", "-t", "ed25519", "-f", str(key)], check=True)
+    return key
+
+
+def sshd_namespace() -> NamespacedHost:
+    require_root()
+    require_program("sshd")
+    require_program("unshare")
+    return NamespacedHost(PRIVATE_RUN)
+
+
+SEPARATOR_CASES = (
+    "# hidden{sep}PasswordAuthentication no\n",
+    "PasswordAuthentication no{sep}\n",
+    "{sep}PasswordAuthentication no\n",
+    "PasswordAuthentication{sep}no\n",
+    "MaxAuthTries 3{sep}\nPasswordAuthentication no\n",
+    "PasswordAuthentication no #{sep}\nMaxAuthTries 3\n",
+)
+
+
+@each_separator
+def test_parser_splits_lines_where_sshd_does(tmp_path, host_key, sep):
+    """``# x<FF>PasswordAuthentication no`` is one comment line for sshd (so passwords stay
+    on), and a line sshd refuses is reported instead of read."""
+    host = sshd_namespace()
+    for number, case in enumerate(SEPARATOR_CASES):
+        path = tmp_path / f"sshd_config{number}"
+        path.write_bytes(f"HostKey {host_key}\n{case.format(sep=sep)}".encode())
+        config = parse_sshd_config(host, str(path))
+        try:
+            truth = run_sshd_t(host, str(path), OUTSIDE)
+        except SshdUnavailable:
+            assert config.problems, f"sshd refuses {case!r}; the parser must say so"
+            continue
+        assert config.problems == [], case
+        for keyword in ("passwordauthentication", "maxauthtries"):
+            assert config.resolve(keyword, OUTSIDE).values == truth.values(keyword), (case, keyword)
+
+
+def test_sshd_t_output_splits_at_lf_only(tmp_path, host_key):
+    """sshd -T prints values raw: an FS inside ForceCommand must not start a fake
+    ``authenticationmethods`` line that a check would then read first."""
+    host = sshd_namespace()
+    path = tmp_path / "sshd_config"
+    path.write_text(
+        f"HostKey {host_key}\nForceCommand /bin/true\x1cauthenticationmethods publickey\n"
+    )
+    truth = run_sshd_t(host, str(path), OUTSIDE)
+    assert truth.values("authenticationmethods") == ("any",)
+    assert truth.values("forcecommand") == ("/bin/true\x1cauthenticationmethods", "publickey")
+    parsed = parse_sshd_config(host, str(path)).resolve("forcecommand", OUTSIDE)
+    assert parsed.values == truth.values("forcecommand")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, require_program, require_root
+from line_breaks import each_separator
 from namespaces import PRIVATE_RUN, NamespacedHost, in_namespace, network_namespace
 from servers import run_check
 from treeutil import context, dpkg_status, make_tree
@@ -185,6 +186,30 @@ def test_insecure_tree_fails_exactly_the_violated_controls(tmp_path):
         "/etc/postgresql/15/main/postgresql.conf: log_line_prefix = '%m [%p] ' (built-in default)"
         ": is '%m [%p] ', which does not match /%[hr]/",
     )
+
+
+#: The hardened tree's files that hold its hardening, as (host path, comment marker).
+HARDENING_FILES = (
+    "/etc/ssh/sshd_config.d/50-hardening.conf",
+    "/etc/postgresql/15/main/postgresql.conf",
+    "/etc/apt/apt.conf.d/20auto-upgrades",
+    "/etc/apt/apt.conf.d/52unattended-upgrades-local",
+)
+
+
+@each_separator
+def test_settings_behind_a_comment_and_a_separator_are_comments(tmp_path, sep):
+    """``# off<FF>PasswordAuthentication no``: sshd, PostgreSQL and apt read one comment line,
+    so the audit must judge the tree as if the hardening were not there at all."""
+    hidden, emptied = hardened_tree(tmp_path / "hidden"), hardened_tree(tmp_path / "emptied")
+    for path in HARDENING_FILES:
+        file = hidden / path.lstrip("/")
+        lines = [line for line in file.read_text().split("\n") if line]
+        file.write_bytes("".join(f"# off{sep}{line}\n" for line in lines).encode())
+        (emptied / path.lstrip("/")).write_text("")
+    judged = statuses(audit(tmp_path, hidden))
+    assert judged == statuses(audit(tmp_path, emptied))
+    assert {judged[i] for i in ("LAPP-SSH-001", "LAPP-PG-005", "LAPP-PATCH-002")} == {"fail"}
 
 
 def test_a_host_without_the_packages_skips_with_reasons(tmp_path):
@@ -545,6 +570,19 @@ def test_listen_addresses_loopback_only(tmp_path, listen, status):
     assert verdict.status.value == status
 
 
+def test_a_postgresql_conf_line_the_server_rejects_leaves_the_check_undecided(tmp_path):
+    """``port = 5432<FF>``: postgres refuses to start (or ignores a reload) with this file."""
+    conf = "/etc/postgresql/15/main/postgresql.conf"
+    make_tree(tmp_path, {conf: "listen_addresses = 'localhost'\nport = 5432\f\n"})
+    params = {"setting": "listen_addresses", "loopback_only": True}
+    verdict = run_check(PostgresConfCheck, params, context(tmp_path))
+    assert (verdict.status, verdict.reason) == (
+        Status.ERROR,
+        f"postgresql.conf is not loadable: {conf}:2: unexpected character '\\x0c' "
+        "(PostgreSQL rejects this line)",
+    )
+
+
 def test_every_cluster_is_judged_with_its_own_defaults(tmp_path):
     make_tree(
         tmp_path,
@@ -611,6 +649,34 @@ def test_pg_hba_open_rules_in_the_inspec_fixture(tmp_path):
     assert scram.evidence == (
         "/etc/pg_hba.conf: 11 host/hostssl/hostnossl/hostgssenc/hostnogssenc rule(s), "
         "no method trust/password",
+    )
+
+
+@pytest.mark.parametrize("address", ["0/0", "0 0", "0.0/0", "0.0 0", "::0/0", "::0 ::"])
+def test_short_address_forms_are_open_trust_rules(tmp_path, address):
+    """PostgreSQL reads ``0/0`` and ``0 0`` as 0.0.0.0/0 (inet_aton's short forms)."""
+    make_tree(tmp_path, {"/etc/pg_hba.conf": f"host all all {address} trust\n"})
+    trust = {"hba": "/etc/pg_hba.conf", "forbid_methods": ["trust"]}
+    open_rule = {"hba": "/etc/pg_hba.conf", "forbid_open": True}
+    assert run_check(PgHbaCheck, trust, context(tmp_path)).status is Status.FAIL
+    verdict = run_check(PgHbaCheck, open_rule, context(tmp_path))
+    assert verdict.evidence == (
+        f"/etc/pg_hba.conf:1: host all all {address} trust (address {address.replace(' ', '/')}"
+        " admits every client)",
+    )
+
+
+def test_a_line_postgresql_rejects_leaves_pg_hba_undecided(tmp_path):
+    """The server does not load such a file (or keeps its old rules on reload): no pass."""
+    hba = "host all all 10.0.0.0/8 scram-sha-256\nhost all all 0 trust\n"
+    make_tree(tmp_path, {"/etc/pg_hba.conf": hba})
+    verdict = run_check(
+        PgHbaCheck, {"hba": "/etc/pg_hba.conf", "forbid_open": True}, context(tmp_path)
+    )
+    assert (verdict.status, verdict.reason) == (
+        Status.ERROR,
+        "pg_hba.conf is not loadable: /etc/pg_hba.conf:2: invalid IP mask 'trust': Name or "
+        "service not known (PostgreSQL rejects this line)",
     )
 
 

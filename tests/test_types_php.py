@@ -8,6 +8,7 @@ from typing import Any
 
 from apache_tree import hardened
 from conftest import FIXTURES
+from line_breaks import SEPARATORS, each_separator
 from treeutil import context, make_tree
 
 from checks.params import validate_params
@@ -223,3 +224,14 @@ def test_ini_bool() -> None:
     assert [ini_bool(v) for v in ("On", "yes", "TRUE", "1", "2")] == [True] * 5
     assert [ini_bool(v) for v in ("Off", "no", "false", "none", "", "0", " 0 ")] == [False] * 7
     assert ini_bool("stderr") is None
+
+
+@each_separator
+def test_a_setting_behind_a_comment_and_a_separator(tmp_path: Path, sep: str) -> None:
+    """``; off<FF>display_errors = Off`` is one comment line for PHP: the development
+    php.ini's display_errors = On stays. Only a lone CR ends a php.ini line (unlike sshd)."""
+    dropin = f"; disabled{sep}display_errors = Off\nexpose_php = Off\n"
+    make_tree(tmp_path, {INI82: DEVELOPMENT, "/etc/php/8.2/apache2/conf.d/90-x.ini": dropin})
+    verdict = php_ini(tmp_path, BASELINE["LAPP-PHP-002"])
+    assert verdict.status is (Status.PASS if sep == SEPARATORS["CR"] else Status.FAIL)
+    assert php_ini(tmp_path, BASELINE["LAPP-PHP-001"]).status is Status.PASS

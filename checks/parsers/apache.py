@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from checks.hosts import CommandNotFound, Host, HostError
+from checks.parsers.lines import C_SPACE, cut_at_nul, lf_lines
 from checks.parsers.origin import Origin
 from checks.yamlsource import Problem
 
@@ -44,6 +45,7 @@ _MAX_INCLUDE_DEPTH = 32
 _ENV_LINE = re.compile(r"^\s*export\s+([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 _SHELL_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _CONF_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_DIRECTIVE_NAME = re.compile(r"[A-Za-z0-9_]+")  # every httpd directive is such a name
 _CTL_LINE = re.compile(r"^\s*(\S+)\s+\((static|shared)\)\s*$")
 #: Source-file spellings of ``<IfModule foo.c>`` that do not follow ``mod_X.c -> X_module``.
 _SOURCE_NAMES = {
@@ -344,7 +346,7 @@ def _read_envvars(host: Host, path: str) -> tuple[dict[str, str], list[Problem]]
             return {}, [Problem(path, 0, "", f"unreadable ({exc})")]
         return {}, []
     values: dict[str, str] = {}
-    for line in text.splitlines():
+    for line in lf_lines(text):  # a shell script: only LF ends a line
         match = _ENV_LINE.match(line)
         if match:
             raw = match.group(2).strip().strip("'\"")
@@ -365,7 +367,7 @@ def _ctl_modules(host: Host, server_root: str) -> tuple[dict[str, str] | None, s
     except HostError as exc:
         return None, f"apache2ctl -M failed: {exc}"
     modules = {}
-    for line in done.stdout.splitlines():
+    for line in lf_lines(done.stdout):
         match = _CTL_LINE.match(line)
         if match:
             modules[module_id(match.group(1))] = match.group(2)
@@ -438,7 +440,7 @@ class _Reader:
         return _CONF_VAR.sub(lambda m: self.variables.get(m.group(1), m.group(0)), line)
 
     def _close(self, stack: list[_Frame], line: str, origin: Origin) -> None:
-        name = line[2:].rstrip(">").strip()
+        name = line[2:].rstrip(">").strip(C_SPACE)
         if not stack:
             self.problems.append(origin.problem(f"</{name}> without an open <{name}>"))
             return
@@ -455,7 +457,7 @@ class _Reader:
         if not line.endswith(">"):
             self.problems.append(origin.problem(f"section line without closing '>': {line}"))
             return None, False
-        name, *rest = line[1:-1].strip().split(None, 1)
+        name, *rest = re.split(r"[ \t\n\v\f\r]+", line[1:-1].strip(C_SPACE), maxsplit=1)
         kind, args = name.lower(), tuple(split_args(rest[0] if rest else ""))
         if kind in CONDITIONALS:
             return _Frame(name, None, origin), self._condition(kind, args, origin)
@@ -524,6 +526,12 @@ class _Reader:
         words = split_args(line)
         name, args = words[0], tuple(words[1:])
         key = name.lower()
+        if not _DIRECTIVE_NAME.fullmatch(name):
+            self.problems.append(origin.problem(f"Invalid command {name!r} (httpd refuses this)"))
+            return
+        if key in ("define", "undefine") and not 1 <= len(args) <= (2 if key == "define" else 1):
+            self.problems.append(origin.problem(f"{name}: wrong number of arguments"))
+            return
         if key in ("include", "includeoptional"):
             if len(args) != 1:
                 self.problems.append(origin.problem(f"{name} takes one path"))
@@ -595,48 +603,46 @@ class _Reader:
 
 
 def _logical_lines(path: str, text: str) -> Iterator[tuple[Origin, str]]:
-    """Non-comment lines with ``\\`` continuations joined, numbered by their first line."""
-    pending: list[str] = []
+    """Non-comment lines as httpd's ap_cfg_getline() reads them, numbered by their first line.
+
+    Only LF ends a line; a NUL ends its line early; a backslash right before the LF (or CR LF)
+    joins the next line with nothing in between; then C whitespace is trimmed at both ends.
+    """
+    physical = text.split("\n")  # every piece but the last one ended with LF
+    pending: str | None = None
     start = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.rstrip()
-        if not pending:
-            start = number
-        if line.endswith("\\"):
-            pending.append(line[:-1])
+    for number, raw in enumerate(physical, start=1):
+        if pending is None:
+            start, pending = number, ""
+        line = raw.removesuffix("\r")
+        if "\0" not in raw and number < len(physical) and line.endswith("\\"):
+            pending += line[:-1]
             continue
-        joined = "".join([*pending, line]).strip()
-        pending = []
+        joined = (pending + cut_at_nul(raw)).strip(C_SPACE)
+        pending = None
         if joined and not joined.startswith("#"):
             yield Origin(path, start), joined
-    joined = "".join(pending).strip()
-    if joined and not joined.startswith("#"):
-        yield Origin(path, start), joined
 
 
 def split_args(text: str) -> list[str]:
-    """httpd's word splitting: whitespace-separated, ``"..."``/``'...'`` quoted (``\\"`` inside)."""
+    """httpd's ap_getword_conf(): words split at C whitespace, ``"..."``/``'...'`` quoted,
+    a backslash before the quote or another backslash escaping it."""
     words: list[str] = []
     i, n = 0, len(text)
     while i < n:
-        if text[i].isspace():
+        if text[i] in C_SPACE:
             i += 1
             continue
-        if text[i] in "\"'":
-            quote, j, chars = text[i], i + 1, []
-            while j < n and text[j] != quote:
-                if text[j] == "\\" and j + 1 < n and text[j + 1] == quote:
-                    j += 1
-                chars.append(text[j])
+        quote = text[i] if text[i] in "\"'" else ""
+        j = i + 1 if quote else i
+        chars = []
+        while j < n and (text[j] != quote if quote else text[j] not in C_SPACE):
+            if text[j] == "\\" and j + 1 < n and text[j + 1] in ("\\", quote):
                 j += 1
-            words.append("".join(chars))
-            i = j + 1
-        else:
-            j = i
-            while j < n and not text[j].isspace():
-                j += 1
-            words.append(text[i:j])
-            i = j
+            chars.append(text[j])
+            j += 1
+        words.append("".join(chars))
+        i = j + 1 if quote else j
     return words
 
 

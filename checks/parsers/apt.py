@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from checks.hosts import Host, HostError
+from checks.parsers.lines import C_SPACE, cut_at_nul, numbered
 from checks.parsers.origin import Origin
 from checks.yamlsource import Problem
 
@@ -191,9 +192,10 @@ def _parse(host: Host, config: AptConfig, path: str, text: str, depth: int) -> P
     buffer = ""
     in_comment = False
     number = 0
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in numbered(text):
         origin = Origin(path, number)
-        fragment, in_comment = _strip_comments(raw.replace("\t", " ").strip(), in_comment)
+        line = cut_at_nul(raw).replace("\t", " " * 8).strip(C_SPACE)  # apt's ReadLine + Strip
+        fragment, in_comment = _strip_comments(line, in_comment)
         if not fragment:
             continue
         in_quote = False
@@ -203,7 +205,7 @@ def _parse(host: Host, config: AptConfig, path: str, text: str, depth: int) -> P
                 in_quote = not in_quote
             if in_quote or ch not in "{;}":
                 continue
-            piece = fragment[start:index].strip()
+            piece = fragment[start:index].strip(C_SPACE)
             if buffer and piece:
                 buffer += " "
             buffer += piece
@@ -234,7 +236,7 @@ def _parse(host: Host, config: AptConfig, path: str, text: str, depth: int) -> P
                 config.set(item, word, origin)
             if ch == "}":
                 parent = stack.pop() if stack else ""
-        rest = fragment[start:].strip()
+        rest = fragment[start:].strip(C_SPACE)
         if rest:
             buffer = f"{buffer} {rest}" if buffer else rest
     if buffer:
@@ -301,7 +303,7 @@ def _quote_word(text: str) -> tuple[str, str] | None:
     if i == n:
         return None
     start = i
-    while i < n and not text[i].isspace():
+    while i < n and text[i] not in C_SPACE:
         if text[i] in '"[':
             close = text.find('"' if text[i] == '"' else "]", i + 1)
             if close < 0:
@@ -317,7 +319,7 @@ def _quote_word(text: str) -> tuple[str, str] | None:
         if raw[k] != '"':
             out.append(raw[k])
         k += 1
-    return "".join(out), text[i:].lstrip()
+    return "".join(out), text[i:].lstrip(C_SPACE)
 
 
 def _c_word(text: str) -> tuple[str, str] | None:
@@ -337,10 +339,10 @@ def _c_word(text: str) -> tuple[str, str] | None:
             out.append(text[i + 1 : close])
             i = close + 1
             continue
-        if i > 0 and ch.isspace() and text[i - 1].isspace():
+        if i > 0 and ch in C_SPACE and text[i - 1] in C_SPACE:
             i += 1
             continue
-        if not ch.isspace():
+        if ch not in C_SPACE:
             return None
         out.append(" ")
         i += 1

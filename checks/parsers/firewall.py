@@ -19,6 +19,7 @@ from typing import Any
 
 from checks.hosts import Host, HostError
 from checks.parsers.firewall_rules import Chain, FirewallState, NamedSets, Ruleset, rule_from_exprs
+from checks.parsers.lines import cut_at_nul, numbered
 from checks.parsers.nftables_conf import parse_nftables_conf
 
 NFTABLES_CONF = "/etc/nftables.conf"
@@ -132,8 +133,8 @@ def parse_iptables_save(text: str, source: str, family: str, file: str = "") -> 
     ruleset = Ruleset(source)
     table_family = "ip" if family == "ipv4" else "ip6"
     table = ""
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
+    for number, raw in numbered(text):  # iptables-restore: fgets(), so LF ends a line
+        line = cut_at_nul(raw).strip()
         where = f"{file}:{number}" if file else f"{source} line {number}"
         if not line or line.startswith("#") or line == "COMMIT":
             continue

@@ -15,8 +15,15 @@ from checks.parsers.origin import Origin
 from checks.yamlsource import Problem
 
 APACHE_SAPI_DIRS = "/etc/php/*/apache2"
-_SECTION = re.compile(r"^\[([^\]]*)\]\s*(?:;.*)?$")
-_ENTRY = re.compile(r"^([^=;\"'\s][^=;\"']*?)\s*=(.*)$")
+# PHP's own ini scanner (Zend/zend_ini_scanner.l): a line ends at LF, CR LF or a lone CR and
+# at nothing else (but a quoted value goes on across lines); only space and tab are blanks; a
+# key is any run of LABEL characters.
+_NEWLINE = re.compile(r"(\r\n|\r|\n)")  # captured: a quoted value keeps its line breaks
+_BLANKS = " \t"
+_LABEL = r'[^=\r\n\t;&|^$~(){}!"\[\]\0]'
+_SECTION = re.compile(r"^\[([^\]]*)\][ \t]*(?:;.*)?$")
+_ENTRY = re.compile(rf"^({_LABEL}+?)[ \t]*=(.*)$")
+_BARE_LABEL = re.compile(rf"^{_LABEL}+$")  # a key without a value: PHP does nothing with it
 _TRUE = {"1", "on", "yes", "true"}
 _FALSE = {"", "0", "off", "no", "false", "none", "null"}
 
@@ -55,60 +62,119 @@ def ini_bool(value: str) -> bool | None:
         return None
 
 
+class _OpenQuote(Exception):
+    """A quote is still open where the text read so far ends."""
+
+    def __init__(self, quote: str):
+        super().__init__(quote)
+        self.quote = quote
+
+
 def parse_ini(path: str, text: str) -> tuple[list[IniSetting], list[Problem]]:
     """Settings in file order; a line PHP would reject is reported and skipped."""
     settings: list[IniSetting] = []
     problems: list[Problem] = []
     section = ""
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        origin = Origin(path, number)
-        if not line or line.startswith(";"):
+    pieces = _NEWLINE.split(text)
+    lines, breaks = pieces[0::2], pieces[1::2]
+    index = 0
+    while index < len(lines):
+        origin = Origin(path, index + 1)
+        line = _cut_key_at_nul(lines[index]).strip(_BLANKS)
+        index += 1
+        if not line or line.startswith(";") or _BARE_LABEL.match(line):
             continue
         header = _SECTION.match(line)
         if header:
-            section = header.group(1).strip()
+            section = header.group(1).strip(_BLANKS)
             continue
         entry = _ENTRY.match(line)
         if not entry:
             problems.append(origin.problem(f"not php.ini syntax: {line}"))
             continue
+        raw = entry.group(2)
         try:
-            value = _value(entry.group(2))
-        except ValueError as exc:
-            problems.append(origin.problem(str(exc)))
-            continue
+            value, index = _value_across_lines(raw, lines, breaks, index)
+        except _OpenQuote as exc:
+            problems.append(
+                origin.problem(f"unterminated {exc.quote} quote in value {raw.strip(_BLANKS)!r}")
+            )
+            break  # the quote swallowed the rest of the file
         settings.append(IniSetting(entry.group(1), value, origin, section))
     return settings, problems
 
 
+def _value_across_lines(
+    raw: str, lines: list[str], breaks: list[str], index: int
+) -> tuple[str, int]:
+    """The value starting with ``raw``, read on into the next lines while a quote is open:
+    (value, index of the first line not read). Raises _OpenQuote at the end of the file."""
+    while True:
+        try:
+            return _value(raw), index
+        except _OpenQuote:
+            if index == len(lines):
+                raise
+            raw += breaks[index - 1] + lines[index]
+            index += 1
+
+
+def _cut_key_at_nul(line: str) -> str:
+    """PHP stops reading a line at a NUL before its ``=``; after it, a NUL ends the value
+    unless quoted (``_value``)."""
+    key = line.partition("=")[0]
+    return line[: key.index("\0")] if "\0" in key else line
+
+
 def _value(raw: str) -> str:
-    """The text of a value: quoted parts kept verbatim, unquoted parts trimmed, ``;`` ends it."""
+    """The text of a value: quoted parts as PHP unquotes them, unquoted parts trimmed, ``;``
+    or a NUL outside quotes ends it. Raises _OpenQuote when a quote is not closed."""
     parts: list[tuple[str, bool]] = []  # (text, quoted)
     i, n = 0, len(raw)
-    while i < n:
+    while i < n and raw[i] not in ";\0":
         char = raw[i]
-        if char == ";":
-            break
-        if char in "\"'":
-            end, chars = i + 1, []
-            while end < n and raw[end] != char:
-                if char == '"' and raw[end] == "\\" and raw[end + 1 : end + 2] == '"':
-                    end += 1
-                chars.append(raw[end])
-                end += 1
-            if end >= n:
-                raise ValueError(f"unterminated {char} quote in value {raw.strip()!r}")
-            parts.append(("".join(chars), True))
+        if char == "'":
+            end = raw.find("'", i + 1)
+            if end < 0:
+                raise _OpenQuote(char)
+            parts.append((raw[i + 1 : end], True))
             i = end + 1
-            continue
-        parts.append((char, False))
-        i += 1
-    while parts and not parts[0][1] and parts[0][0].isspace():
+        elif char == '"':
+            text, i = _double_quoted(raw, i + 1)
+            parts.append((text, True))
+        else:
+            parts.append((char, False))
+            i += 1
+    while parts and not parts[0][1] and parts[0][0] in _BLANKS:
         parts.pop(0)
-    while parts and not parts[-1][1] and parts[-1][0].isspace():
+    while parts and not parts[-1][1] and parts[-1][0] in _BLANKS:
         parts.pop()
     return "".join(text for text, _ in parts)
+
+
+def _double_quoted(raw: str, i: int) -> tuple[str, int]:
+    """A "..." string from just after its quote: (text, index after the closing quote).
+
+    Backslash escapes ``"``, ``\\`` and ``$`` and keeps any other character; ``\\"`` at the
+    end of a line closes the string with the backslash kept (``"C:\\path\\"``).
+    """
+    chars: list[str] = []
+    n = len(raw)
+    while i < n and raw[i] != '"':
+        if raw[i] == "\\" and i + 1 < n:
+            escaped = raw[i + 1]
+            if escaped == '"' and raw[i + 2 : i + 3] in ("", "\r", "\n"):
+                chars.append("\\")
+                i += 1
+                break
+            chars.append(escaped if escaped in '"\\$' else raw[i : i + 2])
+            i += 2
+            continue
+        chars.append(raw[i])
+        i += 1
+    if i >= n:
+        raise _OpenQuote('"')
+    return "".join(chars), i + 1
 
 
 def load_apache_php(host: Host) -> list[PhpConfig]:

@@ -12,13 +12,14 @@ pg_hba.conf: records with comma lists, double quotes (a quoted keyword is a plai
 
 from __future__ import annotations
 
-import ipaddress
 import posixpath
 import re
 from dataclasses import dataclass, field
 
 from checks.hosts import Host, HostError
+from checks.parsers.lines import joined_at_nul, numbered
 from checks.parsers.origin import Origin
+from checks.parsers.pg_address import HbaAddress, Network, RejectedLine, read_address
 from checks.yamlsource import Problem
 
 CLUSTER_GLOB = "/etc/postgresql/*/*/postgresql.conf"
@@ -136,7 +137,7 @@ def _parse_conf_file(host: Host, conf: PostgresConf, path: str, depth: int, requ
             return
         raise
     conf.files.append(path)
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in numbered(text):  # guc-file.l: only \n ends a line, \r is a blank
         origin = Origin(path, number)
         parsed = _parse_conf_line(line)
         if parsed is None:
@@ -209,6 +210,8 @@ def _parse_conf_line(line: str) -> tuple[str, str] | str | None:
         return f"{name}: syntax error near {value!r}"
     if len(rest) > 1:
         return f"{name}: syntax error near {rest[1][1]!r}"
+    if "." not in name and not name.isascii():
+        return f"unrecognized configuration parameter {name!r}"  # built-in names are ASCII
     return name.lower(), _unquote(value) if kind == "string" else value
 
 
@@ -235,8 +238,12 @@ def _lex(line: str) -> list[tuple[str, str]] | str:
 
 
 def _unquote(token: str) -> str:
-    """GUC_scanstr: strip the quotes, '' -> ', backslash escapes (octal too)."""
-    body, out, i = token[1:-1], [], 0
+    """GUC_scanstr: strip the quotes, '' -> ', backslash escapes (octal too).
+
+    GUC_scanstr works on a C string: a NUL ends the token, and the character before it is
+    dropped in place of the closing quote (``'ab<NUL>c'`` reads as ``a``).
+    """
+    body, out, i = token.partition("\0")[0][1:-1], [], 0
     while i < len(body):
         ch = body[i]
         if ch == "\\" and i + 1 < len(body):
@@ -262,13 +269,30 @@ def _unquote(token: str) -> str:
 
 CONNECTION_TYPES = ("local", "host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc")
 TCP_TYPES = CONNECTION_TYPES[1:]
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: Methods a Linux build of PostgreSQL accepts (sspi is Windows-only, bsd BSD-only).
+METHODS = frozenset(
+    [
+        "trust",
+        "reject",
+        "md5",
+        "password",
+        "scram-sha-256",
+        "gss",
+        "ident",
+        "peer",
+        "pam",
+        "ldap",
+        "radius",
+        "cert",
+    ]
+)
+_BLANK = " \t\r"  # hba.c pg_isblank()
 
 
 @dataclass(frozen=True)
 class Token:
     text: str
-    quoted: bool = False
+    quoted: bool = False  # quoted before its first character: never a keyword
 
 
 @dataclass(frozen=True)
@@ -278,19 +302,21 @@ class HbaRule:
     type: str
     databases: tuple[str, ...]
     users: tuple[str, ...]
-    address: str | None  # as written (with the netmask column joined as addr/mask)
-    network: Network | None  # None for local, all, samehost, samenet and host names
+    address: HbaAddress | None  # None for local records
     method: str
     options: tuple[str, ...]
     origin: Origin
     text: str
 
     @property
+    def network(self) -> Network | None:
+        """The address range; None for local, keywords, host names and non-contiguous masks."""
+        return self.address.network if self.address else None
+
+    @property
     def open_to_everyone(self) -> bool:
-        """``all``, or a prefix of length 0 (0.0.0.0/0, ::/0, but also 127.0.0.1/0)."""
-        if self.address == "all":
-            return True
-        return self.network is not None and self.network.prefixlen == 0
+        """``all``, or an all-zero netmask (0.0.0.0/0, ::/0, ``0/0``, ``0 0``, 127.0.0.1/0)."""
+        return self.address is not None and self.address.everyone
 
     def __str__(self) -> str:
         return f"{self.origin}: {self.text}"
@@ -320,9 +346,6 @@ def _parse_hba_file(host: Host, hba: HbaFile, path: str, depth: int) -> None:
     for number, line in _logical_lines(text):
         origin = Origin(path, number)
         fields = _hba_fields(line)
-        if isinstance(fields, str):
-            hba.problems.append(origin.problem(fields))
-            continue
         if not fields:
             continue
         first = fields[0][0]
@@ -330,9 +353,10 @@ def _parse_hba_file(host: Host, hba: HbaFile, path: str, depth: int) -> None:
         if keyword in ("include", "include_if_exists", "include_dir"):
             _hba_include(host, hba, keyword, fields, path, origin, depth)
             continue
-        rule = _hba_rule(fields, origin, line.split("#", 1)[0].strip())
-        if isinstance(rule, str):
-            hba.problems.append(origin.problem(f"{rule} (PostgreSQL rejects this line)"))
+        try:
+            rule = _hba_rule(fields, origin, line.split("#", 1)[0].strip(_BLANK))
+        except RejectedLine as exc:
+            hba.problems.append(origin.problem(f"{exc} (PostgreSQL rejects this line)"))
         else:
             hba.rules.append(rule)
 
@@ -362,103 +386,119 @@ def _hba_include(
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
-    """Lines with backslash continuations joined, numbered by their first physical line."""
+    """Records as hba.c reads them: LF-ended lines (a NUL swallows its LF), trailing CRs and
+    LFs stripped, and a final backslash joining the next line with no separator (even in a
+    comment), so ``0.0.0.0/\\`` + ``0`` is ``0.0.0.0/0``."""
     lines: list[tuple[int, str]] = []
-    pending: list[str] = []
+    pending: str | None = None
     start = 0
-    for number, raw in enumerate(text.splitlines(), 1):
-        if not pending:
-            start = number
-        if raw.endswith("\\"):  # as PostgreSQL: even inside a comment
-            pending.append(raw[:-1])
+    for number, raw in joined_at_nul(text):
+        if pending is None:
+            start, pending = number, ""
+        line = raw.rstrip("\r\n")
+        if line.endswith("\\"):
+            pending += line[:-1]
             continue
-        pending.append(raw)
-        lines.append((start, " ".join(pending)))
-        pending = []
-    if pending:
-        lines.append((start, " ".join(pending)))
+        lines.append((start, pending + line))
+        pending = None
+    if pending is not None:
+        lines.append((start, pending))
     return lines
 
 
-def _hba_fields(line: str) -> list[list[Token]] | str:
-    """Whitespace-separated fields, each a comma list of tokens; ``#`` outside quotes ends."""
+def _hba_fields(line: str) -> list[list[Token]]:
+    """Blank-separated fields, each a comma list of tokens (hba.c next_field_expand())."""
     fields: list[list[Token]] = []
     current: list[Token] = []
-    i, n = 0, len(line)
-    while i < n:
-        ch = line[i]
-        if ch in " \t\r":
-            i += 1
+    i = 0
+    while i < len(line):
+        token, i, comma = _next_token(line, i)
+        if token is not None:
+            current.append(token)
+        if comma:
             continue
-        if ch == "#":
-            break
-        text, quoted = [], False
-        in_quote = False
-        while i < n:
-            ch = line[i]
-            if ch == '"':
-                in_quote, quoted = not in_quote, True
-            elif not in_quote and (ch in " \t\r," or ch == "#"):
-                break
-            else:
-                text.append(ch)
-            i += 1
-        if in_quote:
-            return "unterminated quoted string"
-        current.append(Token("".join(text), quoted))
-        if i < n and line[i] == ",":
-            i += 1
-            continue
-        fields.append(current)
+        if current:
+            fields.append(current)
         current = []
     if current:
         fields.append(current)
     return fields
 
 
-def _hba_rule(fields: list[list[Token]], origin: Origin, text: str) -> HbaRule | str:
+def _next_token(line: str, i: int) -> tuple[Token | None, int, bool]:
+    """hba.c next_token() from ``i``: (token or None, where it stopped, ended by a comma).
+
+    Blanks and commas before a token are skipped, ``""`` inside quotes is a quote, ``#``
+    outside quotes ends the line, and an unclosed quote runs to the end of the line.
+    """
+    n = len(line)
+    while i < n and (line[i] in _BLANK or line[i] == ","):
+        i += 1
+    text: list[str] = []
+    in_quote = was_quote = saw_quote = initial_quote = False
+    while i < n and (in_quote or line[i] not in _BLANK):
+        ch = line[i]
+        if ch == "#" and not in_quote:
+            i = n
+            break
+        if ch == "," and not in_quote:
+            return Token("".join(text), initial_quote), i + 1, True
+        if ch != '"' or was_quote:
+            text.append(ch)
+        was_quote = in_quote and ch == '"' and not was_quote
+        if ch == '"':
+            in_quote, saw_quote = not in_quote, True
+            initial_quote = initial_quote or not text
+        i += 1
+    token = Token("".join(text), initial_quote) if saw_quote or text else None
+    return token, i, False
+
+
+def _hba_rule(fields: list[list[Token]], origin: Origin, text: str) -> HbaRule:
+    """One record as parse_hba_line() checks it; raises RejectedLine when the server would not
+    load the line (and so the whole file)."""
     kind = fields[0][0].text
     if kind not in CONNECTION_TYPES or fields[0][0].quoted:
-        return f"invalid connection type {kind!r}"
+        raise RejectedLine(f"invalid connection type {kind!r}")
     needed = 4 if kind == "local" else 5
     if len(fields) < needed:
-        return f"{kind} record is missing fields"
+        raise RejectedLine(f"{kind} record is missing fields")
     databases = tuple(t.text for t in fields[1])
     users = tuple(t.text for t in fields[2])
     rest = fields[3:]
-    address, network = None, None
+    address = None
     if kind != "local":
-        token = rest[0][0]
+        if len(rest[0]) > 1:
+            raise RejectedLine("multiple values specified for host address")
+        address = read_address(rest[0][0].text, rest[0][0].quoted)
         rest = rest[1:]
-        address, network, rest = _hba_address(token, rest)
-        if isinstance(network, str):
-            return network
+        if address.needs_netmask:
+            if not rest:
+                raise RejectedLine("end-of-line before netmask specification")
+            if len(rest[0]) > 1:
+                raise RejectedLine("multiple values specified for netmask")
+            address = address.with_netmask(rest[0][0].text)
+            rest = rest[1:]
     if not rest:
-        return "missing authentication method"
+        raise RejectedLine("end-of-line before authentication method")
+    if len(rest[0]) > 1:
+        raise RejectedLine("multiple values specified for authentication type")
     method = rest[0][0].text
+    _check_method(kind, method)
     options = tuple(t.text for column in rest[1:] for t in column)
-    return HbaRule(kind, databases, users, address, network, method, options, origin, text)
+    for option in options:
+        if "=" not in option:
+            raise RejectedLine(f"authentication option not in name=value format: {option}")
+    return HbaRule(kind, databases, users, address, method, options, origin, text)
 
 
-def _hba_address(
-    token: Token, rest: list[list[Token]]
-) -> tuple[str, Network | str | None, list[list[Token]]]:
-    """The ADDRESS (plus a separate netmask column) of a host record."""
-    value = token.text
-    if not token.quoted and value in ("all", "samehost", "samenet"):
-        return value, None, rest
-    if "/" in value:
-        try:
-            return value, ipaddress.ip_network(value, strict=False), rest
-        except ValueError:
-            return value, f"invalid IP address/mask {value!r}", rest
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return value, None, rest  # a host name (".example.com" matches a suffix)
-    mask = rest[0][0].text  # the record has a method column after this one
-    try:
-        network = ipaddress.ip_network(f"{value}/{mask}", strict=False)
-    except ValueError:
-        return value, f"invalid netmask {mask!r}", rest
-    return f"{value}/{mask}", network, rest[1:]
+def _check_method(kind: str, method: str) -> None:
+    """The method checks of parse_hba_line() that do not depend on server settings."""
+    if method not in METHODS:
+        raise RejectedLine(f"invalid authentication method {method!r}")
+    if kind == "local" and method == "gss":
+        raise RejectedLine("gssapi authentication is not supported on local sockets")
+    if kind != "local" and method == "peer":
+        raise RejectedLine("peer authentication is only supported on local sockets")
+    if kind != "hostssl" and method == "cert":
+        raise RejectedLine("cert authentication is only supported on hostssl connections")

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from checks.hosts import Host, HostError
+from checks.parsers.lines import joined_at_nul, lf_lines
 from checks.parsers.origin import Origin
 from checks.yamlsource import Problem
 
@@ -138,37 +139,48 @@ DEFAULTS: dict[str, tuple[str, ...]] = {
     "listenaddress": ("0.0.0.0", "::"),
 }
 
-_LOWERCASE = frozenset(
-    {
-        "passwordauthentication",
-        "kbdinteractiveauthentication",
-        "pubkeyauthentication",
-        "hostbasedauthentication",
-        "gssapiauthentication",
-        "kerberosauthentication",
-        "permitrootlogin",
-        "permitemptypasswords",
-        "usepam",
-        "x11forwarding",
-        "x11uselocalhost",
-        "allowtcpforwarding",
-        "allowagentforwarding",
-        "allowstreamlocalforwarding",
-        "disableforwarding",
-        "gatewayports",
-        "permittunnel",
-        "permittty",
-        "ignorerhosts",
-        "ignoreuserknownhosts",
-        "strictmodes",
-        "usedns",
-        "tcpkeepalive",
-        "compression",
-        "printmotd",
-        "printlastlog",
-        "addressfamily",
-    }
-)
+_FLAG = frozenset({"yes", "no"})
+_FORWARDING = frozenset({"yes", "all", "no", "local", "remote"})
+#: servconf.c's multistate tables: sshd refuses any other value (case-insensitive), and
+#: ``sshd -T`` prints the value lower-cased.
+CHOICES: dict[str, frozenset[str]] = {
+    **dict.fromkeys(
+        (
+            "passwordauthentication",
+            "kbdinteractiveauthentication",
+            "pubkeyauthentication",
+            "hostbasedauthentication",
+            "gssapiauthentication",
+            "kerberosauthentication",
+            "permitemptypasswords",
+            "usepam",
+            "x11forwarding",
+            "x11uselocalhost",
+            "allowagentforwarding",
+            "disableforwarding",
+            "permittty",
+            "ignoreuserknownhosts",
+            "strictmodes",
+            "usedns",
+            "tcpkeepalive",
+            "printmotd",
+            "printlastlog",
+        ),
+        _FLAG,
+    ),
+    "ignorerhosts": frozenset({"yes", "no", "shosts-only"}),
+    "permitrootlogin": frozenset(
+        {"yes", "no", "prohibit-password", "without-password", "forced-commands-only"}
+    ),
+    "compression": frozenset({"yes", "no", "delayed"}),
+    "gatewayports": frozenset({"yes", "no", "clientspecified"}),
+    "permittunnel": frozenset({"yes", "no", "ethernet", "point-to-point"}),
+    "allowtcpforwarding": _FORWARDING,
+    "allowstreamlocalforwarding": _FORWARDING,
+    "addressfamily": frozenset({"any", "inet", "inet6"}),
+}
+#: Keywords taking one integer (misc.c atoi_err: strtonum, 0..INT_MAX).
+INTEGERS = frozenset({"maxauthtries", "maxsessions", "clientalivecountmax"})
 _SYNONYMS = {
     ("permitrootlogin", "without-password"): "prohibit-password",
     ("compression", "delayed"): "yes",
@@ -176,7 +188,11 @@ _SYNONYMS = {
 _TIME_KEYWORDS = frozenset({"logingracetime", "clientaliveinterval"})
 _TIME_PART = re.compile(r"(\d+)([smhdwSMHDW]?)")
 _TIME_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_KEYWORD_LINE = re.compile(r"^([^\s\"'=]+)[ \t]*(?:=[ \t]*)?(.*)$")
+#: strtoll() as strtonum() calls it: C whitespace, a sign, decimal digits, nothing after.
+_C_INTEGER = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)")
+_INT_MAX = 2**31 - 1
+#: servconf.c WHITESPACE: what separates the keyword from its arguments.
+_WHITESPACE = " \t\r\n"
 
 
 class SshdUnavailable(HostError):
@@ -194,13 +210,23 @@ def normalize_values(keyword: str, values: tuple[str, ...]) -> tuple[str, ...]:
     if len(values) != 1:
         return values
     value = values[0]
-    if keyword in _LOWERCASE:
+    if keyword in CHOICES:
         value = value.lower()
+    if keyword in INTEGERS:
+        number = _integer(value)
+        value = value if number is None else str(number)
     value = _SYNONYMS.get((keyword, value), value)
     if keyword in _TIME_KEYWORDS:
         seconds = _seconds(value)
         value = value if seconds is None else str(seconds)
     return (value,)
+
+
+def _integer(text: str) -> int | None:
+    """sshd's atoi_err(): the value, or None when sshd refuses it."""
+    match = _C_INTEGER.fullmatch(text)
+    number = int(match.group(1)) if match else None
+    return number if number is not None and 0 <= number <= _INT_MAX else None
 
 
 def _seconds(text: str) -> int | None:
@@ -460,27 +486,35 @@ def _parse_text(
 ) -> None:
     config.files.append(path)
     blocks = outer
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in joined_at_nul(text):
         origin = Origin(path, number)
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        found = _KEYWORD_LINE.match(line)
-        if found is None:
-            config.problems.append(origin.problem(f"cannot parse {line!r} (line ignored)"))
-            continue
-        word, rest = found.group(1), found.group(2)
+        line = raw.rstrip(_WHITESPACE + "\f")  # servconf.c allows a trailing \f, no other
+        word, rest = _keyword(line)
+        if not word or word.startswith("#"):
+            continue  # blank, comment, or a keyword with an unclosed quote: sshd skips it
         keyword = canonical_keyword(word)
         if not rest:
             config.problems.append(origin.problem(f"no argument after {word} (sshd refuses this)"))
+            continue
+        if not (word.isascii() and word.isalnum()):
+            config.problems.append(
+                origin.problem(f"bad configuration option {word!r} (sshd refuses this)")
+            )
             continue
         args = _split_args(rest)
         if args is None:
             config.problems.append(origin.problem("invalid quotes (line ignored)"))
             continue
-        if keyword == "match":
-            block = _parse_match(args, origin, line, config)
-            blocks = (*outer, block or _invalid_block(origin, line))
+        if not args:
+            config.problems.append(origin.problem(f"{word}: missing argument (sshd refuses this)"))
+            continue
+        shown = line.strip(_WHITESPACE)
+        refused = _refused_value(keyword, args)
+        if refused:
+            config.problems.append(origin.problem(f"{word}: {refused} (sshd refuses this)"))
+        elif keyword == "match":
+            block = _parse_match(args, origin, shown, config)
+            blocks = (*outer, block or _invalid_block(origin, shown))
         elif keyword == "include":
             _include(host, config, args, origin, blocks, depth)
         elif keyword in IGNORED:
@@ -491,6 +525,48 @@ def _parse_text(
             )
         else:
             config.directives.append(Directive(keyword, tuple(args), origin, blocks))
+
+
+def _keyword(line: str) -> tuple[str | None, str]:
+    """The keyword and the text after it, as servconf.c takes them with strdelim(): leading
+    whitespace skipped once, None for an unclosed quote (sshd then skips the line)."""
+    word, rest = _strdelim(line)
+    if word == "":
+        word, rest = _strdelim(rest)
+    return word, rest
+
+
+def _strdelim(text: str) -> tuple[str | None, str]:
+    """misc.c strdelim(): a token ends at whitespace or one ``=``, or is a quoted string."""
+    found = re.search(r'[ \t\r\n"=]', text)
+    if found is None:
+        return text, ""
+    at = found.start()
+    if text[at] == '"':
+        close = text.find('"', at + 1)
+        if close < 0:
+            return None, ""
+        return text[:at] + text[at + 1 : close], text[close + 1 :].lstrip(_WHITESPACE)
+    rest = text[at + 1 :].lstrip(_WHITESPACE)
+    if text[at] != "=" and rest.startswith("="):
+        rest = rest[1:].lstrip(_WHITESPACE)
+    return text[:at], rest
+
+
+def _refused_value(keyword: str, args: list[str]) -> str | None:
+    """Why sshd refuses the arguments of a keyword whose values it checks, else None."""
+    if keyword not in CHOICES and keyword not in INTEGERS and keyword not in _TIME_KEYWORDS:
+        return None
+    if len(args) > 1:
+        return "extra arguments at end of line"
+    value = args[0]
+    if keyword in CHOICES and value.lower() not in CHOICES[keyword]:
+        return f"unsupported option {value!r}"
+    if keyword in INTEGERS and _integer(value) is None:
+        return f"integer value {value!r} invalid"
+    if keyword in _TIME_KEYWORDS and _seconds(value) is None:
+        return f"invalid time value {value!r}"
+    return None
 
 
 def _invalid_block(origin: Origin, text: str) -> MatchBlock:
@@ -592,16 +668,21 @@ def _split_args(text: str) -> list[str] | None:
 
 
 def parse_sshd_t(text: str, source: str) -> EffectiveSshd:
-    """``sshd -T`` output: one ``keyword value`` per line; repeated keywords add up."""
+    """``sshd -T`` output: one ``keyword value`` per line; repeated keywords add up.
+
+    sshd prints values as they are written, so only LF ends a line and only a space
+    separates values: a Banner path holding FS + ``authenticationmethods any`` stays one value
+    instead of becoming a second ``authenticationmethods`` line.
+    """
     collected: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        word, _, rest = line.strip().partition(" ")
+    for line in lf_lines(text):
+        word, _, rest = line.partition(" ")
         if not word:
             continue
         keyword = canonical_keyword(word)
         if keyword != word.lower() and keyword in collected:
             continue  # an old alias printed next to the current name
-        collected.setdefault(keyword, []).extend(rest.split())
+        collected.setdefault(keyword, []).extend(v for v in rest.split(" ") if v)
     settings = {
         keyword: Setting(keyword, normalize_values(keyword, tuple(values)), source="sshd -T")
         for keyword, values in collected.items()
@@ -638,7 +719,7 @@ def user_groups(host: Host, user: str) -> tuple[str, ...]:
     except HostError:
         return ()
     gid = None
-    for line in passwd.splitlines():
+    for line in lf_lines(passwd):  # nss_files reads LF-ended lines
         fields = line.split(":")
         if len(fields) > 3 and fields[0] == user:
             gid = fields[3]
@@ -646,7 +727,7 @@ def user_groups(host: Host, user: str) -> tuple[str, ...]:
     if gid is None:
         return ()
     groups: list[str] = []
-    for line in group_text.splitlines():
+    for line in lf_lines(group_text):
         fields = line.split(":")
         if len(fields) < 4:
             continue

@@ -11,16 +11,29 @@ from collections.abc import Callable, Sequence
 from checks.engine import HostReport
 from checks.report import jsonfmt, junit, sarif, text
 from checks.report.summary import Summary, blocking_results, summarise
+from checks.report.visible import visible_reports
 from checks.result import Severity
 
 DEFAULT_FAIL_ON = Severity.MEDIUM
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+Renderer = Callable[..., str]
 
-RENDERERS: dict[str, Callable[..., str]] = {
-    "text": text.render,
-    "json": jsonfmt.render,
-    "junit": junit.render,
-    "sarif": sarif.render,
+
+def _on_visible_text(render: Renderer) -> Renderer:
+    """``render`` fed only reports whose text went through ``visible_reports``, so no writer
+    can pass a control character, a bidi override or an unencodable surrogate through."""
+
+    def render_visible(reports: Sequence[HostReport], fail_on: Severity, **options: object) -> str:
+        return render(visible_reports(reports), fail_on, **options)
+
+    return render_visible
+
+
+RENDERERS: dict[str, Renderer] = {
+    "text": _on_visible_text(text.render),
+    "json": _on_visible_text(jsonfmt.render),
+    "junit": _on_visible_text(junit.render),
+    "sarif": _on_visible_text(sarif.render),
 }
 
 

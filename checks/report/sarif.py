@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from urllib.parse import quote
 
 from checks.engine import HostReport
 from checks.result import Result, Severity, Status
@@ -93,7 +94,7 @@ def _result(host: str, result: Result, rule_index: int) -> dict:
             locations.append(
                 {
                     "physicalLocation": {
-                        "artifactLocation": {"uri": f"file://{match.group(1)}"},
+                        "artifactLocation": {"uri": f"file://{quote(match.group(1))}"},
                         "region": {"startLine": int(match.group(2))},
                     }
                 }

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from checks.hosts import HostError
 from checks.params import Param
+from checks.parsers.lines import C_SPACE, numbered
 from checks.result import Verdict, errored, failed, passed
 from checks.types.base import CheckContext, CheckType
 
@@ -47,10 +50,10 @@ class PwqualityCheck(CheckType):
                 if ctx.host.lexists(path):
                     return errored(f"cannot read {path}")
                 continue
-            for number, line in enumerate(text.splitlines(), 1):
+            for number, line in numbered(text):  # libpwquality: fgets(), isspace()
                 key, sep, value = line.split("#", 1)[0].partition("=")
-                if sep and key.strip():
-                    settings[key.strip()] = (value.strip(), f"{path}:{number}")
+                if sep and key.strip(C_SPACE):
+                    settings[key.strip(C_SPACE)] = (value.strip(C_SPACE), f"{path}:{number}")
         for key, value in pam_args.items():
             settings[key] = (value, pam_line)
 
@@ -76,8 +79,8 @@ class PwqualityCheck(CheckType):
 
 def _pam_pwquality(ctx: CheckContext, pam_file: str) -> tuple[str | None, dict[str, str]]:
     text = ctx.host.read_text(pam_file)
-    for number, raw in enumerate(text.splitlines(), 1):
-        fields = raw.split("#", 1)[0].split()
+    for number, raw in numbered(text):  # libpam: LF-ended lines, C whitespace
+        fields = [f for f in re.split(r"[ \t\n\v\f\r]+", raw.split("#", 1)[0]) if f]
         if len(fields) < 3 or fields[0].lstrip("-") != "password":
             continue
         control_end = 2
@@ -89,7 +92,7 @@ def _pam_pwquality(ctx: CheckContext, pam_file: str) -> tuple[str | None, dict[s
             args = dict(
                 (arg.partition("=")[0], arg.partition("=")[2]) for arg in fields[control_end + 1 :]
             )
-            return f"{pam_file}:{number}: {raw.strip()}", args
+            return f"{pam_file}:{number}: {raw.strip(C_SPACE)}", args
     return None, {}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from checks.hosts import Host, HostError
 from checks.params import Param
+from checks.parsers.lines import C_SPACE, numbered
 from checks.result import Verdict, errored, failed, passed
 from checks.types.base import CheckContext, CheckType
 
@@ -92,8 +93,8 @@ class FileContentCheck(CheckType):
                     return errored(f"cannot read {path}", str(exc))
                 missing.append(path)
                 continue
-            for number, line in enumerate(text.splitlines(), 1):
-                stripped = line.strip()
+            for number, line in numbered(text):  # LF ends a line, as for every Unix tool
+                stripped = line.strip(C_SPACE)
                 if not stripped or (p["comment"] and stripped.startswith(p["comment"])):
                     continue
                 where = f"{path}:{number}: {stripped}"

@@ -53,6 +53,13 @@ def loopback_violation(value: str | None) -> str | None:
     return None
 
 
+def not_loadable(what: str, rejected: list[str], evidence: list[str]) -> Verdict:
+    """Undecided: the server refuses a file holding a line it rejects (at start) or keeps its
+    previous settings (at reload), so what is in force cannot be read from the files."""
+    more = f" (and {len(rejected) - 1} more)" if len(rejected) > 1 else ""
+    return errored(f"{what} is not loadable: {rejected[0]}{more}", *evidence, *rejected)
+
+
 class PostgresConfCheck(CheckType):
     """A setting's effective value (last assignment, includes, postgresql.auto.conf, else the
     built-in default of the cluster's version) tested by ``expect``, or with
@@ -76,7 +83,7 @@ class PostgresConfCheck(CheckType):
             return errored(f"cannot read the PostgreSQL configuration: {exc}")
         if not configs:
             return skipped(f"no PostgreSQL cluster configuration ({CLUSTER_GLOB})")
-        good, bad, notes = [], [], []
+        good, bad, rejected = [], [], []
         for conf in configs:
             setting = conf.get(p["setting"])
             value = setting.value if setting else None
@@ -87,8 +94,12 @@ class PostgresConfCheck(CheckType):
             shown = str(setting) if setting else f"{p['setting']} not set"
             line = f"{conf.path}: {shown}"
             (bad if violation else good).append(f"{line}: {violation}" if violation else line)
-            notes.extend(f"note: {problem}" for problem in conf.problems)
-        return failed(*bad, *good, *notes) if bad else passed(*good, *notes)
+            rejected.extend(str(problem) for problem in conf.problems)
+        if bad:
+            return failed(*bad, *good, *(f"note: {line}" for line in rejected))
+        if rejected:
+            return not_loadable("postgresql.conf", rejected, good)
+        return passed(*good)
 
 
 class PgHbaCheck(CheckType):
@@ -124,10 +135,12 @@ class PgHbaCheck(CheckType):
         if not files:
             return skipped(f"no PostgreSQL cluster configuration ({CLUSTER_GLOB})")
         bad = [line for hba in files for line in self._violations(hba)]
-        notes = [f"note: {problem}" for hba in files for problem in hba.problems]
+        rejected = [str(problem) for hba in files for problem in hba.problems]
         if bad:
-            return failed(*bad, *notes)
-        return passed(*(self._summary(hba) for hba in files), *notes)
+            return failed(*bad, *(f"note: {line}" for line in rejected))
+        if rejected:
+            return not_loadable("pg_hba.conf", rejected, [])
+        return passed(*(self._summary(hba) for hba in files))
 
     def _violations(self, hba: HbaFile) -> list[str]:
         p = self.params
