@@ -21,8 +21,8 @@ from treeutil import make_tree
 from agent.cli import main
 from checks.engine import HostReport
 from checks.report import RENDERERS
-from checks.report.visible import visible
 from checks.result import Result, Severity, Status
+from checks.visible import visible
 
 #: Our own colour codes (text report on a terminal); nothing else may start with ESC.
 OUR_SGR = re.compile(r"\x1b\[\d+m")
@@ -80,7 +80,7 @@ def test_junit_is_well_formed_xml_for_any_text(reports):
     for case, result in zip(suites.iter("testcase"), reports[0].results, strict=True):
         failure = case.find("failure")
         if result.status is Status.FAIL:
-            assert all(visible(line) in failure.text for line in result.evidence)
+            assert all(visible(line) in (failure.text or "") for line in result.evidence)
 
 
 @settings(max_examples=150, deadline=None)

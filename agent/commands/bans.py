@@ -27,6 +27,7 @@ from agent.config import FIREWALL_CHOICES, AgentConfig, load_config
 from agent.firewall.base import Network
 from agent.state import StateStore
 from checks.params import parse_duration
+from checks.visible import visible
 from checks.yamlsource import InputError, Problem
 
 EXIT_REFUSED = 1
@@ -117,7 +118,7 @@ def run_list(args: argparse.Namespace) -> int:
         until = _when(ban.expires) if ban.expires else "permanent"
         state_note = f" [{ban.end_reason}]" if ban.ended else "" if ban.applied else " [pending]"
         rows.append((str(ban.network), ban.jail, _when(ban.created), until, str(ban.count),
-                     printable(ban.reason) + state_note))  # fmt: skip
+                     visible(ban.reason) + state_note))  # fmt: skip
     _print_table(rows)
     if not bans:
         print("no bans" if args.all else "no active bans")
@@ -185,12 +186,12 @@ def run_show(args: argparse.Namespace) -> int:
         ended = f"{ban.end_reason} {_when(ban.ended)}" if ban.ended else "active"
         until = _when(ban.expires) if ban.expires else "permanent"
         print(f"  {number}. {ban.network}  jail {ban.jail}  {_when(ban.created)} -> {until}"
-              f"  ({ended}, level {ban.level}, by {printable(ban.actor)})")  # fmt: skip
-        print(f"     why: {printable(ban.reason)}")
+              f"  ({ended}, level {ban.level}, by {visible(ban.actor)})")  # fmt: skip
+        print(f"     why: {visible(ban.reason)}")
         if ban.first_line:
-            print(f"     first line: {printable(ban.first_line)}")
+            print(f"     first line: {visible(ban.first_line)}")
         if ban.last_line and ban.last_line != ban.first_line:
-            print(f"     last line:  {printable(ban.last_line)}")
+            print(f"     last line:  {visible(ban.last_line)}")
     if records:
         print("trail:")
         for record in records:
@@ -318,7 +319,7 @@ def parse_target(text: str) -> Network:
             wide = ipaddress.ip_network(candidate, strict=False)
             message = f"{candidate} has host bits set; did you mean {wide}?"
         elif "does not appear to be" in message:
-            message = f"{printable(candidate)!r} is not an IP address or CIDR network"
+            message = f"{visible(candidate)!r} is not an IP address or CIDR network"
         raise ValueError(message) from None
     mapped = network.network_address
     if isinstance(network, ipaddress.IPv6Network) and mapped.ipv4_mapped is not None:
@@ -346,10 +347,10 @@ def _report(outcomes: Sequence[Outcome]) -> int:
 
 
 def _trail_line(record: trail.TrailRecord) -> str:
-    detail = " ".join(f"{key}={printable(str(value))}" for key, value in record.detail.items()
+    detail = " ".join(f"{key}={visible(str(value))}" for key, value in record.detail.items()
                       if key not in ("first_line", "last_line"))  # fmt: skip
     parts = [str(record.seq), _when(record.time), record.action, record.network or "-",
-             record.jail or "-", f"by {printable(record.actor)}", detail]  # fmt: skip
+             record.jail or "-", f"by {visible(record.actor)}", detail]  # fmt: skip
     return "  ".join(part for part in parts if part)
 
 
@@ -369,10 +370,3 @@ def _print_table(rows: Sequence[Sequence[str]], out: TextIO = sys.stdout) -> Non
 def _print_json(document: object) -> None:
     json.dump(document, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
-
-
-def printable(text: str) -> str:
-    """Log text made safe for a terminal: control characters shown, never sent raw."""
-    return "".join(
-        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
-    )
