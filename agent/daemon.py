@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from agent.audit_worker import AuditWorker
 from agent.bans import store
@@ -36,10 +35,13 @@ from agent.detect.logformats import DEBIAN_PG_PREFIX
 from agent.detect.rules import Rule, load_rules
 from agent.discovery import discover_sources
 from agent.firewall import choose_backend, open_firewall
+from agent.metrics import registry_for
+from agent.metrics_http import MetricsServer, serve_metrics
 from agent.notify import Notifier
 from agent.pipeline import MAX_KEPT_EVENTS, Pipeline, SourceWorker
 from agent.sources import FileSource, JournalSource, LogSource
 from agent.state import StateStore
+from agent.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger("lappguard")
 
@@ -107,6 +109,7 @@ class Reading:
     jail_map: dict[str, Jail]
     allowlist: Allowlist
     horizon: float  # the longest findtime: how far back kept events matter
+    rule_ids: list[str]  # the rules the sources' detectors apply
 
 
 @dataclass
@@ -140,7 +143,7 @@ class Daemon:
         self.pipeline: Pipeline | None = None
         self.firewall_worker: FirewallWorker | None = None
         self.audit_worker: AuditWorker | None = None
-        self.metrics_server: Any = None
+        self.metrics_server: MetricsServer | None = None
         self._stop = threading.Event()
         self._reload = threading.Event()
 
@@ -149,11 +152,12 @@ class Daemon:
     def start(self) -> None:
         """Sync the firewall, open the logs, start every worker, then tell systemd."""
         self.notifier.status("syncing the firewall")
-        if not self.manager.sync():
+        if not self.manager.sync("start"):
             log.error("firewall %s: initial sync failed; bans stay pending and are retried",
                       self.manager.firewall.name)  # fmt: skip
         self.reading = self._reading(self.config, self.rules)
         self.pipeline = Pipeline(self.reading.jails, self.manager, clock=self._clock)
+        self.pipeline.expect(self.reading.rule_ids)
         replayed = self.pipeline.replay(self._clock() - self.reading.horizon)
         self.firewall_worker = FirewallWorker(self.manager, self._events_horizon)
         self.pipeline.listener = self.firewall_worker.wake
@@ -221,6 +225,7 @@ class Daemon:
         try:
             config = load_config(self.config_path)
             rules = load_rules()
+            web = load_web_config(config.metrics.web_config)
             reading = self._reading(config, rules)
             manager = self._manager(config) if config.firewall != self.config.firewall else None
         except Exception as exc:  # InputError, SourceError, a backend that will not open
@@ -237,15 +242,17 @@ class Daemon:
         if manager is not None:  # a new firewall backend: move the bans over
             self.manager.firewall.remove()
             self.manager = manager
-            self.manager.sync()
+            self.manager.sync("start")
             self.firewall_worker.manager = manager
         self.manager.jails = reading.jail_map
         self.manager.allowlist = reading.allowlist
         self.pipeline.jails = reading.jails
+        self.pipeline.expect(reading.rule_ids)
         self.pipeline.replay(self._clock() - reading.horizon)
         for worker in reading.workers:
             worker.pipeline = self.pipeline
             worker.start()
+        self._reload_metrics(config, web)
         self.config, self.rules, self.reading = config, rules, reading
         self.audit_worker.reconfigure(config.audit)
         self.status.reloads += 1
@@ -276,8 +283,10 @@ class Daemon:
             detector = self._detector(source_config, rules)
             workers.append(SourceWorker(source, source_config.kind, detector, None))
         horizon = max((jail.findtime for jail in jail_config.jails), default=0.0)
+        kinds = {source.kind for source in sources}
+        rule_ids = sorted(rule.id for rule in rules if rule.kind in kinds)
         return Reading(workers, jails, {j.name: j for j in jail_config.jails},
-                       Allowlist(allow), horizon)  # fmt: skip
+                       Allowlist(allow), horizon, rule_ids)  # fmt: skip
 
     def _open_source(self, source: SourceConfig) -> LogSource:
         if source.journal_unit is not None:
@@ -296,8 +305,19 @@ class Daemon:
             clock=self._clock,
         )
 
-    def _serve_metrics(self, config: AgentConfig) -> Any:
-        return None  # wired when the metrics endpoint lands
+    def _serve_metrics(self, config: AgentConfig) -> MetricsServer:
+        server = serve_metrics(registry_for(self), config.metrics.listen, config.metrics.web_config)
+        log.info("metrics on %s", server.url)
+        return server
+
+    def _reload_metrics(self, config: AgentConfig, web: WebConfig) -> None:
+        server = self.metrics_server
+        if server is not None and config.metrics.listen == self.config.metrics.listen:
+            server.apply(web)
+            return
+        if server is not None:
+            server.close()
+        self.metrics_server = self._serve_metrics(config)
 
     def _events_horizon(self) -> float:
         return self._clock() - (self.reading.horizon if self.reading else 0.0)

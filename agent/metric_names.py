@@ -65,10 +65,10 @@ CATALOGUE: tuple[MetricName, ...] = (
              "Bans refused: loopback, allowlist, this host or a login session"),
     _counter("lappguard_firewall_errors_total", ("backend",), "Firewall changes that failed"),
     _counter("lappguard_firewall_syncs_total", ("backend", "reason"),
-             "Whole re-syncs of the firewall from the store, by why: start, debt, loss, manual"),
+             "Whole re-syncs of the firewall from the store, by why: start, manual, debt (after a"
+             " failure), loss (our bans were flushed), supersede (a wider ban replaced narrower)"),
     _counter("lappguard_firewall_restores_total", ("backend",),
              "Times the firewall had lost our bans and they were put back"),
-    _counter("lappguard_decisions_dropped_total", (), "Ban decisions lost"),
     _counter("lappguard_jail_windows_evicted_total", (), "Jail windows dropped to bound memory"),
     _counter("lappguard_audit_runs_total", ("trigger",),
              "Audits run, by what started them: start, schedule, change, reload"),

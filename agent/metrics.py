@@ -3,16 +3,16 @@
 State (active bans, check status, audit age, lag) is read from its source of truth when
 Prometheus asks, so it can never drift from what ``lappguard bans list`` shows; events
 (lines, detections, bans, firewall errors) are monotonic counters kept by the parts that
-see them. Names follow Prometheus conventions: the ``lappguard_`` prefix, ``_total`` on
-counters, seconds and bytes as units. The alert rules in ``contrib/prometheus`` and the
-Grafana dashboard use exactly these names (a test keeps them in step).
+see them. Names, labels and help come from ``agent.metric_names``, the catalogue the alert
+rules and the dashboard are checked against. Counters whose labels are known at start
+(every rule and jail, every backend) are exported at 0 from the start, so ``increase()``
+sees the first event too.
 """
 
 from __future__ import annotations
 
-import platform
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
@@ -22,14 +22,17 @@ from prometheus_client.registry import Collector
 
 from agent import __version__
 from agent.bans import store
+from agent.metric_names import BY_NAME
 from checks.result import Status
 
 if TYPE_CHECKING:
     from agent.daemon import Daemon
 
 STATUSES = tuple(status.value for status in Status)
-#: BanManager counters -> (metric, label) for the ban and firewall counters.
-_UNBAN_REASONS = {"expired": "expired", "unbanned": "manual", "superseded": "superseded"}
+#: BanManager counter -> the ``reason`` label of lappguard_unbans_total.
+UNBAN_REASONS = {"expired": "expired", "unbanned": "manual", "superseded": "superseded"}
+SYNC_REASONS = ("start", "manual", "debt", "loss", "supersede")
+AUDIT_TRIGGERS = ("start", "schedule", "change", "reload")
 
 
 def registry_for(daemon: Daemon) -> CollectorRegistry:
@@ -40,133 +43,90 @@ def registry_for(daemon: Daemon) -> CollectorRegistry:
     return registry
 
 
+def family(name: str, samples: Iterable[tuple[Iterable[str], float]] = ()) -> Metric:
+    """The metric ``name`` of the catalogue with these (label values, value) samples."""
+    meta = BY_NAME[name]
+    kind = CounterMetricFamily if meta.type == "counter" else GaugeMetricFamily
+    metric = kind(name.removesuffix("_total"), meta.help, labels=meta.labels)
+    for labels, value in samples:
+        metric.add_metric(list(labels), value)
+    return metric
+
+
+def single(name: str, value: float) -> Metric:
+    return family(name, [((), value)])
+
+
 class DaemonCollector(Collector):
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._build()
+        yield family("lappguard_build_info", [((__version__,), 1)])
         yield from self._audit()
         yield from self._bans()
+        yield from self._detection()
         yield from self._sources()
         yield from self._firewall()
 
-    def _build(self) -> Iterator[Metric]:
-        info = GaugeMetricFamily("lappguard_build_info", "lappguard version (value is 1)",
-                                 labels=["version", "python"])  # fmt: skip
-        info.add_metric([__version__, platform.python_version()], 1)
-        yield info
-
     def _audit(self) -> Iterator[Metric]:
         worker = self.daemon.audit_worker
+        runs = worker.runs if worker else Counter()
+        yield family("lappguard_audit_runs_total", [((t,), runs[t]) for t in AUDIT_TRIGGERS])
+        yield single("lappguard_audit_interval_seconds", self.daemon.config.audit.interval)
         report = worker.report if worker else None
-        status = GaugeMetricFamily(
-            "lappguard_check_status",
-            "1 for the status of each check in the last audit, 0 for the other statuses",
-            labels=["policy", "check", "area", "severity", "status"],
-        )
-        runs = CounterMetricFamily("lappguard_audit_runs", "Audits run, by what started them",
-                                   labels=["trigger"])  # fmt: skip
-        for trigger, count in sorted((worker.runs if worker else Counter()).items()):
-            runs.add_metric([trigger], count)
-        interval = GaugeMetricFamily("lappguard_audit_interval_seconds",
-                                     "Configured time between scheduled audits")  # fmt: skip
-        interval.add_metric([], self.daemon.config.audit.interval)
-        yield runs
-        yield interval
-        if report is None or worker is None:
-            yield status
-            return
-        policy_of = {check.id: policy.id for policy in worker.policies for check in policy.checks}
-        for result in report.results:
-            labels = [policy_of.get(result.check_id, ""), result.check_id, result.area,
-                      result.severity.value]  # fmt: skip
-            for value in STATUSES:
-                status.add_metric([*labels, value], 1.0 if result.status.value == value else 0.0)
-        yield status
-        last = GaugeMetricFamily("lappguard_audit_last_run_timestamp_seconds",
-                                 "When the last audit started (UTC epoch seconds)")  # fmt: skip
-        last.add_metric([], report.started)
-        yield last
-        duration = GaugeMetricFamily("lappguard_audit_duration_seconds",
-                                     "How long the last audit took")  # fmt: skip
-        duration.add_metric([], report.duration_s)
-        yield duration
+        samples = []
+        if report is not None and worker is not None:
+            policy_of = {c.id: p.id for p in worker.policies for c in p.checks}
+            for result in report.results:
+                labels = (policy_of.get(result.check_id, ""), result.check_id, result.area,
+                          result.severity.value)  # fmt: skip
+                samples += [((*labels, value), float(result.status.value == value))
+                            for value in STATUSES]  # fmt: skip
+            yield single("lappguard_audit_last_run_timestamp_seconds", report.started)
+            yield single("lappguard_audit_duration_seconds", report.duration_s)
+        yield family("lappguard_check_status", samples)
 
     def _bans(self) -> Iterator[Metric]:
         daemon = self.daemon
         with daemon.state.reading() as conn:
             active = store.active(conn)
             pending = store.pending_count(conn)
-            trail_records = conn.execute("SELECT count(*) FROM trail").fetchone()[0]
-        by_jail: Counter[tuple[str, str]] = Counter(
-            (ban.jail, f"ipv{ban.network.version}") for ban in active
-        )
-        gauge = GaugeMetricFamily("lappguard_bans_active", "Bans in force, by jail and family",
-                                  labels=["jail", "family"])  # fmt: skip
-        for (jail, family), count in sorted(by_jail.items()):
-            gauge.add_metric([jail, family], count)
-        yield gauge
-        yield _gauge("lappguard_bans_pending", "Bans stored but not yet confirmed by the"
-                     " firewall", pending)  # fmt: skip
-        yield _gauge("lappguard_trail_records", "Records in the audit trail (a drop means"
-                     " records were removed)", trail_records)  # fmt: skip
+            records = conn.execute("SELECT count(*) FROM trail").fetchone()[0]
+        by_jail = Counter((ban.jail, f"ipv{ban.network.version}") for ban in active)
+        yield family("lappguard_bans_active", sorted(by_jail.items()))
+        yield single("lappguard_bans_pending", pending)
+        yield single("lappguard_trail_records", records)
         counters = daemon.manager.counters
-        bans = CounterMetricFamily("lappguard_bans", "Bans made, by jail", labels=["jail"])
-        for key, count in sorted(counters.items()):
-            if key.startswith("banned:"):
-                bans.add_metric([key.split(":", 1)[1]], count)
-        yield bans
-        unbans = CounterMetricFamily("lappguard_unbans", "Bans ended, by why",
-                                     labels=["reason"])  # fmt: skip
-        for key, reason in _UNBAN_REASONS.items():
-            unbans.add_metric([reason], counters[key])
-        yield unbans
-        yield CounterMetricFamily(
-            "lappguard_bans_refused",
-            "Bans refused: loopback, allowlist, this host or a login session",
-            value=counters["refused"],
+        jails = sorted({*daemon.manager.jails, "manual"})
+        yield family("lappguard_bans_total", [((j,), counters[f"banned:{j}"]) for j in jails])
+        yield family(
+            "lappguard_unbans_total",
+            [((label,), counters[key]) for key, label in UNBAN_REASONS.items()],
         )
-        pipeline = daemon.pipeline
+        yield single("lappguard_bans_refused_total", counters["refused"])
+
+    def _detection(self) -> Iterator[Metric]:
+        pipeline = self.daemon.pipeline
         jails = pipeline.jails if pipeline else None
-        yield _gauge("lappguard_jail_windows", "Addresses being counted in jail windows",
-                     jails.tracked if jails else 0)  # fmt: skip
-        yield CounterMetricFamily(
-            "lappguard_jail_windows_evicted",
-            "Jail windows dropped to bound memory",
-            value=jails.evicted if jails else 0,
-        )
-        events = CounterMetricFamily("lappguard_events", "Detections, by rule and jail",
-                                     labels=["rule", "jail"])  # fmt: skip
-        for (rule, jail), count in sorted((pipeline.events_by_rule if pipeline else {}).items()):
-            events.add_metric([rule, jail], count)
-        yield events
-        yield CounterMetricFamily(
-            "lappguard_decisions_dropped",
-            "Ban decisions lost to full queues (none: decisions are stored)",
-            value=0,
-        )
+        yield single("lappguard_jail_windows", jails.tracked if jails else 0)
+        yield single("lappguard_jail_windows_evicted_total", jails.evicted if jails else 0)
+        events = sorted(pipeline.events_by_rule.items()) if pipeline else []
+        yield family("lappguard_events_total", events)
 
     def _sources(self) -> Iterator[Metric]:
         reading = self.daemon.reading
-        lines = CounterMetricFamily("lappguard_source_lines", "Log lines read",
-                                    labels=["source", "kind"])  # fmt: skip
-        skipped = CounterMetricFamily("lappguard_source_lines_skipped", "Lines read but giving"
-                                      " no event: unreadable, unparsable or ambiguous",
-                                      labels=["source", "reason"])  # fmt: skip
-        lag = GaugeMetricFamily("lappguard_source_lag_bytes", "Bytes written to a log but not"
-                                " yet read", labels=["source"])  # fmt: skip
-        for worker in reading.workers if reading else ():
-            name = worker.source.name
-            lines.add_metric([name, worker.kind], worker.counters.lines)
-            for reason, count in sorted(worker.counters.skipped.items()):
-                skipped.add_metric([name, reason], count)
-            behind = getattr(worker.source, "lag_bytes", None)
-            if behind is not None:
-                lag.add_metric([name], behind())
-        yield lines
-        yield skipped
-        yield lag
+        workers = reading.workers if reading else []
+        yield family(
+            "lappguard_source_lines_total",
+            [((w.source.name, w.kind), w.counters.lines) for w in workers],
+        )
+        yield family("lappguard_source_lines_skipped_total",
+                     [((w.source.name, reason), count) for w in workers
+                      for reason, count in sorted(w.counters.skipped.items())])  # fmt: skip
+        yield family("lappguard_source_lag_bytes",
+                     [((w.source.name,), lag) for w in workers
+                      if (lag := w.source.lag_bytes()) is not None])  # fmt: skip
 
     def _firewall(self) -> Iterator[Metric]:
         manager = self.daemon.manager
@@ -174,26 +134,11 @@ class DaemonCollector(Collector):
         counters = manager.counters
         with self.daemon.state.reading() as conn:
             in_debt = store.debt(conn) is not None
-        yield _gauge("lappguard_firewall_in_debt", "1 while a firewall failure is not yet"
-                     " repaired", int(in_debt), backend)  # fmt: skip
-        errors = CounterMetricFamily("lappguard_firewall_errors", "Firewall changes that"
-                                     " failed", labels=["backend"])  # fmt: skip
-        errors.add_metric([backend], counters["firewall_errors"])
-        yield errors
-        syncs = CounterMetricFamily("lappguard_firewall_syncs", "Whole re-syncs of the"
-                                    " firewall from the store", labels=["backend"])  # fmt: skip
-        syncs.add_metric([backend], counters["syncs"])
-        yield syncs
-        restores = CounterMetricFamily("lappguard_firewall_restores", "Times the firewall"
-                                       " had lost our bans and they were re-added",
-                                       labels=["backend"])  # fmt: skip
-        restores.add_metric([backend], counters["restores"])
-        yield restores
-
-
-def _gauge(name: str, documentation: str, value: float, backend: str | None = None) -> Metric:
-    if backend is None:
-        return GaugeMetricFamily(name, documentation, value=value)
-    gauge = GaugeMetricFamily(name, documentation, labels=["backend"])
-    gauge.add_metric([backend], value)
-    return gauge
+        yield family("lappguard_firewall_in_debt", [((backend,), int(in_debt))])
+        yield family("lappguard_firewall_errors_total",
+                     [((backend,), counters["firewall_errors"])])  # fmt: skip
+        yield family(
+            "lappguard_firewall_syncs_total",
+            [((backend, r), counters[f"syncs:{r}"]) for r in SYNC_REASONS],
+        )
+        yield family("lappguard_firewall_restores_total", [((backend,), counters["restores"])])

@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from agent.bans import store
@@ -66,6 +66,13 @@ class Pipeline:
         self.listener: Callable[[], None] = lambda: None
         self._clock = clock
         self._lock = threading.Lock()
+
+    def expect(self, rule_ids: Iterable[str]) -> None:
+        """Start the per-rule event counts at 0 for these rules (metrics show every series
+        from the start, so the first event is an increase)."""
+        for rule in rule_ids:
+            jail = self.jails.jail_for(rule)
+            self.events_by_rule.setdefault((rule, jail.name if jail else "none"), 0)
 
     def handle(self, events: Sequence[Event]) -> list[Decision]:
         """Count a batch's events in the jails; store the counted ones and the decisions."""

@@ -76,7 +76,8 @@ class BanManager:
 
     ``actor`` goes into the trail: ``"daemon"`` for the agent, the person for the CLI.
     ``counters`` counts what happened, for metrics: ``banned:<jail>``, ``refused``,
-    ``unbanned``, ``expired``, ``firewall_errors``, ``syncs``, ``restores``.
+    ``unbanned``, ``expired``, ``superseded``, ``firewall_errors``, ``syncs:<reason>``,
+    ``restores``.
     """
 
     def __init__(
@@ -169,7 +170,7 @@ class BanManager:
             if not pending:
                 return None
             if any(ban.replaces for ban in pending):
-                return self._sync_locked()
+                return self._sync_locked("supersede")
             try:
                 self.firewall.ban([ban.entry for ban in pending], now)
             except FirewallError as exc:
@@ -205,6 +206,7 @@ class BanManager:
             trail.append(now, "supersede", self.actor, str(old.network), old.jail,
                          by=str(network))  # fmt: skip
         store.end(conn, [old.id for old in inside], now, "superseded")
+        self.counters["superseded"] += len(inside)
         if jail is not None:
             previous = store.previous_bans(conn, network, now - jail.escalate.forget)
             duration = jail.escalate.bantime(jail.bantime, previous)
@@ -270,14 +272,15 @@ class BanManager:
 
     # -- keeping the firewall in step ---------------------------------------------------
 
-    def sync(self) -> bool:
+    def sync(self, reason: str = "manual") -> bool:
         """Make the firewall hold exactly the active bans (expired ones dropped first), in
-        one change; False (and the debt recorded) when the firewall failed."""
+        one change; False (and the debt recorded) when the firewall failed. ``reason`` is
+        counted: start, manual, debt, loss or supersede."""
         self.expire()
         with self._firewall_lock():
-            return self._sync_locked() is None
+            return self._sync_locked(reason) is None
 
-    def _sync_locked(self) -> str | None:
+    def _sync_locked(self, reason: str) -> str | None:
         now = self._clock()
         with self.state.reading() as conn:
             active = store.active(conn)
@@ -291,7 +294,7 @@ class BanManager:
         with self.state.transaction() as conn:
             store.mark_applied(conn, [ban.network for ban in active])
             store.clear_debt(conn, debt)
-        self.counters["syncs"] += 1
+        self.counters[f"syncs:{reason}"] += 1
         self._backoff = 0.0
         return None
 
@@ -311,7 +314,7 @@ class BanManager:
             return False
         if lost:
             self._record_restore()
-        return self.sync()
+        return self.sync("loss" if lost else "debt")
 
     def _record_restore(self) -> None:
         now = self._clock()

@@ -128,6 +128,11 @@ class LogSource(ABC):
             self._block(remaining)
         return []
 
+    def lag_bytes(self) -> int | None:
+        """Bytes logged but not yet read (None where the source cannot tell: the journal).
+        May be called from another thread (metrics)."""
+        return None
+
     def wake(self) -> None:
         """Make a blocked ``wait()`` return soon, with whatever lines are there."""
         self._woken.set()

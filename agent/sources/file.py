@@ -282,6 +282,12 @@ class FileSource(LogSource):
 
     # -- persistence and waiting ---------------------------------------------------------
 
+    def lag_bytes(self) -> int | None:
+        try:
+            return sum(tail.unread() for tail in list(self._tails.values()))
+        except OSError:  # a tail closed by the reading thread meanwhile: ask again later
+            return None
+
     def positions(self) -> list[FilePosition]:
         """Where each open inode stands now (what ``commit()`` stores), retired first."""
         keys = [*self._retired, *(self._current[p] for p in sorted(self._current))]
