@@ -197,7 +197,11 @@ class Daemon:
     def healthy(self) -> bool:
         """Every worker looped recently (a hung one starves the systemd watchdog)."""
         now = time.monotonic()
-        workers = [*(self.reading.workers if self.reading else ()), self.firewall_worker]
+        workers = [
+            *(self.reading.workers if self.reading else ()),
+            self.firewall_worker,
+            self.audit_worker,
+        ]
         return all(now - w.heartbeat < STALL_SECONDS for w in workers if w is not None)
 
     def stop(self) -> None:
