@@ -124,9 +124,10 @@ class FileSystem(ABC):
             last = index == len(names) - 1
             matched = []
             for prefix in prefixes:
+                # a match that is no directory needs no weeding out here: nothing can be
+                # found below it, and the kernel refuses ``..`` from it (ENOTDIR)
                 if _has_magic(name):
-                    found = (f"{prefix}/{n}" for n in self._matching(prefix or "/", name))
-                    matched.extend(path for path in found if last or self._isdir(path))
+                    matched.extend(f"{prefix}/{n}" for n in self._matching(prefix or "/", name))
                 elif not last or self._lexists(f"{prefix}/{name}"):
                     matched.append(f"{prefix}/{name}")
             prefixes = matched
