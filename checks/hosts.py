@@ -8,17 +8,19 @@ never knows which one it got. Nothing here goes through a shell.
 
 from __future__ import annotations
 
-import fnmatch
-import glob as globlib
 import os
+import re
 import shutil
 import stat as statlib
 import subprocess
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from checks.rootfs import FileSystem, HostFS, RootFS
 
 T = TypeVar("T")
 
@@ -135,94 +137,119 @@ class Host(ABC):
 
     def packages(self) -> dict[str, str]:
         """Installed Debian packages (name -> version), read from dpkg's status file."""
-        return parse_dpkg_status(self.read_text("/var/lib/dpkg/status"))
+        return parse_dpkg_status(self.read_text(DPKG_STATUS))
 
 
-def parse_dpkg_status(text: str) -> dict[str, str]:
-    """Installed packages from a dpkg status file; half-installed or removed ones are left out."""
+DPKG_STATUS = "/var/lib/dpkg/status"
+
+#: The words dpkg accepts in a Status field: what is wanted, an error flag, the state.
+_DPKG_WANTS = frozenset({"unknown", "install", "hold", "deinstall", "purge"})
+_DPKG_FLAGS = frozenset({"ok", "reinstreq"})
+_DPKG_STATES = frozenset(
+    {
+        "not-installed",
+        "config-files",
+        "half-installed",
+        "unpacked",
+        "half-configured",
+        "triggers-awaited",
+        "triggers-pending",
+        "installed",
+    }
+)
+#: A deb822 field line: a name of printable ASCII (no space, no colon), a colon, the value.
+_DPKG_FIELD = re.compile(r"([!-9;-~]+):(.*)")
+
+
+def parse_dpkg_status(text: str, source: str = DPKG_STATUS) -> dict[str, str]:
+    """Installed packages (name -> version); half-installed or removed ones are left out.
+
+    What dpkg itself refuses (a line that is no field, a stanza without Package, a bad
+    Status, an installed package without Version) raises HostError, and so does a file
+    without a single stanza with Package and Status: read as "nothing installed", garbage
+    would skip every check that applies to a package. dpkg accepts an empty file, but no
+    Debian system has one (dpkg lists itself). A system with no package installed is still
+    expressible: stanzas whose Status is ``not-installed`` or ``config-files``.
+    """
     installed: dict[str, str] = {}
-    for stanza in text.split("\n\n"):
-        fields: dict[str, str] = {}
-        for line in stanza.splitlines():
-            if line[:1].isspace() or ":" not in line:
-                continue
-            key, _, value = line.partition(":")
-            fields[key] = value.strip()
-        name = fields.get("Package")
-        if name and fields.get("Status", "").endswith(" installed"):
-            installed[name.split(":")[0]] = fields.get("Version", "")
+    described = 0
+    for line, fields in _deb822_stanzas(text, source):
+        name = fields.get("package")
+        if not name:
+            raise HostError(f"{source}:{line}: a stanza without a Package field")
+        if "status" not in fields:
+            continue  # dpkg reads it as not installed
+        words = fields["status"].split()
+        if not (
+            len(words) == 3
+            and words[0] in _DPKG_WANTS
+            and words[1] in _DPKG_FLAGS
+            and words[2] in _DPKG_STATES
+        ):
+            raise HostError(f"{source}:{line}: package {name}: invalid Status field")
+        described += 1
+        if words[2] == "installed":
+            if not fields.get("version"):
+                raise HostError(f"{source}:{line}: package {name}: installed without a Version")
+            installed[name.split(":")[0]] = fields["version"]
+    if not described:
+        raise HostError(f"{source}: not a dpkg database (no stanza with Package and Status)")
     return installed
 
 
+def _deb822_stanzas(text: str, source: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """(first line number, fields by lower-case name) of each stanza, as dpkg splits them.
+
+    Blank lines separate stanzas; a line starting with white space continues the field
+    above it (its text is not needed here). Field names are case-insensitive.
+    """
+    fields: dict[str, str] = {}
+    first = 0
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line:
+            if fields:
+                yield first, fields
+                fields = {}
+            continue
+        if line[0] in " \t":
+            if not fields:
+                raise HostError(f"{source}:{number}: a continuation line outside a stanza")
+            continue
+        match = _DPKG_FIELD.match(line)
+        if match is None:
+            raise HostError(f"{source}:{number}: not a 'Field: value' line")
+        key = match.group(1).lower()
+        if key in fields:
+            raise HostError(f"{source}:{number}: a second {match.group(1)} field in one stanza")
+        if not fields:
+            first = number
+        fields[key] = match.group(2).strip()
+    if fields:
+        yield first, fields
+
+
 class LocalHost(Host):
-    """This machine, or a directory tree standing in for its ``/``."""
+    """This machine, or a directory tree standing in for its ``/``.
+
+    Under ``root`` every path is resolved inside the tree as under chroot (see
+    ``checks.rootfs``): no link in an image can make the audit read the auditor's files.
+    """
 
     def __init__(self, root: str | None = None):
         self.root = os.path.abspath(root) if root else None
         self.is_live = self.root is None
         self.name = os.uname().nodename if self.is_live else f"root:{self.root}"
-
-    def _real(self, path: str) -> str:
-        """Map a host path to the file system, keeping absolute links inside ``root``."""
-        if not path.startswith("/"):
-            raise HostError(f"{path}: not an absolute path")
-        if self.root is None:
-            return path
-        return self._resolve_in_root(path)
-
-    def _resolve_in_root(self, path: str, depth: int = 0) -> str:
-        if depth > 40:
-            raise HostError(f"{path}: too many levels of symbolic links")
-        parts = [p for p in path.split("/") if p and p != "."]
-        resolved: list[str] = []
-        for index, part in enumerate(parts):
-            if part == "..":
-                if resolved:
-                    resolved.pop()
-                continue
-            candidate = os.path.join(self.root, *resolved, part)
-            is_last = index == len(parts) - 1
-            if os.path.islink(candidate) and not is_last:
-                target = os.readlink(candidate)
-                base = "/" if target.startswith("/") else "/" + "/".join(resolved)
-                rest = "/".join(parts[index + 1 :])
-                joined = os.path.normpath(os.path.join(base, target, rest))
-                return self._resolve_in_root(joined, depth + 1)
-            resolved.append(part)
-        return os.path.join(self.root, *resolved)
-
-    def _host_path(self, real: str) -> str:
-        if self.root is None:
-            return real
-        relative = os.path.relpath(real, self.root)
-        return "/" + ("" if relative == "." else relative)
+        self._fs: FileSystem = HostFS() if self.root is None else RootFS(self.root)
 
     def read_bytes(self, path: str, limit: int | None = None) -> bytes:
-        real = self._real(path)
-        if self.root is not None and os.path.islink(real):
-            real = self._real(self._link_target(path, real))
-        try:
-            with open(real, "rb") as handle:
-                return handle.read() if limit is None else handle.read(limit)
-        except OSError as exc:
-            raise HostError(f"{path}: {exc.strerror or exc}") from exc
-
-    def _link_target(self, path: str, real: str) -> str:
-        target = os.readlink(real)
-        if target.startswith("/"):
-            return target
-        return os.path.normpath(os.path.join(os.path.dirname(path), target))
+        with _host_errors(path):
+            return self._fs.read(path, limit)
 
     def stat(self, path: str, follow_symlinks: bool = True) -> FileStat:
-        real = self._real(path)
-        try:
-            link = os.lstat(real)
-            if follow_symlinks and statlib.S_ISLNK(link.st_mode) and self.root is not None:
-                info = os.stat(self._real(self._link_target(path, real)))
-            else:
-                info = os.stat(real) if follow_symlinks else link
-        except OSError as exc:
-            raise HostError(f"{path}: {exc.strerror or exc}") from exc
+        with _host_errors(path):
+            link = self._fs.stat(path, follow_symlinks=False)
+            is_link = statlib.S_ISLNK(link.st_mode)
+            info = self._fs.stat(path) if follow_symlinks and is_link else link
         return FileStat(
             path=path,
             mode=statlib.S_IMODE(info.st_mode),
@@ -234,34 +261,20 @@ class LocalHost(Host):
             mtime=info.st_mtime,
             is_dir=statlib.S_ISDIR(info.st_mode),
             is_file=statlib.S_ISREG(info.st_mode),
-            is_link=statlib.S_ISLNK(link.st_mode),
+            is_link=is_link,
         )
 
     def glob(self, pattern: str) -> list[str]:
-        if self.root is None:
-            return sorted(globlib.glob(pattern))
-        directory, _, name_pattern = pattern.rpartition("/")
-        if any(ch in directory for ch in "*?["):
-            matches = globlib.glob(os.path.join(self.root, pattern.lstrip("/")))
-            return sorted(self._host_path(m) for m in matches)
-        try:
-            names = os.listdir(self._real(directory or "/"))
-        except (OSError, HostError):
-            return []
-        base = directory or ""
-        return sorted(f"{base}/{n}" for n in names if fnmatch.fnmatch(n, name_pattern))
+        with _host_errors(pattern):
+            return self._fs.glob(pattern)
 
     def readlink(self, path: str) -> str:
-        try:
-            return os.readlink(self._real(path))
-        except OSError as exc:
-            raise HostError(f"{path}: {exc.strerror or exc}") from exc
+        with _host_errors(path):
+            return self._fs.readlink(path)
 
     def listdir(self, path: str) -> list[str]:
-        try:
-            return sorted(os.listdir(self._real(path)))
-        except OSError as exc:
-            raise HostError(f"{path}: {exc.strerror or exc}") from exc
+        with _host_errors(path):
+            return sorted(self._fs.listdir(path))
 
     def run(self, argv: Sequence[str], timeout: float = DEFAULT_COMMAND_TIMEOUT) -> CommandResult:
         if not self.is_live:
@@ -416,6 +429,17 @@ class CachedHost(Host):
 
     def probe_address(self, listen_address: str) -> str:
         return self.inner.probe_address(listen_address)
+
+
+@contextmanager
+def _host_errors(path: str) -> Iterator[None]:
+    """Turn the file system's OSError into a HostError naming the path as the check asked."""
+    if not path.startswith("/"):
+        raise HostError(f"{path}: not an absolute path")
+    try:
+        yield
+    except OSError as exc:
+        raise HostError(f"{path}: {exc.strerror or exc}") from exc
 
 
 def _user_name(uid: int) -> str:

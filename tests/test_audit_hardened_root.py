@@ -4,11 +4,8 @@ check, and only the checks that need a running system are skipped."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import time
 
-from conftest import FIXTURES
+from treeutil import hardened_root
 
 from agent.cli import main
 from checks.policy import load_policy
@@ -24,16 +21,6 @@ LIVE_ONLY = {
     "LAPP-SVC-013",
     "LAPP-FW-011",
 }
-
-
-def hardened_root(tmp_path):
-    root = tmp_path / "root"
-    shutil.copytree(FIXTURES / "hardened-root", root, symlinks=True)
-    an_hour_ago = time.time() - 3600
-    for backup in (root / "srv/backup").rglob("*"):
-        os.utime(backup, (an_hour_ago, an_hour_ago))
-        os.chmod(backup, 0o700 if backup.is_dir() else 0o600)  # git keeps no modes
-    return root
 
 
 def audit(tmp_path, root, *extra: str) -> tuple[int, list[dict]]:

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+
+from conftest import FIXTURES
 
 from checks.hosts import CachedHost, LocalHost
 from checks.types.base import CheckContext
@@ -47,3 +55,73 @@ def dpkg_status(*packages: str) -> str:
     ]
     stanzas.append("Package: gone\nStatus: deinstall ok config-files\nVersion: 0.9\n")
     return "\n".join(stanzas)
+
+
+def hardened_root(tmp_path: Path) -> Path:
+    """A copy of the fully hardened host tree (tests/fixtures/hardened-root) with fresh backups."""
+    root = tmp_path / "root"
+    shutil.copytree(FIXTURES / "hardened-root", root, symlinks=True)
+    an_hour_ago = time.time() - 3600
+    for backup in (root / "srv/backup").rglob("*"):
+        os.utime(backup, (an_hour_ago, an_hour_ago))
+        os.chmod(backup, 0o700 if backup.is_dir() else 0o600)  # git keeps no modes
+    return root
+
+
+def replace_with_link(root: Path, path: str, target: str) -> None:
+    """Put a symbolic link where a file or directory of the tree was."""
+    where = root / path.lstrip("/")
+    if where.is_dir() and not where.is_symlink():
+        shutil.rmtree(where)
+    else:
+        where.unlink(missing_ok=True)
+    where.symlink_to(target)
+
+
+@dataclass(frozen=True)
+class Outside:
+    """Canary files beside an audited tree, which only an escape from the tree could reach.
+
+    A unique marker is in every file's content and in the names only a listing finds; every
+    file has a mode (0741) nothing inside uses, so even a stat that escaped would show.
+    """
+
+    path: Path
+    marker: str
+
+    MODE = 0o741
+
+    @classmethod
+    def plant(cls, base: Path) -> Outside:
+        marker = f"canary-{uuid.uuid4().hex}"
+        path = base / "outside"
+        config = f"PasswordAuthentication yes\nMaxAuthTries 99\nBanner /{marker}\n"
+        files = {
+            "sshd_config": config,
+            "ssh/sshd_config": config,
+            f"dropins/{marker}.conf": config,
+            f"backups/{marker}.tar": marker,
+            "php/apache2/php.ini": f"expose_php = On\nerror_log = /{marker}\n",
+            "postgresql/main/postgresql.conf": f"listen_addresses = '*' # {marker}\n",
+            "postgresql/main/pg_hba.conf": f"host all all 0.0.0.0/0 trust # {marker}\n",
+            "apt.conf": f'Unattended-Upgrade::Mail "{marker}";\n',
+            f"wants/{marker}.service": "[Unit]\n",
+        }
+        for name, content in files.items():
+            (path / name).parent.mkdir(parents=True, exist_ok=True)
+            (path / name).write_text(content)
+            os.chmod(path / name, cls.MODE)
+        return cls(path, marker)
+
+    def climb(self, name: str) -> str:
+        """A relative link target that climbs far above any tree, then down to ``name``."""
+        return "../" * 30 + str(self.path / name).lstrip("/")
+
+    def leaks(self, output: str, results: Iterable[dict]) -> list[str]:
+        """What of the outside shows in an audit's output and its (JSON) results."""
+        found = [what for what in (self.marker, str(self.path)) if what in output]
+        mode = re.compile(rf"\b{self.MODE:04o}\b")
+        for result in results:
+            if mode.search(" ".join([result["reason"], *result["evidence"]])):
+                found.append(f"mode {self.MODE:04o} in {result['id']}")
+        return found
