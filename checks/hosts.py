@@ -8,11 +8,13 @@ never knows which one it got. Nothing here goes through a shell.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shutil
 import stat as statlib
 import subprocess
+import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -65,6 +67,7 @@ class ListeningSocket:
     port: int
     pid: int | None
     process: str | None  # process name, None when the owner cannot be seen
+    uid: int | None = None  # the socket's owner, which the kernel shows to everyone
 
 
 @dataclass(frozen=True)
@@ -313,6 +316,8 @@ class LocalHost(Host):
 
         self._require_live("listening sockets")
         names: dict[int, str] = {}
+        owners = _socket_owners()
+        by_uid: dict[int, str | None] | None = None
         found = set()
         for conn in psutil.net_connections(kind="inet"):
             is_tcp = conn.type == 1  # SOCK_STREAM
@@ -322,6 +327,8 @@ class LocalHost(Host):
                 continue
             if not conn.laddr:
                 continue
+            proto = "tcp" if is_tcp else "udp"
+            uid = owners.get((proto, _canonical(conn.laddr.ip), conn.laddr.port))
             name = None
             if conn.pid is not None:
                 if conn.pid not in names:
@@ -330,11 +337,10 @@ class LocalHost(Host):
                     except psutil.Error:
                         names[conn.pid] = None
                 name = names[conn.pid]
-            found.add(
-                ListeningSocket(
-                    "tcp" if is_tcp else "udp", conn.laddr.ip, conn.laddr.port, conn.pid, name
-                )
-            )
+            elif uid is not None:  # no ptrace right on its process: judge by its user
+                by_uid = _only_process_of_uid() if by_uid is None else by_uid
+                name = by_uid.get(uid)
+            found.add(ListeningSocket(proto, conn.laddr.ip, conn.laddr.port, conn.pid, name, uid))
         return sorted(found, key=lambda s: (s.proto, s.port, s.address, s.pid or 0))
 
     def processes(self) -> list[ProcessInfo]:
@@ -440,6 +446,53 @@ def _host_errors(path: str) -> Iterator[None]:
         yield
     except OSError as exc:
         raise HostError(f"{path}: {exc.strerror or exc}") from exc
+
+
+def _socket_owners() -> dict[tuple[str, str, int], int]:
+    """(proto, address, port) -> owner uid of every socket, from /proc/net: readable without
+    privileges, unlike the process that holds a socket (that needs the right to ptrace it,
+    which an agent running with few capabilities does not have)."""
+    owners: dict[tuple[str, str, int], int] = {}
+    for proto, table in (("tcp", "tcp"), ("tcp", "tcp6"), ("udp", "udp"), ("udp", "udp6")):
+        try:
+            with open(f"/proc/net/{table}", encoding="ascii") as handle:
+                rows = handle.read().split("\n")[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) < 8:
+                continue
+            address, _, port = fields[1].partition(":")
+            owners[(proto, _kernel_address(address), int(port, 16))] = int(fields[7])
+    return owners
+
+
+def _kernel_address(text: str) -> str:
+    """An address as /proc/net prints it (32-bit words in host byte order) -> canonical."""
+    raw = bytes.fromhex(text)
+    if sys.byteorder == "little":
+        raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    return str(ipaddress.ip_address(raw))
+
+
+def _canonical(address: str) -> str:
+    try:
+        return str(ipaddress.ip_address(address.split("%", 1)[0]))
+    except ValueError:
+        return address
+
+
+def _only_process_of_uid() -> dict[int, str | None]:
+    """uid -> the one process name that user runs (None when it runs several kinds)."""
+    import psutil
+
+    seen: dict[int, set[str]] = {}
+    for proc in psutil.process_iter(["uids", "name"]):
+        uids = proc.info["uids"]
+        if uids is not None:
+            seen.setdefault(uids.real, set()).add(proc.info["name"] or "")
+    return {uid: next(iter(names)) if len(names) == 1 else None for uid, names in seen.items()}
 
 
 def _user_name(uid: int) -> str:

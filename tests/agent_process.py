@@ -85,7 +85,7 @@ class AgentProcess:
             if sample == name and set(labels.items()) <= set(sample_labels)
         )
 
-    def signal(self, signum: int) -> None:
+    def send(self, signum: int) -> None:
         assert self.process is not None
         self.process.send_signal(signum)
 

@@ -137,7 +137,21 @@ class ListeningCheck(CheckType):
     }
 
     def run(self, ctx: CheckContext) -> Verdict:
-        selected = [s for s in ctx.host.listening_sockets() if self._selects(s)]
+        sockets = ctx.host.listening_sockets()
+        if self.params["processes"]:
+            hidden = [
+                s
+                for s in sockets
+                if s.process is None
+                and not self._selects(s)
+                and (self.params["expect"] == "absent" or not is_loopback(s.address))
+            ]
+            if hidden:  # it could be one of ours: passing would be a guess
+                return errored(
+                    "cannot tell which process owns " + ", ".join(map(_describe, hidden)) +
+                    " (audit as root, or with CAP_SYS_PTRACE, to see socket owners)"
+                )  # fmt: skip
+        selected = [s for s in sockets if self._selects(s)]
         described = [_describe(s) for s in selected]
         if self.params["expect"] == "absent":
             return failed(*described) if selected else passed("no matching socket is listening")
@@ -159,7 +173,12 @@ class ListeningCheck(CheckType):
 
 
 def _describe(sock: ListeningSocket) -> str:
-    owner = f"{sock.process or '?'} (pid {sock.pid})" if sock.pid else "owner not visible"
+    if sock.pid:
+        owner = f"{sock.process or '?'} (pid {sock.pid})"
+    elif sock.process:
+        owner = f"{sock.process} (by its user, uid {sock.uid})"
+    else:
+        owner = "owner not visible" + (f" (uid {sock.uid})" if sock.uid is not None else "")
     address = f"[{sock.address}]" if ":" in sock.address else sock.address
     return f"{sock.proto} {address}:{sock.port} {owner}"
 
