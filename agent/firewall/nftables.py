@@ -1,26 +1,35 @@
-"""nftables backend: a table of our own whose two sets hold the bans; one JSON batch a change.
+"""nftables backend: a table of our own whose sets hold the bans; one JSON batch a change.
 
 What it installs (``nft list ruleset`` shows it so)::
 
     table inet lappguard {
-        set banned4 { type ipv4_addr . nf_proto; flags interval,timeout;
-                      elements = { 192.0.2.7 . ipv4 timeout 1h, 198.51.100.0/24 . ipv4 } }
-        set banned6 { type ipv6_addr . nf_proto; flags interval,timeout; ... }
+        set banned4 { type ipv4_addr; flags timeout; elements = { 192.0.2.7 timeout 1h } }
+        set banned4_nets { type ipv4_addr . nf_proto; flags interval,timeout;
+                           elements = { 198.51.100.0/24 . ipv4 } }
+        set banned6 { type ipv6_addr; flags timeout; }
+        set banned6_64 { type ipv6_addr; flags timeout; elements = { 2001:db8:0:7:: } }
+        set banned6_nets { type ipv6_addr . nf_proto; flags interval,timeout; }
         chain prerouting {
             type filter hook prerouting priority raw; policy accept;
-            ip saddr . meta nfproto @banned4 counter drop
-            ip6 saddr . meta nfproto @banned6 counter drop
+            ip saddr @banned4 counter drop
+            ip saddr . meta nfproto @banned4_nets counter drop
+            ip6 saddr @banned6 counter drop
+            ip6 saddr & ffff:ffff:ffff:ffff:: == @banned6_64 counter drop
+            ip6 saddr . meta nfproto @banned6_nets counter drop
         }
     }
 
-Why so:
+Why so (bench/bans.py measures it):
 
-- Sets keyed on address . family. nft 1.0.6 (Debian 12) reads the whole content of every plain
-  interval set in the ruleset from the kernel before any element add or delete, anywhere:
-  with 100,000 bans that cost 2-4 s per ban, ours and any other tool's. A concatenation is
-  stored by the kernel's pipapo backend, which nft does not read back: a ban into a full set
-  takes milliseconds. The second field, the packet's family, is known for every packet, so
-  no malformed header makes the lookup fail (``meta l4proto`` could).
+- Bans mostly have one of three shapes: an IPv4 host, an IPv6 host, an IPv6 /64. Each has a
+  hash set keyed on the address masked to that length: 100,000 go in within a second on an
+  idle machine, and deleting one is O(1). Any other prefix goes to its family's interval set.
+- The interval sets are concatenations with the packet's family. nft 1.0.6 (Debian 12)
+  reads every plain interval set of the whole ruleset back from the kernel before any
+  element change, anywhere: 2-4 s a ban at 100,000 elements, for every tool on the host. It
+  does not read concatenations (the kernel's pipapo sets), and the family is known for
+  every packet, so no unparsable header dodges the lookup (``meta l4proto`` could). Deleting
+  from pipapo scans its rules (O(n) each), the reason common shapes stay out of it.
 - prerouting at priority raw (-300): packets from a banned source die before conntrack keeps
   state for them and before routing, so traffic forwarded or DNATed to containers and VMs is
   dropped too, which an input chain never sees. A drop in any base chain is final whatever
@@ -55,19 +64,84 @@ MODES = ("auto", "library", "pipe")
 
 @dataclass(frozen=True)
 class SetSpec:
-    """One set per address family and the packet fields its drop rule looks up."""
+    """One of our sets: the bans it holds and how its drop rule looks a packet up in it.
 
-    version: int
+    ``prefixlen`` set: a hash set of networks of exactly that length, keyed on the source
+    address masked to it. None: an interval set for every other length of the family.
+    """
+
     name: str
-    addr_type: str
-    protocol: str  # nft payload protocol holding saddr
-    nfproto: str  # the family as the set's second field spells it
+    version: int
+    prefixlen: int | None
+
+    @property
+    def kind(self) -> type[ipaddress.IPv4Network] | type[ipaddress.IPv6Network]:
+        return ipaddress.IPv4Network if self.version == 4 else ipaddress.IPv6Network
+
+    def declaration(self) -> dict[str, Any]:
+        """The set's ``type`` and ``flags`` as nft JSON spells them (and lists them back)."""
+        address = "ipv4_addr" if self.version == 4 else "ipv6_addr"
+        if self.prefixlen is None:
+            return {"type": [address, "nf_proto"], "flags": ["interval", "timeout"]}
+        return {"type": address, "flags": ["timeout"]}
+
+    def lookup(self) -> dict[str, Any]:
+        """The drop rule's match, e.g. ``ip6 saddr & ffff:ffff:ffff:ffff:: == @banned6_64``."""
+        key: Any = {"payload": {"protocol": "ip" if self.version == 4 else "ip6", "field": "saddr"}}
+        if self.prefixlen is None:
+            key = {"concat": [key, {"meta": {"key": "nfproto"}}]}
+        elif self.prefixlen != (
+            ipaddress.IPV4LENGTH if self.version == 4 else ipaddress.IPV6LENGTH
+        ):
+            key = {"&": [key, str(self.kind((0, self.prefixlen)).netmask)]}
+        return {"match": {"op": "==", "left": key, "right": f"@{self.name}"}}
+
+    def element(self, network: Network, timeout: int | None) -> Any:
+        """``network`` as an element of this set, with its timeout when it has one."""
+        value: Any = str(network.network_address)
+        if self.prefixlen is None:
+            if network.prefixlen != network.max_prefixlen:
+                value = {"prefix": {"addr": value, "len": network.prefixlen}}
+            value = {"concat": [value, "ipv4" if self.version == 4 else "ipv6"]}
+        return value if timeout is None else {"elem": {"val": value, "timeout": timeout}}
+
+    def networks(self, elements: Sequence[Any]) -> set[Network]:
+        """The networks in this set's listed elements (nft prints a host as a bare address,
+        a network as a prefix, and anything else someone added as a range)."""
+        kind = self.kind
+        found: set[Network] = set()
+        for item in elements:
+            value = item["elem"]["val"] if isinstance(item, dict) and "elem" in item else item
+            if self.prefixlen is not None:  # strict=False: host bits someone set are ignored
+                found.add(kind((value, self.prefixlen), strict=False))  # as by the lookup
+                continue
+            address = value["concat"][0]
+            if isinstance(address, str):
+                found.add(kind(address))
+            elif "prefix" in address:
+                found.add(kind((address["prefix"]["addr"], address["prefix"]["len"])))
+            else:
+                low, high = (ipaddress.ip_address(a) for a in address["range"])
+                found.update(ipaddress.summarize_address_range(low, high))  # type: ignore[arg-type]
+        return found
 
 
 SETS = (
-    SetSpec(4, "banned4", "ipv4_addr", "ip", "ipv4"),
-    SetSpec(6, "banned6", "ipv6_addr", "ip6", "ipv6"),
+    SetSpec("banned4", 4, 32),
+    SetSpec("banned4_nets", 4, None),
+    SetSpec("banned6", 6, 128),
+    SetSpec("banned6_64", 6, 64),
+    SetSpec("banned6_nets", 6, None),
 )
+
+
+def set_for(network: Network) -> SetSpec:
+    """The set that holds ``network``: the one for its exact length, else its family's
+    interval set."""
+    exact = [s for s in SETS if s.version == network.version and s.prefixlen == network.prefixlen]
+    if exact:
+        return exact[0]
+    return next(s for s in SETS if s.version == network.version and s.prefixlen is None)
 
 
 class Runner(Protocol):
@@ -125,33 +199,32 @@ class Layout:
     def elements(
         self, verb: str, entries: Sequence[Entry], now: float = 0.0, cap: float = 0.0
     ) -> list[dict[str, Any]]:
-        """One ``verb`` ("add", "delete") command per family that has entries."""
-        commands = []
-        for spec in SETS:
-            elems = [
-                element(entry.network, spec, entry.timeout(now, cap))
-                for entry in entries
-                if entry.network.version == spec.version
-            ]
-            if elems:
-                target = {"family": FAMILY, "table": self.table, "name": spec.name}
-                commands.append({verb: {"element": {**target, "elem": elems}}})
-        return commands
+        """One ``verb`` ("add", "delete") command per set that gets entries."""
+        elems: dict[SetSpec, list[Any]] = {}
+        for entry in entries:
+            spec = set_for(entry.network)
+            elems.setdefault(spec, []).append(spec.element(entry.network, entry.timeout(now, cap)))
+        return [
+            {verb: {"element": {"family": FAMILY, "table": self.table, "name": spec.name,
+                                "elem": elems[spec]}}}
+            for spec in SETS
+            if spec in elems
+        ]  # fmt: skip
 
     def matches(self, objects: Mapping[str, Any]) -> bool:
         """Whether our objects, as a listing shows them (:func:`our_objects`), are as we build
-        them: both sets with their key and flags, the hooked chain, a drop rule per set."""
+        them: every set with its type and flags, the hooked chain, a drop rule per set."""
         sets, chain, rules = objects["sets"], objects["chain"], objects["rules"]
         for spec in SETS:
-            found = sets.get(spec.name)
-            if found is None or found.get("type") != [spec.addr_type, "nf_proto"]:
+            found, wanted = sets.get(spec.name, {}), spec.declaration()
+            if found.get("type") != wanted["type"]:
                 return False
-            if not {"interval", "timeout"} <= set(found.get("flags", ())):
+            if not set(wanted["flags"]) <= set(found.get("flags", ())):
                 return False
         if chain is None or (chain.get("hook"), chain.get("prio")) != ("prerouting", self.priority):
             return False
         return all(
-            any(_match(spec) in rule and {"drop": None} in rule for rule in rules) for spec in SETS
+            any(spec.lookup() in rule and {"drop": None} in rule for rule in rules) for spec in SETS
         )
 
     def _objects(self) -> list[dict[str, Any]]:
@@ -160,53 +233,16 @@ class Layout:
             **base, "name": CHAIN, "type": "filter", "hook": "prerouting",
             "prio": self.priority, "policy": "accept",
         }  # fmt: skip
-        sets = [
-            {"set": {**base, "name": spec.name, "type": [spec.addr_type, "nf_proto"],
-                     "flags": ["interval", "timeout"]}}
-            for spec in SETS
-        ]  # fmt: skip
+        sets = [{"set": {**base, "name": spec.name, **spec.declaration()}} for spec in SETS]
         table = {"table": {"family": FAMILY, "name": self.table}}
         return [{"add": obj} for obj in (table, *sets, {"chain": chain})]
 
     def _rules(self) -> list[dict[str, Any]]:
         base = {"family": FAMILY, "table": self.table, "chain": CHAIN}
         return [
-            {"add": {"rule": {**base, "expr": [_match(spec), {"counter": None}, {"drop": None}]}}}
+            {"add": {"rule": {**base, "expr": [spec.lookup(), {"counter": None}, {"drop": None}]}}}
             for spec in SETS
         ]
-
-
-def _match(spec: SetSpec) -> dict[str, Any]:
-    """``ip saddr . meta nfproto @banned4``: the lookup in a drop rule."""
-    key = [{"payload": {"protocol": spec.protocol, "field": "saddr"}}, {"meta": {"key": "nfproto"}}]
-    return {"match": {"op": "==", "left": {"concat": key}, "right": f"@{spec.name}"}}
-
-
-def element(network: Network, spec: SetSpec, timeout: int | None) -> Any:
-    """A set element in nft JSON: ``addr . family``, with its timeout when it has one."""
-    address = str(network.network_address)
-    if network.prefixlen != network.max_prefixlen:
-        address = {"prefix": {"addr": address, "len": network.prefixlen}}
-    value = {"concat": [address, spec.nfproto]}
-    return value if timeout is None else {"elem": {"val": value, "timeout": timeout}}
-
-
-def networks_of(elements: Sequence[Any], spec: SetSpec) -> set[Network]:
-    """The networks in a listed set's elements (nft prints a host as a bare address, a
-    network as a prefix, and anything else someone added as a range)."""
-    kind = ipaddress.IPv4Network if spec.version == 4 else ipaddress.IPv6Network
-    found: set[Network] = set()
-    for item in elements:
-        value = item["elem"]["val"] if isinstance(item, dict) and "elem" in item else item
-        address = value["concat"][0]
-        if isinstance(address, str):
-            found.add(kind(address))
-        elif "prefix" in address:
-            found.add(kind((address["prefix"]["addr"], address["prefix"]["len"])))
-        else:
-            low, high = (ipaddress.ip_address(a) for a in address["range"])
-            found.update(ipaddress.summarize_address_range(low, high))  # type: ignore[arg-type]
-    return found
 
 
 def our_objects(listing: Sequence[Mapping[str, Any]], table: str) -> dict[str, Any]:
@@ -293,7 +329,9 @@ class NftablesFirewall(Firewall):
                 raise
             return set()
         sets = our_objects(listing, self.layout.table)["sets"]
-        return set().union(*(networks_of(sets.get(s.name, {}).get("elem", ()), s) for s in SETS))
+        return set().union(
+            *(spec.networks(sets.get(spec.name, {}).get("elem", ())) for spec in SETS)
+        )
 
     def intact(self) -> bool:
         try:
