@@ -254,11 +254,22 @@ def test_a_table_in_another_shape_is_not_intact_and_sync_rebuilds_it(harness: Nf
 def test_errors_carry_nfts_own_line(harness: NftHarness) -> None:
     with pytest.raises(FirewallError, match=r"^(nft: cannot run|libnftables: cannot load)"):
         harness.broken().ban([Entry(net("192.0.2.1/32"), None)], time.time())
-    runner = open_runner(harness.mode)
-    with pytest.raises(FirewallError, match=r"^(nft|libnftables): .*Error: .*No such file"):
-        runner.run(json.dumps({"nftables": [{"flush": {"set": {
-            "family": "inet", "table": "nosuch", "name": "banned4"}}}]}))  # fmt: skip
-    runner.close()
+    runner = harness.opened(NftablesFirewall(Layout(), open_runner(harness.mode))).runner
+    bad_family = {"add": {"table": {"family": "nosuch", "name": "lappguard"}}}
+    with pytest.raises(FirewallError, match=r"^(nft|libnftables): .*Error: Unknown family"):
+        runner.run(json.dumps({"nftables": [bad_family]}))
+
+
+@pytest.mark.parametrize("harness", ["pipe"], indirect=True)
+def test_permission_denied_is_nfts_own_line(harness: NftHarness, tmp_path: Path) -> None:
+    setpriv = require_program("setpriv")
+    nft = tmp_path / "nft"  # nft without CAP_NET_ADMIN, as an unprivileged daemon would be
+    nft.write_text(
+        f'#!/bin/sh\nexec {setpriv} --bounding-set=-net_admin --inh-caps=-net_admin nft "$@"\n'
+    )
+    nft.chmod(0o755)
+    with pytest.raises(FirewallError, match=r"^nft: .*Error: .*Operation not permitted$"):
+        harness.open(nft=str(nft)).ban([Entry(net("192.0.2.1/32"), None)], time.time())
 
 
 def test_mode_chooses_the_runner() -> None:
