@@ -116,7 +116,10 @@ def test_nft_prints_the_table_sets_chain_and_rules_we_built(harness: NftHarness)
     ):
         assert line in text, line
     expect_dropped(harness, True)
-    assert dropped_packets(harness.nft("list", "ruleset")) > 0  # the SYNs of the attempt
+    dropped = dropped_packets(harness.nft("list", "ruleset"))
+    assert dropped > 0  # the SYNs of the attempt
+    harness.open().ban([Entry(net("192.0.2.9/32"))], now)  # another process: a CLI
+    assert dropped_packets(harness.nft("list", "ruleset")) == dropped  # counts kept
 
 
 def dropped_packets(ruleset: str) -> int:

@@ -37,7 +37,7 @@ Why so (bench/bans.py measures it):
 - One batch per change: nftables applies a batch in one kernel transaction, so packets see
   the old or the new state, never a part; ``sync`` deletes and recreates the table in the
   same batch, which also repairs a table left in another shape (changed priority, an older
-  layout). Counters start from zero when the table is recreated.
+  layout). Counters start from zero when the table is recreated or its rules reinstalled.
 - Loss: ``intact`` compares the table's kernel handle with the one we made or first saw. A
   flushed ruleset, or one reloaded from a file that holds a saved copy of our table, gives
   a new handle, and the caller re-syncs. After its first change a backend object only adds
@@ -296,7 +296,7 @@ class NftablesFirewall(Firewall):
         commands = self.layout.elements("add", entries, now, self.max_timeout)
         if not commands:
             return
-        if self._handle is None:
+        if self._handle is None and not self.intact():  # intact() adopts a table as ours
             self._run(self.layout.install() + commands)
             self._handle = self._objects()["handle"]
         else:
