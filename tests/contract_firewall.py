@@ -19,12 +19,14 @@ import socket
 import threading
 import time
 from contextlib import ExitStack
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import pytest
 from namespaces import Pair, can_connect, entered, namespace_pair
 
 from agent.firewall.base import Entry, Firewall, FirewallError, Network
+
+Backend = TypeVar("Backend", bound=Firewall)
 
 
 class Harness(Protocol):
@@ -100,7 +102,7 @@ class NamespaceHarness:
     def __exit__(self, *exc_info: object) -> None:
         self._stack.close()
 
-    def opened(self, firewall: Firewall) -> Firewall:
+    def opened(self, firewall: Backend) -> Backend:
         """``firewall``, closed when the harness ends."""
         self._stack.callback(firewall.close)
         return firewall

@@ -15,7 +15,7 @@ from conftest import require_root
 from contract_firewall import FirewallContract, NamespaceHarness, net
 
 from agent.firewall import open_firewall
-from agent.firewall.base import Entry, Firewall
+from agent.firewall.base import Entry
 from agent.firewall.dryrun import FILE_NAME, DryRunFirewall
 
 
@@ -25,16 +25,16 @@ class DryRunHarness(NamespaceHarness):
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
 
-    def open(self) -> Firewall:
-        return self.opened(open_firewall("dry-run", {}, self.state_dir))
+    def open(self) -> DryRunFirewall:
+        return self.opened(DryRunFirewall.from_options({}, self.state_dir))
 
     def lose(self) -> None:
         (self.state_dir / FILE_NAME).unlink()
 
-    def broken(self) -> Firewall:
+    def broken(self) -> DryRunFirewall:
         not_a_directory = self.state_dir / "file"
         not_a_directory.write_text("")
-        return self.opened(open_firewall("dry-run", {}, not_a_directory))
+        return self.opened(DryRunFirewall.from_options({}, not_a_directory))
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ class TestDryRunContract(FirewallContract):
 
 
 def test_the_file_holds_what_would_be_banned(tmp_path: Path) -> None:
-    firewall = DryRunFirewall.from_options({}, tmp_path)
+    firewall = open_firewall("dry-run", {}, tmp_path)
     firewall.ban([Entry(net("192.0.2.1/32"), 2e9), Entry(net("2001:db8::/64"), None)], 1e9)
     held = json.loads((tmp_path / FILE_NAME).read_text())
     assert held == {"192.0.2.1/32": 2e9, "2001:db8::/64": None}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,7 @@ from agent.firewall.ipset import IpsetFirewall
 
 class IpsetHarness(NamespaceHarness):
     def open(self, **options: object) -> IpsetFirewall:
-        return self.opened(open_firewall("ipset", options, Path("/nonexistent")))  # type: ignore[return-value]
+        return self.opened(IpsetFirewall.from_options(options, Path("/nonexistent")))
 
     def lose(self) -> None:
         for program in ("iptables", "ip6tables"):
@@ -62,10 +62,12 @@ def restores(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     seen: list[list[str]] = []
     real = ipset_module.run_tool
 
-    def spy(argv, stdin=None, **kwargs):  # type: ignore[no-untyped-def]
+    def spy(
+        argv: Sequence[str], stdin: str | None = None, *, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         if "restore" in argv:
             seen.append(list(argv))
-        return real(argv, stdin, **kwargs)
+        return real(argv, stdin, check=check)
 
     monkeypatch.setattr(ipset_module, "run_tool", spy)
     return seen
@@ -164,6 +166,12 @@ def test_timeouts_are_capped_at_ipsets_limit(harness: IpsetHarness) -> None:
     with pytest.raises(subprocess.CalledProcessError):  # one second more is out of range
         too_long = str(firewall.max_timeout + 1)
         harness.run("ipset", "add", "lappguard4", "192.0.2.2", "timeout", too_long)
+
+
+def test_the_registry_opens_it() -> None:
+    firewall = open_firewall("ipset", {"maxelem": 7}, Path("/nonexistent"))
+    assert isinstance(firewall, IpsetFirewall)
+    assert firewall.maxelem == 7
 
 
 def test_a_too_long_set_prefix_is_refused() -> None:

@@ -48,8 +48,8 @@ class NftHarness(NamespaceHarness):
         self.mode = mode
 
     def open(self, **options: object) -> NftablesFirewall:
-        firewall = open_firewall("nftables", {"mode": self.mode, **options}, Path("/nonexistent"))
-        return self.opened(firewall)  # type: ignore[return-value]
+        options = {"mode": self.mode, **options}
+        return self.opened(NftablesFirewall.from_options(options, Path("/nonexistent")))
 
     def lose(self) -> None:
         self.nft("flush", "ruleset")
@@ -273,6 +273,12 @@ def test_permission_denied_is_nfts_own_line(harness: NftHarness, tmp_path: Path)
     nft.chmod(0o755)
     with pytest.raises(FirewallError, match=r"^nft: .*Error: .*Operation not permitted$"):
         harness.open(nft=str(nft)).ban([Entry(net("192.0.2.1/32"), None)], time.time())
+
+
+def test_the_registry_opens_it() -> None:
+    firewall = open_firewall("nftables", {"mode": "pipe"}, Path("/nonexistent"))
+    assert isinstance(firewall, NftablesFirewall)
+    assert isinstance(firewall.runner, PipeRunner)
 
 
 def test_mode_chooses_the_runner() -> None:
