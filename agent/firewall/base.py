@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
+import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: Seconds one run of a firewall tool may take: 100,000 elements take a few, a hung tool longer.
+TOOL_TIMEOUT = 120.0
 
 
 class FirewallError(Exception):
@@ -61,7 +66,12 @@ class Firewall(ABC):
 
     @abstractmethod
     def ban(self, entries: Sequence[Entry], now: float) -> None:
-        """Add entries in one change (creating our structures first if they are missing)."""
+        """Add entries in one change (creating our structures first if they are missing).
+
+        A backend may instead raise FirewallError when structures it already created or saw
+        have vanished since: recreating them would hide the loss from :meth:`intact` and
+        leave every earlier ban out until the next restart, while the error keeps these
+        entries pending until the caller's intact()/sync() puts all of them back."""
 
     @abstractmethod
     def unban(self, networks: Sequence[Network]) -> None:
@@ -97,3 +107,40 @@ def split_families(networks: Iterable[Network]) -> tuple[list[Network], list[Net
     for network in networks:
         (v4 if network.version == 4 else v6).append(network)
     return v4, v6
+
+
+def run_tool(
+    argv: Sequence[str], stdin: str | None = None, *, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run a firewall program (an argv list, never a shell), feeding it ``stdin``.
+
+    With ``check``, a non-zero exit raises FirewallError carrying the program's own error
+    line; a missing program or one that hangs raises it too, whatever ``check`` says.
+    """
+    name = os.path.basename(argv[0])
+    try:
+        done = subprocess.run(
+            list(argv), input=stdin, capture_output=True, text=True, timeout=TOOL_TIMEOUT
+        )
+    except OSError as exc:
+        raise FirewallError(f"{name}: cannot run {argv[0]}: {exc.strerror}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise FirewallError(f"{name}: no answer within {TOOL_TIMEOUT:.0f} s") from exc
+    if check and done.returncode != 0:
+        raise FirewallError(f"{name}: {error_line(done.stderr or done.stdout)}")
+    return done
+
+
+def error_line(text: str) -> str:
+    """The line of a tool's output that says what went wrong: the first one naming an error,
+    else the first non-blank one (tools add usage hints and echo the input around it)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if "error" in line.lower():
+            return line
+    return lines[0] if lines else "failed without a message"
+
+
+def with_defaults(spec: Mapping[str, tuple[type, Any]], given: Mapping[str, Any]) -> dict[str, Any]:
+    """Every option of a backend's ``options`` spec: the given value, else the default."""
+    return {name: given.get(name, default) for name, (_, default) in spec.items()}
