@@ -209,7 +209,9 @@ def test_unban_lifts_every_ban_holding_the_address(state, clock, tmp_path):
 
 
 def test_a_failing_firewall_leaves_bans_pending_until_repair(state, clock, tmp_path):
-    broken = open_firewall("nftables", {"nft": str(tmp_path / "no-such-nft")}, tmp_path)
+    broken = open_firewall(
+        "nftables", {"mode": "pipe", "nft": str(tmp_path / "no-such-nft")}, tmp_path
+    )
     manager = manager_for(state, clock, tmp_path, firewall=broken)
     [outcome] = manager.decide([decision("203.0.113.5")])
     assert outcome.status == "pending" and "firewall failed" in outcome.reason
@@ -225,7 +227,9 @@ def test_a_failing_firewall_leaves_bans_pending_until_repair(state, clock, tmp_p
 
 
 def test_backoff_grows_and_a_retry_comes_when_it_is_over(state, clock, tmp_path):
-    broken = open_firewall("nftables", {"nft": str(tmp_path / "no-such-nft")}, tmp_path)
+    broken = open_firewall(
+        "nftables", {"mode": "pipe", "nft": str(tmp_path / "no-such-nft")}, tmp_path
+    )
     manager = manager_for(state, clock, tmp_path, firewall=broken)
     manager.decide([decision("203.0.113.5")])
     errors = manager.counters["firewall_errors"]

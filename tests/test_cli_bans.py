@@ -212,8 +212,8 @@ def test_two_adders_at_once_beside_a_writer_holding_the_store(tmp_path):
     assert len(listed(tmp_path)) == 600
     verified = lappguard(tmp_path, "trail", "verify")
     assert verified.returncode == 0 and "600 records" in verified.stdout
-    dry_run = json.loads((tmp_path / "dry-run.json").read_text())
-    assert len(dry_run["entries"]) == 600
+    dry_run = json.loads((tmp_path / "dry-run-firewall.json").read_text())
+    assert len(dry_run) == 600
 
 
 def test_sync_reports_the_active_count(tmp_path):

@@ -90,8 +90,8 @@ def test_failed_logins_become_a_ban_and_metrics(agent, tmp_path):
     assert agent.value("lappguard_bans_total", jail="sshd") == 1
     assert agent.value("lappguard_source_lines_total") == 5
     assert agent.value("lappguard_bans_pending") == 0
-    dry_run = json.loads((tmp_path / "state" / "dry-run.json").read_text())
-    assert [entry["network"] for entry in dry_run["entries"]] == [f"{ATTACKER}/32"]
+    dry_run = json.loads((tmp_path / "state" / "dry-run-firewall.json").read_text())
+    assert list(dry_run) == [f"{ATTACKER}/32"]
 
 
 def test_a_check_flipped_in_a_watched_file_shows_within_seconds(agent, tmp_path):
@@ -145,11 +145,11 @@ def test_sigkill_then_restart_loses_no_ban(agent, tmp_path):
     append(tmp_path / "auth.log", "".join(failed_login(n) for n in range(5)))
     wait_until(lambda: f"{ATTACKER}/32" in banned(tmp_path), what="the ban")
     agent.stop(signal.SIGKILL)
-    (tmp_path / "state" / "dry-run.json").unlink()  # the firewall lost everything meanwhile
+    (tmp_path / "state" / "dry-run-firewall.json").unlink()  # the firewall lost everything meanwhile
     agent.start()
     agent.ready()
-    dry_run = json.loads((tmp_path / "state" / "dry-run.json").read_text())
-    assert [entry["network"] for entry in dry_run["entries"]] == [f"{ATTACKER}/32"]
+    dry_run = json.loads((tmp_path / "state" / "dry-run-firewall.json").read_text())
+    assert list(dry_run) == [f"{ATTACKER}/32"]
 
 
 def test_jail_windows_survive_a_restart(agent, tmp_path):

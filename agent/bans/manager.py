@@ -267,7 +267,8 @@ class BanManager:
                 trail.append(now, "expire", self.actor, str(ban.network), ban.jail)
             trail.flush()
         self.counters["expired"] += len(due)
-        self._unban(now, [ban.network for ban in due])
+        if not self.firewall.expires_natively:  # the kernel has dropped them already
+            self._unban(now, [ban.network for ban in due])
         return len(due)
 
     # -- keeping the firewall in step ---------------------------------------------------

@@ -55,6 +55,9 @@ class Firewall(ABC):
     name: str = ""
     #: Longest timeout the backend can hold natively (seconds); longer bans are re-asserted.
     max_timeout: float = math.inf
+    #: True when the firewall drops an entry by itself when its time is up (nftables and
+    #: ipset timeouts): the ban logic then need not unban expired bans one by one.
+    expires_natively: bool = False
     #: The options of ``firewall.<name>:`` in the config: name -> (type, default). The
     #: config loader checks them (file:line:field errors) before ``from_options`` runs.
     options: Mapping[str, tuple[type, Any]] = {}

@@ -44,6 +44,7 @@ class IpsetFirewall(Firewall):
     #: ipset's own limit (IPSET_MAX_TIMEOUT: (UINT_MAX >> 1) / MSEC_PER_SEC); restore
     #: refuses "2147484" as "out of range 0-2147483".
     max_timeout = 2_147_483
+    expires_natively = True
     options = {
         "set_prefix": (str, "lappguard"),
         "maxelem": (int, 1_048_576),

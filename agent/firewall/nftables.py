@@ -272,6 +272,7 @@ class NftablesFirewall(Firewall):
     #: longest whole-second timeout it takes, some 584 years. nft passes JSON seconds through
     #: as ms; test_firewall_nftables pins both sides of the limit on the running kernel.
     max_timeout = 18_446_744_073
+    expires_natively = True
     options = {
         "table": (str, "lappguard"),
         "priority": (int, -300),
