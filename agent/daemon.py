@@ -51,6 +51,9 @@ STALL_SECONDS = 60.0
 REPAIR_SECONDS = 2.0
 EXPIRE_SECONDS = 5.0
 PRUNE_SECONDS = 60.0
+#: A whole sync now and then re-asserts timeouts longer than a backend can hold (ipset's
+#: 24.8 days) before they lapse in the kernel.
+REASSERT_SECONDS = 6 * 3600.0
 
 
 class FirewallWorker(threading.Thread):
@@ -73,7 +76,8 @@ class FirewallWorker(threading.Thread):
         self._wake.set()
 
     def run(self) -> None:
-        due = {"repair": 0.0, "expire": 0.0, "prune": 0.0}
+        due = {"repair": 0.0, "expire": 0.0, "prune": 0.0,
+               "reassert": time.monotonic() + REASSERT_SECONDS}  # fmt: skip
         while not self._stop_event.is_set():
             self._wake.wait(0.5)
             self._wake.clear()
@@ -86,6 +90,9 @@ class FirewallWorker(threading.Thread):
                 if now >= due["repair"]:
                     self.manager.repair()
                     due["repair"] = now + REPAIR_SECONDS
+                if now >= due["reassert"]:
+                    self.manager.sync("reassert")
+                    due["reassert"] = now + REASSERT_SECONDS
                 if now >= due["prune"]:
                     with self.manager.state.transaction() as conn:
                         store.prune_events(conn, self._events_horizon(), MAX_KEPT_EVENTS)

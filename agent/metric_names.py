@@ -66,7 +66,8 @@ CATALOGUE: tuple[MetricName, ...] = (
     _counter("lappguard_firewall_errors_total", ("backend",), "Firewall changes that failed"),
     _counter("lappguard_firewall_syncs_total", ("backend", "reason"),
              "Whole re-syncs of the firewall from the store, by why: start, manual, debt (after a"
-             " failure), loss (our bans were flushed), supersede (a wider ban replaced narrower)"),
+             " failure), loss (our bans were flushed), supersede (a wider ban replaced narrower),"
+             " reassert (every 6 h, for timeouts longer than the firewall holds)"),
     _counter("lappguard_firewall_restores_total", ("backend",),
              "Times the firewall had lost our bans and they were put back"),
     _counter("lappguard_jail_windows_evicted_total", (), "Jail windows dropped to bound memory"),

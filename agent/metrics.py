@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 STATUSES = tuple(status.value for status in Status)
 #: BanManager counter -> the ``reason`` label of lappguard_unbans_total.
 UNBAN_REASONS = {"expired": "expired", "unbanned": "manual", "superseded": "superseded"}
-SYNC_REASONS = ("start", "manual", "debt", "loss", "supersede")
+SYNC_REASONS = ("start", "manual", "debt", "loss", "supersede", "reassert")
 AUDIT_TRIGGERS = ("start", "schedule", "change", "reload")
 
 
