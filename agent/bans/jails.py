@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -89,8 +89,9 @@ class Jail:
 class Decision:
     """Ban ``ip`` from ``time`` until ``until``: ``count`` events of ``jail`` in its window.
 
-    ``first_line`` and ``last_line`` are the first event of the run and the one that
-    crossed the threshold (``source:line: text``), when the caller passed evidence.
+    ``last_line`` is the event that crossed the threshold (``source:line: text``) and
+    ``first_line`` the earliest counted in the window, when the caller knows them (the
+    daemon finds it among the events it keeps).
     """
 
     ip: str
@@ -109,11 +110,15 @@ class JailConfig:
     allowlist: tuple[Network, ...] = ()
 
 
-@dataclass
 class _Window:
-    times: deque[float] = field(default_factory=deque)
-    banned_until: float = float("-inf")
-    first_line: str | None = None  # evidence of the event that started the current run
+    """One address's recent events in one jail. Slotted, with a list (a deque costs 600
+    bytes even when it holds one float): floods keep up to ``max_tracked`` of these."""
+
+    __slots__ = ("banned_until", "times")
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.banned_until = float("-inf")
 
 
 class Jails:
@@ -160,15 +165,15 @@ class Jails:
         return listed or (bool(jail.allowlist) and _listed(ip, jail.allowlist))
 
     def observe(self, event: Event) -> Decision | None:
-        """Count one event; a Decision (with the lines behind it) when its address crosses
-        a jail's threshold."""
+        """Count one event; a Decision (naming the line that crossed the threshold) when
+        its address crosses a jail's threshold."""
+        decision = self.count(event.rule, event.ip, event.time, self._clock())
+        if decision is None:
+            return None
         where = f"{event.source}:{event.line}" if event.line else event.source
-        evidence = f"{where}: {event.evidence}"
-        return self.count(event.rule, event.ip, event.time, self._clock(), evidence)
+        return replace(decision, last_line=f"{where}: {event.evidence}")
 
-    def count(
-        self, rule: str, ip: str, when: float, now: float, evidence: str | None = None
-    ) -> Decision | None:
+    def count(self, rule: str, ip: str, when: float, now: float) -> Decision | None:
         """:meth:`observe` for an event given by its parts, at ``now`` (what ``clock``
         says): offline scans replay millions of events without building them."""
         try:
@@ -196,18 +201,15 @@ class Jails:
             return None
         times = window.times
         horizon = when - jail.findtime
-        while times and times[0] < horizon:
-            times.popleft()
-        if not times:
-            window.first_line = evidence
+        if times and times[0] < horizon:
+            times[:] = [t for t in times if t >= horizon]
         times.append(when)
         if len(times) < jail.maxretry:
             return None
         count = len(times)
         times.clear()
         window.banned_until = when + jail.bantime
-        first, window.first_line = window.first_line, None
-        return Decision(ip, jail.name, when, window.banned_until, count, rule, first, evidence)
+        return Decision(ip, jail.name, when, window.banned_until, count, rule)
 
     @property
     def tracked(self) -> int:

@@ -214,14 +214,17 @@ class BanManager:
             previous = store.previous_bans(conn, network, float("-inf"))
             duration = request.duration
         expires = None if duration is None else now + duration
+        first_line = request.first_line
+        if first_line is None and jail is not None and request.count:
+            first_line = store.first_of_run(conn, ip, jail_name, request.count)
         ban = store.NewBan(network, ip, jail_name, now, expires, previous + 1, request.count,
-                           request.rule, request.reason, self.actor, request.first_line,
+                           request.rule, request.reason, self.actor, first_line,
                            request.last_line, len(inside))  # fmt: skip
         store.insert(conn, [ban])
         trail.append(now, "ban", self.actor, str(network), jail_name, ip=ip,
                      reason=request.reason, expires=expires, level=previous + 1,
                      count=request.count or None, rule=request.rule,
-                     first_line=request.first_line, last_line=request.last_line)  # fmt: skip
+                     first_line=first_line, last_line=request.last_line)  # fmt: skip
         self.counters[f"banned:{jail_name}"] += 1
         return Outcome(str(target), "banned", network, request.reason, expires)
 

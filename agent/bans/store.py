@@ -263,6 +263,20 @@ def insert_events(conn: sqlite3.Connection, events: Iterable[StoredEvent]) -> No
     )
 
 
+def first_of_run(conn: sqlite3.Connection, ip: str, jail: str, count: int) -> str | None:
+    """``source:line: text`` of the first of the last ``count`` kept events of ``ip`` in
+    ``jail``: the line that started the run a ban is made for."""
+    row = conn.execute(
+        "SELECT source, line, evidence FROM event WHERE ip = ? AND jail = ?"
+        " ORDER BY id DESC LIMIT 1 OFFSET ?",
+        (ip, jail, max(0, count - 1)),
+    ).fetchone()
+    if row is None:
+        return None
+    source, line, evidence = row
+    return f"{source}:{line}: {evidence}" if line else f"{source}: {evidence}"
+
+
 def events_since(conn: sqlite3.Connection, horizon: float) -> list[tuple[float, str, str]]:
     """(time, rule, ip) of the kept events from ``horizon`` on, oldest first."""
     return conn.execute(
