@@ -58,6 +58,7 @@ class SourceConfig:
     kind: str
     path: str | None = None
     journal_unit: str | None = None
+    journal_directory: str | None = None  # another machine's or a container's journal
     name: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -260,14 +261,17 @@ class _Reader:
             self.problem(raw, "kind", f"{where}.kind",
                          f"{kind!r} is not one of {', '.join(SOURCE_KINDS)}")  # fmt: skip
             return None
-        path, unit = raw.get("path"), None
+        path, unit, directory = raw.get("path"), None, None
         journal = self.mapping(raw, "journal", f"{where}.journal")
         if journal is not None:
-            self.known_keys(journal, ("unit",), f"{where}.journal")
+            self.known_keys(journal, ("unit", "directory"), f"{where}.journal")
             unit = journal.get("unit")
             if not isinstance(unit, str) or not unit:
                 self.problem(journal, "unit", f"{where}.journal.unit", "a systemd unit name")
                 return None
+            if "directory" in journal:
+                directory = self.convert(journal, "directory", f"{where}.journal.directory",
+                                         _absolute_path)  # fmt: skip
         if (path is None) == (unit is None):
             self.problem(raw, "kind", where, "give exactly one of path or journal")
             return None
@@ -279,7 +283,7 @@ class _Reader:
         if name is not None and not isinstance(name, str):
             self.problem(raw, "name", f"{where}.name", "must be a string")
         options = {key: raw[key] for key in option_keys if key in raw}
-        return SourceConfig(kind, path, unit, name, options)
+        return SourceConfig(kind, path, unit, directory, name, options)
 
     def jails(self, doc: LineDict) -> dict[str, dict[str, Any]]:
         """Changes to the shipped jails by name, or new jails; checked against the shipped

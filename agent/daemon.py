@@ -301,7 +301,8 @@ class Daemon:
 
     def _open_source(self, source: SourceConfig) -> LogSource:
         if source.journal_unit is not None:
-            return JournalSource([source.journal_unit], self.state, name=source.name)
+            return JournalSource([source.journal_unit], self.state, source.journal_directory,
+                                 name=source.name)  # fmt: skip
         return FileSource(source.path, self.state, name=source.name)
 
     def _detector(self, source: SourceConfig, rules: list[Rule]) -> Detector:

@@ -6,16 +6,15 @@ it into a genuine journal file that journalctl (and so JournalSource) follows.
 
 from __future__ import annotations
 
-import struct
-import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
 import pytest
 from conftest import FIXTURES, require_program
 from contract_sources import SourceContract, data, read_all
+from journal_files import Journal
 
 from agent.sources import JournalSource, SourceError
 from agent.sources.journal import parse_entry
@@ -23,50 +22,6 @@ from agent.state import StateStore
 
 SSHD_EXPORT = FIXTURES / "journal" / "sshd.export"
 SETTLE = 0.5  # journalctl prints a new entry within milliseconds; this is a wide margin
-BOOT_ID = b"0c1b2a3f4e5d4c6b8a0f4e1d7a2b3c9f"
-
-
-def export_field(name: bytes, value: bytes) -> bytes:
-    """One field: text form when printable, else the binary-safe length-prefixed form."""
-    if all(32 <= c < 127 for c in value):
-        return name + b"=" + value + b"\n"
-    return name + b"\n" + struct.pack("<Q", len(value)) + value + b"\n"
-
-
-class Journal:
-    """A journal directory that entries are appended to through systemd-journal-remote."""
-
-    def __init__(self, directory: Path, remote: str) -> None:
-        self.directory = directory
-        self.remote = remote
-        self.clock_us = 1_736_100_000_000_000  # after the fixture's entries
-        directory.mkdir()
-
-    def write(self, export: bytes) -> None:
-        out = self.directory / "remote.journal"
-        done = subprocess.run(
-            [self.remote, f"--output={out}", "-"], input=export, capture_output=True, timeout=60
-        )
-        assert done.returncode == 0, done.stderr.decode()
-
-    def append(self, messages: Iterable[bytes], unit: str = "ssh.service") -> None:
-        stream = b""
-        for message in messages:
-            self.clock_us += 1000
-            stream += b"".join(
-                export_field(name, value)
-                for name, value in (
-                    (b"__CURSOR", b"s=0;i=%d" % self.clock_us),
-                    (b"__REALTIME_TIMESTAMP", b"%d" % self.clock_us),
-                    (b"__MONOTONIC_TIMESTAMP", b"%d" % (self.clock_us - 1_736_000_000_000_000)),
-                    (b"_BOOT_ID", BOOT_ID),
-                    (b"_SYSTEMD_UNIT", unit.encode()),
-                    (b"SYSLOG_IDENTIFIER", b"sshd"),
-                    (b"MESSAGE", message),
-                )
-            )
-            stream += b"\n"
-        self.write(stream)
 
 
 @pytest.fixture
