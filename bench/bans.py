@@ -15,6 +15,7 @@ runs; the machine may be shared, so compare figures from one run. Nothing is ass
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -45,13 +46,15 @@ SHAPES = {4: "v4 /32", 6: "v6 /64"}
 
 
 def bench_fail2ban(count: int) -> float | None:
-    """Seconds for fail2ban-server with its nftables action to ban ``count`` addresses.
+    """Seconds fail2ban-server with its nftables action takes to ban ``count`` addresses,
+    one ``fail2ban-client`` run per address (bench/fail2ban_bans.py, in a fresh namespace;
+    it also prints lappguard's fail2ban backend on the same server); None without fail2ban."""
+    if shutil.which("fail2ban-server") is None:
+        return None
+    from fail2ban_bans import ban_through_fail2ban
 
-    FAIL2BAN BACKEND: measure it here, in a fresh namespace as :func:`ban_seconds` does,
-    through agent/firewall/fail2ban.py. Until then it returns None and the ratios below
-    use :data:`FAIL2BAN_BY_HAND`.
-    """
-    return None
+    by_hand, _ours = ban_through_fail2ban(count)
+    return by_hand
 
 
 def entries(count: int, version: int, now: float) -> list[Entry]:
