@@ -68,6 +68,9 @@ class ListeningSocket:
     pid: int | None
     process: str | None  # process name, None when the owner cannot be seen
     uid: int | None = None  # the socket's owner, which the kernel shows to everyone
+    #: When the process cannot be seen (no right to ptrace it): the names of the processes
+    #: its user runs, one of which holds the socket.
+    candidates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -317,7 +320,7 @@ class LocalHost(Host):
         self._require_live("listening sockets")
         names: dict[int, str] = {}
         owners = _socket_owners()
-        by_uid: dict[int, str | None] | None = None
+        by_uid: dict[int, tuple[str, ...]] | None = None
         found = set()
         for conn in psutil.net_connections(kind="inet"):
             is_tcp = conn.type == 1  # SOCK_STREAM
@@ -329,7 +332,7 @@ class LocalHost(Host):
                 continue
             proto = "tcp" if is_tcp else "udp"
             uid = owners.get((proto, _canonical(conn.laddr.ip), conn.laddr.port))
-            name = None
+            name, candidates = None, ()
             if conn.pid is not None:
                 if conn.pid not in names:
                     try:
@@ -337,10 +340,11 @@ class LocalHost(Host):
                     except psutil.Error:
                         names[conn.pid] = None
                 name = names[conn.pid]
-            elif uid is not None:  # no ptrace right on its process: judge by its user
-                by_uid = _only_process_of_uid() if by_uid is None else by_uid
-                name = by_uid.get(uid)
-            found.add(ListeningSocket(proto, conn.laddr.ip, conn.laddr.port, conn.pid, name, uid))
+            elif uid is not None:  # no ptrace right on its process: what could it be?
+                by_uid = _process_names_by_uid() if by_uid is None else by_uid
+                candidates = by_uid.get(uid, ())
+            found.add(ListeningSocket(proto, conn.laddr.ip, conn.laddr.port, conn.pid, name,
+                                      uid, candidates))  # fmt: skip
         return sorted(found, key=lambda s: (s.proto, s.port, s.address, s.pid or 0))
 
     def processes(self) -> list[ProcessInfo]:
@@ -483,8 +487,8 @@ def _canonical(address: str) -> str:
         return address
 
 
-def _only_process_of_uid() -> dict[int, str | None]:
-    """uid -> the one process name that user runs (None when it runs several kinds)."""
+def _process_names_by_uid() -> dict[int, tuple[str, ...]]:
+    """uid -> the names of the processes that user runs (names need no ptrace right)."""
     import psutil
 
     seen: dict[int, set[str]] = {}
@@ -492,7 +496,7 @@ def _only_process_of_uid() -> dict[int, str | None]:
         uids = proc.info["uids"]
         if uids is not None:
             seen.setdefault(uids.real, set()).add(proc.info["name"] or "")
-    return {uid: next(iter(names)) if len(names) == 1 else None for uid, names in seen.items()}
+    return {uid: tuple(sorted(names)) for uid, names in seen.items()}
 
 
 def _user_name(uid: int) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 
 from checks.hosts import HostError, ListeningSocket
 from checks.params import Param
@@ -138,19 +139,16 @@ class ListeningCheck(CheckType):
 
     def run(self, ctx: CheckContext) -> Verdict:
         sockets = ctx.host.listening_sockets()
-        if self.params["processes"]:
-            hidden = [
-                s
-                for s in sockets
-                if s.process is None
-                and not self._selects(s)
-                and (self.params["expect"] == "absent" or not is_loopback(s.address))
-            ]
-            if hidden:  # it could be one of ours: passing would be a guess
-                return errored(
-                    "cannot tell which process owns " + ", ".join(map(_describe, hidden)) +
-                    " (audit as root, or with CAP_SYS_PTRACE, to see socket owners)"
-                )  # fmt: skip
+        unsure = [
+            s
+            for s in sockets
+            if self._unsure(s) and (self.params["expect"] == "absent" or not is_loopback(s.address))
+        ]
+        if unsure:  # it could be one of ours: passing would be a guess
+            return errored(
+                "cannot tell which process owns " + ", ".join(map(_describe, unsure)) +
+                " (audit as root, or with CAP_SYS_PTRACE, to see socket owners)"
+            )  # fmt: skip
         selected = [s for s in sockets if self._selects(s)]
         described = [_describe(s) for s in selected]
         if self.params["expect"] == "absent":
@@ -167,16 +165,40 @@ class ListeningCheck(CheckType):
         if proto != "any" and sock.proto != proto:
             return False
         processes, ports = self.params["processes"], self.params["ports"]
-        by_process = bool(processes) and sock.process in processes
+        by_process = bool(processes) and _owner_among(sock, processes) is True
         by_port = bool(ports) and str(sock.port) in ports
         return by_process or by_port if (processes or ports) else True
+
+    def _unsure(self, sock: ListeningSocket) -> bool:
+        """A socket that may or may not belong to the processes selected (owner unseen)."""
+        processes, proto = self.params["processes"], self.params["proto"]
+        if not processes or (proto != "any" and sock.proto != proto):
+            return False
+        if self.params["ports"] and str(sock.port) in self.params["ports"]:
+            return False  # selected by its port anyway
+        return _owner_among(sock, processes) is None
+
+
+def _owner_among(sock: ListeningSocket, names: Sequence[str]) -> bool | None:
+    """Whether the socket's process is one of ``names``; None when that cannot be told.
+
+    Without the right to ptrace the owner, the socket's user tells: a user who runs none of
+    these programs (root never runs postgres) does not hold their sockets, one who runs
+    only these does; a user who runs both kinds leaves it open.
+    """
+    if sock.process is not None or sock.pid is not None:
+        return sock.process in names
+    if not sock.candidates:
+        return None
+    wanted = [name in names for name in sock.candidates]
+    return True if all(wanted) else False if not any(wanted) else None
 
 
 def _describe(sock: ListeningSocket) -> str:
     if sock.pid:
         owner = f"{sock.process or '?'} (pid {sock.pid})"
-    elif sock.process:
-        owner = f"{sock.process} (by its user, uid {sock.uid})"
+    elif sock.candidates:
+        owner = f"uid {sock.uid}, which runs {', '.join(sock.candidates)}"
     else:
         owner = "owner not visible" + (f" (uid {sock.uid})" if sock.uid is not None else "")
     address = f"[{sock.address}]" if ":" in sock.address else sock.address

@@ -1,0 +1,50 @@
+"""The agent's unit runs as an unprivileged user with only the capabilities it names. This
+runs the LAPP baseline under exactly those credentials (setpriv: another uid, the unit's
+ambient and bounding capabilities) and as root, on this host with a real PostgreSQL
+listening on every address, and requires the same verdict for every check: fewer
+privileges must never turn a finding into a pass."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+from conftest import PROJECT_ROOT, lappguard_command, require_program, require_root
+from servers import run_postgres
+
+UNIT = PROJECT_ROOT / "systemd" / "lappguard.service"
+NOBODY = "65534"
+
+
+def unit_capabilities() -> list[str]:
+    text = UNIT.read_text()
+    ambient = re.search(r"^AmbientCapabilities=(.*)$", text, re.M).group(1).split()
+    bounding = re.search(r"^CapabilityBoundingSet=(.*)$", text, re.M).group(1).split()
+    assert sorted(ambient) == sorted(bounding)
+    return [name.removeprefix("CAP_").lower() for name in ambient]
+
+
+def audit(*prefix: str) -> dict[str, tuple[str, list[str]]]:
+    done = subprocess.run([*prefix, lappguard_command(), "audit", "--format", "json"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr
+    results = json.loads(done.stdout)["hosts"][0]["results"]
+    return {r["id"]: (r["status"], r["evidence"]) for r in results}
+
+
+def test_the_units_credentials_give_roots_verdicts(tmp_path):
+    require_root()
+    setpriv = require_program("setpriv")
+    caps = ",".join(f"+{cap}" for cap in unit_capabilities())
+    as_unit = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+               f"--inh-caps=-all,{caps}", f"--ambient-caps=-all,{caps}",
+               f"--bounding-set=-all,{caps}", "--no-new-privs"]  # fmt: skip
+    with run_postgres(tmp_path, "*") as pg:
+        as_root = audit()
+        unprivileged = audit(*as_unit)
+    assert as_root["LAPP-PG-010"][0] == "fail"
+    assert any(f":{pg.port}" in line for line in unprivileged["LAPP-PG-010"][1])
+    differ = {check: (as_root[check][0], unprivileged[check][0]) for check in as_root
+              if as_root[check][0] != unprivileged[check][0]}  # fmt: skip
+    assert differ == {}
