@@ -6,6 +6,7 @@ wildcard addresses, 'localhost' as loopback only, both owned by the postmaster.
 
 from __future__ import annotations
 
+import pwd
 import socket
 
 import pytest
@@ -37,9 +38,10 @@ def resolved(name: str) -> set[str]:
 def test_listening_sockets_follow_listen_addresses(
     tmp_path, listen_addresses: str, addresses: set[str]
 ) -> None:
+    uid = pwd.getpwnam("postgres").pw_uid
     with run_postgres(tmp_path, listen_addresses) as pg:
         found = {s for s in LocalHost().listening_sockets() if s.port == pg.port}
-    assert found == {ListeningSocket("tcp", a, pg.port, pg.pid, "postgres") for a in addresses}
+    assert found == {ListeningSocket("tcp", a, pg.port, pg.pid, "postgres", uid) for a in addresses}
 
 
 def test_postgres_is_stopped_and_cleaned_up(tmp_path) -> None:
