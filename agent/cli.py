@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.state import StateError
-from checks.yamlsource import InputError, LineDict, Problem, load_yaml
+from checks.yamlsource import InputError, Problem
 from policies import policy_path
 
 DEFAULT_CONFIG = "/etc/lappguard/agent.yaml"
@@ -102,7 +102,8 @@ def _add_audit_arguments(audit: argparse.ArgumentParser) -> None:
     audit.add_argument(
         "--config",
         metavar="FILE",
-        help=f"YAML with 'variables:' (default: {DEFAULT_CONFIG} if present)",
+        help=f"agent config: audit.policies and audit.vars (default: {DEFAULT_CONFIG}"
+        " if present)",
     )
     audit.add_argument(
         "--root",
@@ -131,19 +132,20 @@ def _add_audit_arguments(audit: argparse.ArgumentParser) -> None:
 
 
 def run_audit(args: argparse.Namespace) -> int:
+    from agent.config import load_config
     from checks.engine import audit_host
     from checks.hosts import LocalHost
     from checks.policy import load_policies
     from checks.report import RENDERERS, exit_code
 
-    config = _load_config(args.config)
-    overrides: dict[str, Any] = dict(config.get("variables") or {})
+    config = load_config(args.config)
+    overrides: dict[str, Any] = dict(config.audit.vars)
     for item in args.var:
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise InputError([Problem("--var", 0, item, "expected NAME=VALUE")])
         overrides[name.strip()] = value
-    names = args.policy or list(config.get("policies") or [DEFAULT_POLICY])
+    names = args.policy or list(config.audit.policies)
     policies = load_policies([policy_path(name) for name in names], overrides)
     if args.root and not os.path.isdir(args.root):
         raise InputError([Problem("--root", 0, "", f"{args.root} is not a directory")])
@@ -191,24 +193,6 @@ def _add_scan_command(commands: argparse._SubParsersAction) -> None:
     )
     scan.add_scan_arguments(parser)
     parser.set_defaults(handler=scan.run_scan)
-
-
-def _load_config(path: str | None) -> dict[str, Any]:
-    if path is None:
-        if not os.path.exists(DEFAULT_CONFIG):
-            return {}
-        path = DEFAULT_CONFIG
-    document = load_yaml(path)
-    if document is None:
-        return {}
-    if not isinstance(document, LineDict):
-        raise InputError([Problem(path, 1, "", "the config file must be a YAML mapping")])
-    variables = document.get("variables")
-    if variables is not None and not isinstance(variables, dict):
-        raise InputError(
-            [Problem(path, document.line_of("variables"), "variables", "must be a mapping")]
-        )
-    return document
 
 
 def _use_colour(choice: str, output: str | None) -> bool:

@@ -8,6 +8,9 @@ firewall is the nftables backend pointed at a program that does not exist.
 from __future__ import annotations
 
 import ipaddress
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -282,3 +285,31 @@ def test_every_action_is_in_the_trail_once_and_the_chain_verifies(state, clock, 
         ("expire", "198.51.100.0/24"),
     ]
     assert verdict.ok and verdict.records == 5
+
+
+def test_a_crash_between_store_and_firewall_is_repaired_at_the_next_start(tmp_path):
+    """A real process dies (SIGKILL) right after the ban is committed, before any firewall
+    call; the next start's sync puts the ban into the firewall."""
+    script = f"""
+import ipaddress, os, signal
+from pathlib import Path
+from agent.bans.allowlist import Allowlist
+from agent.bans.manager import BanManager, BanRequest
+from agent.firewall import open_firewall
+from agent.state import StateStore
+state = StateStore(Path({str(tmp_path)!r}) / "state.db")
+firewall = open_firewall("dry-run", {{}}, Path({str(tmp_path)!r}))
+manager = BanManager(state, firewall, Allowlist(host_addresses=list, sessions=list))
+manager.record([BanRequest(ipaddress.ip_network("203.0.113.9/32"), None, "by hand")])
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    with StateStore(tmp_path / "state.db") as state:
+        firewall = open_firewall("dry-run", {}, tmp_path)
+        assert firewall.listed() == set()
+        with state.reading() as conn:
+            assert store.pending_count(conn) == 1
+        manager = BanManager(state, firewall, Allowlist(host_addresses=list, sessions=list))
+        assert manager.sync("start") is True
+        assert firewall.listed() == {net("203.0.113.9/32")}
