@@ -47,6 +47,7 @@ from agent.detect.logformats import (
     PostgresPrefix,
     SyslogParser,
 )
+from agent.detect.postgres import JSONLOG, POSTGRES_FORMATS, STDERR, PostgresJson, PostgresTie
 from agent.detect.rules import Alternative, Rule, embeddable
 
 #: Longer lines are cut to this many characters before they are inspected.
@@ -77,12 +78,13 @@ class Counters:
     unparsed: int = 0  # candidate lines whose header is not of the kind
     ambiguous: int = 0  # matched, but two readings disagree on the address
     no_address: int = 0  # matched, but no trustworthy address (host name, no %h...)
+    untied: int = 0  # PostgreSQL: matched, but not tied to its connection (agent.detect.postgres)
     by_rule: Counter[str] = field(default_factory=Counter)
 
     @property
     def skipped(self) -> int:
         """Lines read but not inspected or not trusted."""
-        return self.garbage + self.unparsed + self.ambiguous + self.no_address
+        return self.garbage + self.unparsed + self.ambiguous + self.no_address + self.untied
 
 
 class _ProcessMemory:
@@ -104,8 +106,11 @@ class _ProcessMemory:
         self._ttl = ttl
         self._history = history
         self._entries: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
+        #: sources that have had an address remembered (history included, once loaded)
+        self.sources: set[str] = set()
 
     def remember(self, source: str, pid: str, ip: str, when: float) -> None:
+        self.sources.add(source)
         key = (source, pid)
         self._entries[key] = (ip, when)
         self._entries.move_to_end(key)
@@ -124,7 +129,9 @@ class _ProcessMemory:
     def _load_history(self) -> None:
         load, self._history = self._history, None
         assert load is not None
-        older = load()._entries
+        history = load()
+        self.sources |= history.sources
+        older = history._entries
         merged = OrderedDict(
             (key, value) for key, value in older.items() if key not in self._entries
         )
@@ -172,6 +179,8 @@ class _PatternKind:
         self.mask = self.literals.mask
         self.by_mask: dict[int, list[Rule]] = {}
         self.fast_by_mask: dict[int, tuple[re.Pattern[str], Plan] | None] = {}
+        #: PostgreSQL: ties lines to their connections (agent.detect.postgres)
+        self.tie: PostgresTie | None = None
 
     def rules_for(self, mask: int) -> list[Rule]:
         """Candidate rules of a mask, in file order."""
@@ -269,7 +278,8 @@ class Detector:
 
     ``level``: ``normal`` skips rules marked ``aggressive``. ``access_log_format`` and
     ``trusted_proxies`` configure the Apache access-log parser, ``postgres_prefix`` is the
-    server's ``log_line_prefix``. ``tz`` is the zone of zone-less timestamps (None: local);
+    server's ``log_line_prefix`` for its ``stderr`` log (``postgres_format``; or
+    ``jsonlog``). ``tz`` is the zone of zone-less timestamps (None: local);
     ``clock`` gives the time of lines that carry none and the reference for syslog years.
     ``history`` gives, when first needed, a detector that has read the lines before these
     (the processes and addresses they named; see :class:`_ProcessMemory`).
@@ -283,12 +293,15 @@ class Detector:
         access_log_format: str = COMBINED,
         trusted_proxies: Sequence[str] = (),
         postgres_prefix: str = DEBIAN_PG_PREFIX,
+        postgres_format: str = STDERR,
         tz: tzinfo | None = None,
         clock: Callable[[], float] = _time.time,
         history: Callable[[], Detector] | None = None,
     ):
         if level not in ("normal", "aggressive"):
             raise ValueError(f"level must be normal or aggressive, not {level!r}")
+        if postgres_format not in POSTGRES_FORMATS:
+            raise ValueError(f"postgres_format must be one of {POSTGRES_FORMATS}")
         self.level = level
         self.counters = Counters()
         self._clock = clock
@@ -301,10 +314,13 @@ class Detector:
         self._patterns: dict[str, _PatternKind] = {}
         self._http: _HttpKind | None = None
         syslog = SyslogParser(clock, tz)
+        postgres = (
+            PostgresJson(tz) if postgres_format == JSONLOG else PostgresPrefix(postgres_prefix, tz)
+        )
         parsers: dict[str, Callable[[str], Header | None]] = {
             "sshd": syslog.parse,
             "apache_error": ApacheErrorParser(clock, tz).parse,
-            "postgresql": PostgresPrefix(postgres_prefix, tz).parse,
+            "postgresql": postgres.parse,
         }
         for name, kind_rules in by_kind.items():
             if KINDS[name].http:
@@ -315,6 +331,8 @@ class Detector:
                 )
             else:
                 self._patterns[name] = _PatternKind(KINDS[name], kind_rules, parsers[name])
+        if "postgresql" in self._patterns:
+            self._patterns["postgresql"].tie = PostgresTie(postgres, self._memory, clock)
 
     def header(self, text: str, kind: str) -> Header | None:
         """How a line of a pattern kind splits into header and message (diagnostics, tests)."""
@@ -351,6 +369,12 @@ class Detector:
     ) -> list[Hit]:
         """:meth:`feed`, giving hits rather than Events."""
         self.counters.lines += 1
+        matcher = self._patterns.get(kind)
+        suspect = False
+        if matcher is not None and matcher.tie is not None:
+            text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+            size = len(data) if isinstance(data, bytes) or data.isascii() else len(data.encode())
+            suspect = matcher.tie.observe(source, text.removesuffix("\r"), size)
         if isinstance(data, bytes):
             if b"\0" in data:
                 self.counters.garbage += 1
@@ -365,6 +389,9 @@ class Detector:
                 self.counters.garbage += 1
                 return []
             text = data
+        if suspect:
+            assert matcher is not None
+            return self._inspect_postgres(matcher, text, source, line_no, time, 0, True)
         return self._inspect(text, kind, source, line_no, time)
 
     def hits_block(
@@ -389,29 +416,79 @@ class Detector:
             for offset, raw in enumerate(lines):
                 hits += self.hits(raw, kind, source, first_line + offset if numbered else None)
             return hits, len(lines)
-        hits = []
-        inspect, newlines = self._inspect_pattern, block.count
+        if matcher.tie is not None:
+            hits = self._postgres_block(matcher, block, source, first_line, numbered)
+        else:
+            hits = []
+            inspect, newlines = self._inspect_pattern, block.count
+            line_no, previous = first_line, 0
+            for start, end, mask in matcher.candidate_lines(block):
+                if numbered:
+                    line_no += newlines(b"\n", previous, start)
+                    previous = start
+                raw = block[start:end]
+                # a literal past the first MAX_LINE characters does not count: recompute then
+                found = inspect(
+                    matcher,
+                    raw.decode(),
+                    source,
+                    line_no if numbered else None,
+                    None,
+                    mask if end - start <= MAX_LINE else 0,
+                )
+                if found:
+                    hits += found
+        # the block's last line ends at its end, with or without a newline
+        count = len(block) - len(block.replace(b"\n", b"")) + (not block.endswith(b"\n"))
+        self.counters.lines += count
+        return hits, count
+
+    def _postgres_block(
+        self, matcher: _PatternKind, block: bytes, source: str, first_line: int, numbered: bool
+    ) -> list[Hit]:
+        """The candidate lines of a clean block of a PostgreSQL log, each tied to its
+        connection with a look at the few lines around it (see agent.detect.postgres)."""
+        tie = matcher.tie
+        assert tie is not None
+        seen: dict[int, bool] = {}  # line start -> broken, for the lines looked at
+        if tie.pending(source):
+            tie.settle_with(source, _line_at(block, 0))
+        hits: list[Hit] = []
+        newlines = block.count
         line_no, previous = first_line, 0
         for start, end, mask in matcher.candidate_lines(block):
             if numbered:
                 line_no += newlines(b"\n", previous, start)
                 previous = start
-            raw = block[start:end]
-            # a literal past the first MAX_LINE characters does not count: recompute then
-            found = inspect(
+            found = self._inspect_postgres(
                 matcher,
-                raw.decode(),
+                block[start:end].decode(),
                 source,
                 line_no if numbered else None,
                 None,
                 mask if end - start <= MAX_LINE else 0,
+                tie.block_suspect(source, block, start, seen),
             )
             if found:
                 hits += found
-        # the block's last line ends at its end, with or without a newline
-        count = len(block) - len(block.replace(b"\n", b"")) + (not block.endswith(b"\n"))
-        self.counters.lines += count
-        return hits, count
+            if end + 1 < len(block) and tie.pending(source):
+                tie.settle_with(source, _line_at(block, end + 1))
+        tie.block_done(source, block, seen)
+        return hits
+
+    def lead_in(self, kind: str, source: str, before: bytes) -> None:
+        """Start ``source`` as if ``before`` (whole lines, not scanned) had just been read:
+        a range of a bigger file whose first lines may continue the lines before it."""
+        matcher = self._patterns.get(kind)
+        if matcher is not None and matcher.tie is not None:
+            matcher.tie.lead_in(source, before)
+
+    def settle(self, kind: str, source: str, following: bytes) -> None:
+        """Show the line that follows what ``source`` was fed, without scanning it: a
+        record held back until its next line is known is settled (agent.detect.postgres)."""
+        matcher = self._patterns.get(kind)
+        if matcher is not None and matcher.tie is not None:
+            matcher.tie.settle_with(source, following.decode("utf-8", "replace"))
 
     # -- one decoded line
 
@@ -425,7 +502,92 @@ class Detector:
             if kind not in KINDS:
                 raise ValueError(f"unknown log kind {kind!r}")
             return []
+        if matcher.tie is not None:
+            return self._inspect_postgres(matcher, text, source, line_no, time, 0, False)
         return self._inspect_pattern(matcher, text, source, line_no, time, 0)
+
+    def _inspect_postgres(
+        self,
+        matcher: _PatternKind,
+        text: str,
+        source: str,
+        line_no: int | None,
+        time: float | None,
+        mask: int,
+        suspect: bool,
+    ) -> list[Hit]:
+        """A PostgreSQL line; ``suspect``: it could start inside a user or database name."""
+        if text.endswith("\r"):
+            text = text[:-1]
+        if len(text) > MAX_LINE:
+            text = text[:MAX_LINE]
+            mask = matcher.mask(text)
+            if not mask:
+                return []
+            self.counters.truncated += 1
+        elif not mask:
+            mask = matcher.mask(text)
+            if not mask:
+                return []
+        header = matcher.parse(text)
+        if header is None:
+            self.counters.unparsed += 1
+            return []
+        if header.ambiguous:
+            self.counters.ambiguous += 1
+            return []
+        for rule in matcher.by_mask.get(mask) or matcher.rules_for(mask):
+            match = rule.regex.match(header.message)  # type: ignore[union-attr]
+            if match is not None:
+                tie = matcher.tie
+                assert tie is not None
+                if suspect or tie.clientless_lie(source, header):
+                    self.counters.untied += 1
+                    return []
+                alternative = rule.alternatives[match.lastindex]  # type: ignore[index]
+                return self._decide_postgres(
+                    tie, rule, alternative, match, header, time, text, source, line_no
+                )
+        return []
+
+    def _decide_postgres(
+        self,
+        tie: PostgresTie,
+        rule: Rule,
+        alternative: Alternative,
+        match: re.Match[str],
+        header: Header,
+        time: float | None,
+        text: str,
+        source: str,
+        line_no: int | None,
+    ) -> list[Hit]:
+        """The hit of a matched PostgreSQL line, once tied to its connection."""
+        when = header.time if header.time is not None else time
+        if when is None:
+            when = self._clock()
+        _, ip_group, user_group, _ = alternative
+        stated = None
+        if ip_group is not None:  # address: pattern
+            found = match.group(ip_group)
+            stated = normalise_ip(found) if found else None
+            if stated is None:
+                self.counters.no_address += 1
+                return []
+            if not self._one_reading(rule, alternative, match, 0):
+                self.counters.ambiguous += 1
+                return []
+        user = match.group(user_group) if user_group is not None else None
+        ip, problem = tie.address(source, header, stated, user, rule.track, when)
+        if ip is None:
+            setattr(self.counters, problem, getattr(self.counters, problem) + 1)
+            return []
+        if rule.track:
+            return []
+        self.counters.matched += 1
+        self.counters.events += 1
+        self.counters.by_rule[rule.id] += 1
+        return [(when, rule.id, ip, user, line_no, text)]
 
     def _inspect_pattern(
         self,
@@ -492,7 +654,7 @@ class Detector:
         for rule in candidates:
             match = rule.regex.match(message)  # type: ignore[union-attr]
             if match is not None:
-                when, _, pid, _, address, repeat, _ = header
+                when, _, pid, _, address, repeat = header[:6]
                 return self._decide(
                     rule,
                     rule.alternatives[match.lastindex],  # type: ignore[index]
@@ -526,26 +688,17 @@ class Detector:
         message, or on the whole line with the message from offset ``base``."""
         if when is None:
             when = self._clock()
-        _, ip_group, user_group, anchor = alternative
+        _, ip_group, user_group, _ = alternative
         counters = self.counters
-        subject = match.string
         if ip_group is not None:  # address: pattern
             found = match.group(ip_group)
             ip = normalise_ip(found) if found else None
             if ip is None:
                 counters.no_address += 1
                 return []
-            if rule.twin_source is not None:
-                # the shortest reading of the free text must find the address at the same
-                # place as the longest one: then exactly one reading of the line exists.
-                # An anchor found once proves it without the twin (see rules.Alternative).
-                first = subject.find(anchor, base) if anchor is not None else -1
-                if first == -1 or first != subject.rfind(anchor, base):  # type: ignore[arg-type]
-                    message = subject[base:] if base else subject
-                    twin = rule.lazy_twin.match(message)  # type: ignore[union-attr]
-                    if twin is None or rule.captured(twin)[1] != match.start(ip_group) - base:
-                        counters.ambiguous += 1
-                        return []
+            if not self._one_reading(rule, alternative, match, base):
+                counters.ambiguous += 1
+                return []
             if address is not None and address != ip:
                 counters.ambiguous += 1
                 return []
@@ -567,6 +720,22 @@ class Detector:
         counters.by_rule[rule_id] += repeat
         hit = (when, rule_id, ip, user, line_no, text)
         return [hit] if repeat == 1 else [hit] * repeat
+
+    @staticmethod
+    def _one_reading(rule: Rule, alternative: Alternative, match: re.Match[str], base: int) -> bool:
+        """Whether the shortest reading of the free text finds the address at the same place
+        as the longest one: then exactly one reading of the line exists. An anchor found
+        once proves it without the twin (see rules.Alternative)."""
+        if rule.twin_source is None:
+            return True
+        _, ip_group, _, anchor = alternative
+        subject = match.string
+        first = subject.find(anchor, base) if anchor is not None else -1
+        if first != -1 and first == subject.rfind(anchor, base):  # type: ignore[arg-type]
+            return True
+        message = subject[base:] if base else subject
+        twin = rule.lazy_twin.match(message)  # type: ignore[union-attr]
+        return twin is not None and rule.captured(twin)[1] == match.start(ip_group) - base
 
     def _inspect_http(
         self, text: str, source: str, line_no: int | None, time: float | None
@@ -598,6 +767,12 @@ class Detector:
 
 
 _UNBUILT: Any = object()  # not in fast_by_mask yet: fast_for() builds it
+
+
+def _line_at(block: bytes, start: int) -> str:
+    """The line of ``block`` starting at ``start``, decoded leniently (for a look only)."""
+    end = block.find(b"\n", start)
+    return block[start : end if end != -1 else len(block)].decode("utf-8", "replace")
 
 
 def _clean(block: bytes) -> bool:
