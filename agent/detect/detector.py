@@ -754,15 +754,18 @@ class Detector:
         matched = self._http.matching(request)
         if not matched:
             return []
+        counters = self.counters
+        ip = request.client_ip
+        if ip is None:  # behind a trusted proxy that did not name the client
+            counters.no_address += 1
+            return []
         when = request.time if request.time is not None else time
         if when is None:
             when = self._clock()
-        counters = self.counters
         counters.matched += 1
         counters.events += len(matched)
         for rule in matched:
             counters.by_rule[rule.id] += 1
-        ip = request.client_ip
         return [(when, rule.id, ip, None, line_no, text) for rule in matched]
 
 

@@ -393,27 +393,33 @@ class ApacheErrorParser:
             match = _APACHE_ERROR.match(line)
             if match is None:
                 return None
-            return self._fields(self._time(match.group("ts")), "httpd", match.group("rest"))
+            stamp = match.group("ts")
+            # only Apache 2.4 writes microseconds (its default ErrorLogFormat's %{u}t)
+            return self._fields(self._time(stamp), "httpd", match.group("rest"), "." in stamp)
         outer = self._syslog.parse(line)
         if outer is None or outer.program is None:
             return None
         if not APACHE_PROGRAMS.fullmatch(outer.program):
             return None
-        return self._fields(outer.time, outer.program, outer.message)
+        return self._fields(outer.time, outer.program, outer.message, False)
 
     @staticmethod
-    def _fields(when: float | None, program: str, rest: str) -> Header:
+    def _fields(when: float | None, program: str, rest: str, modern: bool) -> Header:
         match = _APACHE_FIELDS.match(rest)
         assert match is not None  # every part is optional
-        modern = ":" in (match.group("ml") or "") or "[pid " in rest[: match.start("msg")]
+        modern = modern or ":" in (match.group("ml") or "") or "[pid " in rest[: match.start("msg")]
         address = _client_address(match.group("addr"), modern)
         return Header(when, program, None, match.group("msg"), address=address)
 
 
-def _client_address(text: str | None, has_port: bool) -> str | None:
-    """The host of Apache's client field: ``[v6]:port``, ``v4:port``, or a bare address.
+def _client_address(text: str | None, apache24: bool) -> str | None:
+    """The host of Apache's client field: ``[v6]:port``, ``v4:port``, ``v6:port`` (Apache
+    2.4's ``%a`` always ends in the port, an IPv6 address unbracketed) or a bare address
+    (Apache 2.2).
 
-    Apache 2.4 always appends ``:port`` (IPv6 unbracketed), 2.2 logs the bare address.
+    On a line that shows no sign of Apache 2.4 (module, pid, microseconds), ``2001:db8::5:4000``
+    reads both as an address with port 4000 and as a bare address: it names no one. (A
+    client's source port is usually five digits, which no IPv6 group has.)
     """
     if not text:
         return None
@@ -421,9 +427,11 @@ def _client_address(text: str | None, has_port: bool) -> str | None:
         return normalise_ip(text[1 : text.index("]")])
     host, sep, port = text.rpartition(":")
     with_port = normalise_ip(host) if sep and port.isdigit() else None
+    if apache24 and with_port:
+        return with_port
     bare = normalise_ip(text)
-    if has_port:
-        return with_port or bare
+    if bare and with_port:
+        return None
     return bare or with_port
 
 
