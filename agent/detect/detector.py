@@ -106,23 +106,27 @@ class _ProcessMemory:
         self._ttl = ttl
         self._history = history
         self._entries: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
-        #: sources that have had an address remembered (history included, once loaded)
+        #: sources that have had an address (not "") remembered, history included once loaded
         self.sources: set[str] = set()
 
     def remember(self, source: str, pid: str, ip: str, when: float) -> None:
-        self.sources.add(source)
+        """Remember ``ip`` for a process; ``""`` marks one whose address is not to be
+        believed (a newer connection of a reused pid, say), which no older entry outlives."""
+        if ip:
+            self.sources.add(source)
         key = (source, pid)
         self._entries[key] = (ip, when)
         self._entries.move_to_end(key)
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)
 
-    def recall(self, source: str, pid: str, when: float) -> str | None:
+    def recall(self, source: str, pid: str, when: float | None) -> str | None:
+        """The address, if remembered within the TTL of ``when`` (None: at any age)."""
         entry = self._entries.get((source, pid))
         if entry is None and self._history is not None:
             self._load_history()
             entry = self._entries.get((source, pid))
-        if entry is None or abs(when - entry[1]) > self._ttl:
+        if entry is None or (when is not None and abs(when - entry[1]) > self._ttl):
             return None
         return entry[0]
 
@@ -332,7 +336,7 @@ class Detector:
             else:
                 self._patterns[name] = _PatternKind(KINDS[name], kind_rules, parsers[name])
         if "postgresql" in self._patterns:
-            self._patterns["postgresql"].tie = PostgresTie(postgres, self._memory, clock)
+            self._patterns["postgresql"].tie = PostgresTie(postgres, self._memory)
 
     def header(self, text: str, kind: str) -> Header | None:
         """How a line of a pattern kind splits into header and message (diagnostics, tests)."""
@@ -389,9 +393,8 @@ class Detector:
                 self.counters.garbage += 1
                 return []
             text = data
-        if suspect:
-            assert matcher is not None
-            return self._inspect_postgres(matcher, text, source, line_no, time, 0, True)
+        if matcher is not None and matcher.tie is not None:
+            return self._inspect_postgres(matcher, text, source, line_no, time, 0, suspect)
         return self._inspect(text, kind, source, line_no, time)
 
     def hits_block(
@@ -446,13 +449,11 @@ class Detector:
     def _postgres_block(
         self, matcher: _PatternKind, block: bytes, source: str, first_line: int, numbered: bool
     ) -> list[Hit]:
-        """The candidate lines of a clean block of a PostgreSQL log, each tied to its
-        connection with a look at the few lines around it (see agent.detect.postgres)."""
+        """The candidate lines of a clean block of a PostgreSQL log; the tie looks at the
+        lines around one only once it matched a rule (see agent.detect.postgres)."""
         tie = matcher.tie
         assert tie is not None
-        seen: dict[int, bool] = {}  # line start -> broken, for the lines looked at
-        if tie.pending(source):
-            tie.settle_with(source, _line_at(block, 0))
+        tie.block_start(source, block)
         hits: list[Hit] = []
         newlines = block.count
         line_no, previous = first_line, 0
@@ -467,13 +468,11 @@ class Detector:
                 line_no if numbered else None,
                 None,
                 mask if end - start <= MAX_LINE else 0,
-                tie.block_suspect(source, block, start, seen),
+                (block, start, end),
             )
             if found:
                 hits += found
-            if end + 1 < len(block) and tie.pending(source):
-                tie.settle_with(source, _line_at(block, end + 1))
-        tie.block_done(source, block, seen)
+        tie.block_done(source, block)
         return hits
 
     def lead_in(self, kind: str, source: str, before: bytes) -> None:
@@ -484,11 +483,12 @@ class Detector:
             matcher.tie.lead_in(source, before)
 
     def settle(self, kind: str, source: str, following: bytes) -> None:
-        """Show the line that follows what ``source`` was fed, without scanning it: a
-        record held back until its next line is known is settled (agent.detect.postgres)."""
+        """Show the line that follows what ``source`` was fed, without scanning it, and
+        judge what was held back until a line needed it (agent.detect.postgres): another
+        detector is about to take this one's memory over."""
         matcher = self._patterns.get(kind)
         if matcher is not None and matcher.tie is not None:
-            matcher.tie.settle_with(source, following.decode("utf-8", "replace"))
+            matcher.tie.settle(source, following.decode("utf-8", "replace"))
 
     # -- one decoded line
 
@@ -502,8 +502,6 @@ class Detector:
             if kind not in KINDS:
                 raise ValueError(f"unknown log kind {kind!r}")
             return []
-        if matcher.tie is not None:
-            return self._inspect_postgres(matcher, text, source, line_no, time, 0, False)
         return self._inspect_pattern(matcher, text, source, line_no, time, 0)
 
     def _inspect_postgres(
@@ -514,9 +512,11 @@ class Detector:
         line_no: int | None,
         time: float | None,
         mask: int,
-        suspect: bool,
+        where: tuple[bytes, int, int] | bool,
     ) -> list[Hit]:
-        """A PostgreSQL line; ``suspect``: it could start inside a user or database name."""
+        """A PostgreSQL line. ``where``: its block and line (a scan: the lines around it
+        are looked at only if it matches), or whether it could start inside a user or
+        database name (fed line by line, every line was looked at)."""
         if text.endswith("\r"):
             text = text[:-1]
         if len(text) > MAX_LINE:
@@ -533,20 +533,19 @@ class Detector:
         if header is None:
             self.counters.unparsed += 1
             return []
+        tie = matcher.tie
+        assert tie is not None
+        if header.session:
+            tie.note_whole(text)
         if header.ambiguous:
             self.counters.ambiguous += 1
             return []
         for rule in matcher.by_mask.get(mask) or matcher.rules_for(mask):
             match = rule.regex.match(header.message)  # type: ignore[union-attr]
             if match is not None:
-                tie = matcher.tie
-                assert tie is not None
-                if suspect or tie.clientless_lie(source, header):
-                    self.counters.untied += 1
-                    return []
                 alternative = rule.alternatives[match.lastindex]  # type: ignore[index]
                 return self._decide_postgres(
-                    tie, rule, alternative, match, header, time, text, source, line_no
+                    tie, rule, alternative, match, header, time, text, source, line_no, where
                 )
         return []
 
@@ -561,8 +560,10 @@ class Detector:
         text: str,
         source: str,
         line_no: int | None,
+        where: tuple[bytes, int, int] | bool,
     ) -> list[Hit]:
         """The hit of a matched PostgreSQL line, once tied to its connection."""
+        counters = self.counters
         when = header.time if header.time is not None else time
         if when is None:
             when = self._clock()
@@ -572,21 +573,36 @@ class Detector:
             found = match.group(ip_group)
             stated = normalise_ip(found) if found else None
             if stated is None:
-                self.counters.no_address += 1
+                counters.no_address += 1
                 return []
             if not self._one_reading(rule, alternative, match, 0):
-                self.counters.ambiguous += 1
+                counters.ambiguous += 1
                 return []
+        if tie.clientless_lie(source, header):
+            counters.untied += 1
+            return []
+        if rule.track:  # a connection record, judged when a line of its process needs it
+            ip, problem = tie.connection(header, stated)
+            if ip is None:
+                setattr(counters, problem, getattr(counters, problem) + 1)
+            elif isinstance(where, bool):
+                tie.hold(source, header.pid, ip, when, where, None)  # type: ignore[arg-type]
+            else:
+                near = tie.window > 0 and tie.near_break(source, where[1])
+                tie.hold(source, header.pid, ip, when, near, where)  # type: ignore[arg-type]
+            return []
+        suspect = where if isinstance(where, bool) else tie.block_suspect(source, *where[:2])
+        if suspect:
+            counters.untied += 1
+            return []
         user = match.group(user_group) if user_group is not None else None
-        ip, problem = tie.address(source, header, stated, user, rule.track, when)
+        ip, problem = tie.address(source, header, stated, user, when)
         if ip is None:
-            setattr(self.counters, problem, getattr(self.counters, problem) + 1)
+            setattr(counters, problem, getattr(counters, problem) + 1)
             return []
-        if rule.track:
-            return []
-        self.counters.matched += 1
-        self.counters.events += 1
-        self.counters.by_rule[rule.id] += 1
+        counters.matched += 1
+        counters.events += 1
+        counters.by_rule[rule.id] += 1
         return [(when, rule.id, ip, user, line_no, text)]
 
     def _inspect_pattern(
@@ -770,12 +786,6 @@ class Detector:
 
 
 _UNBUILT: Any = object()  # not in fast_by_mask yet: fast_for() builds it
-
-
-def _line_at(block: bytes, start: int) -> str:
-    """The line of ``block`` starting at ``start``, decoded leniently (for a look only)."""
-    end = block.find(b"\n", start)
-    return block[start : end if end != -1 else len(block)].decode("utf-8", "replace")
 
 
 def _clean(block: bytes) -> bool:

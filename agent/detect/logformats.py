@@ -208,6 +208,22 @@ class _StampCache:
         return value
 
 
+class _SecondCache(_StampCache):
+    """Stamps with fractions (``10:00:00.123 UTC``) are seldom the same twice, but their
+    seconds are: parse each second once and add the fraction."""
+
+    def __call__(self, stamp: str) -> float | None:
+        dot = stamp.find(".", 19)
+        if dot != 19:
+            return super().__call__(stamp)
+        end = stamp.find(" ", dot)
+        fraction = stamp[dot:end] if end != -1 else stamp[dot:]
+        whole = super().__call__(stamp[:dot] + (stamp[end:] if end != -1 else ""))
+        if whole is None or not fraction[1:].isdigit():
+            return None
+        return whole + float(fraction)
+
+
 # --------------------------------------------------------------------------- syslog
 
 
@@ -507,7 +523,7 @@ class PostgresPrefix:
         self._lazy = re.compile(lazy, re.DOTALL)
         self._greedy = re.compile(greedy, re.DOTALL)
         self._head = re.compile(head, re.DOTALL)
-        self._time = _StampCache(lambda stamp: iso_time(stamp, tz))
+        self._time = _SecondCache(lambda stamp: iso_time(stamp, tz))
 
     def _compile(self, prefix: str) -> tuple[str, str, str]:
         parts: list[str] = []
@@ -559,6 +575,15 @@ class PostgresPrefix:
             body.replace("{free}", ".{0,64}") + tail,
             head.replace("{free}", ".{0,64}?"),
         )
+
+    def shape(self, line: str) -> tuple[str | None, bool, bool] | None:
+        """(pid, session, names a host) of a line that reads as a whole record, else None:
+        :meth:`parse` without the second reading, the time and the address."""
+        match = self._lazy.match(line)
+        if match is None:
+            return None
+        groups = match.groupdict()
+        return groups.get("pid"), groups.get("session", "") is not None, bool(groups.get("host"))
 
     def head_pid(self, line: str) -> str | None:
         """The process of a line that starts as this prefix does up to its first user or

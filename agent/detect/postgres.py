@@ -27,8 +27,9 @@ nobody but the server can start a line, and the rules above hold trivially.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Protocol
 
@@ -54,6 +55,10 @@ class PostgresJson:
 
     def __init__(self, tz: tzinfo | None = None):
         self._tz = tz
+
+    def shape(self, line: str) -> tuple[str | None, bool, bool] | None:
+        header = self.parse(line)
+        return None if header is None else (header.pid, True, header.address is not None)
 
     @staticmethod
     def head_pid(line: str) -> str | None:
@@ -99,11 +104,32 @@ def _looks_json(line: bytes | str) -> bool:
 class Memory(Protocol):
     """What the tie needs of the detector's process memory (``_ProcessMemory``)."""
 
-    sources: set[str]  # sources that have had an address remembered
+    sources: set[str]  # sources that have had an address remembered (not DISBELIEVED)
 
     def remember(self, source: str, pid: str, ip: str, when: float) -> None: ...
 
-    def recall(self, source: str, pid: str, when: float) -> str | None: ...
+    def recall(self, source: str, pid: str, when: float | None) -> str | None: ...
+
+
+#: What the memory holds for a process whose connection record was not believed.
+DISBELIEVED = ""
+#: Connection records held back at most, per source (as many as the memory keeps).
+HELD_MAX = 8192
+
+
+@dataclass(slots=True)
+class _Held:
+    """A ``connection received`` record not judged yet, and where to look to judge it.
+    Most connections never fail, so most records are never judged: that keeps scans fast.
+    """
+
+    address: str
+    when: float
+    near_break: bool  # a broken line ended less than ``window`` bytes before, out of ``block``
+    block: bytes | None  # the block it was read in (None: fed line by line)
+    start: int  # its line in ``block``: [start, end)
+    end: int
+    after: str | None = None  # the next line, when not in ``block``
 
 
 @dataclass
@@ -111,28 +137,30 @@ class _Stream:
     """Reading state of one source. Offsets count bytes from the first line read."""
 
     offset: int = 0  # where the next line or block starts
-    broken_end: int = -(1 << 62)  # just past the newline of the last broken line
-    pending: tuple[str, str, float] | None = None  # (pid, address, time) awaiting the next line
+    broken_end: int = -(1 << 62)  # just past the newline of the last broken line found
+    held: OrderedDict[str, _Held] = field(default_factory=OrderedDict)  # by pid
+    last: _Held | None = None  # a held record whose next line has not been read yet
 
 
 class PostgresTie:
     """The rules of the module docstring, for one log format, over any number of sources.
 
     Lines reach it two ways: :meth:`observe` sees every line fed one at a time; an offline
-    scan of a block looks only at lines holding a rule's literal, and :meth:`block_suspect`
-    classifies just the few lines before such a line that could matter.
+    scan of a block looks only at lines holding a rule's literal, and at the few lines
+    around such a line that could matter, only once it matched a rule.
     """
 
-    def __init__(
-        self, parser: PostgresPrefix | PostgresJson, memory: Memory, clock: Callable[[], float]
-    ):
+    def __init__(self, parser: PostgresPrefix | PostgresJson, memory: Memory):
         self.parse = parser.parse
+        self.shape = parser.shape
         self.head_pid = parser.head_pid
         self.window = parser.window
         self.has_user = parser.has_user
         self._memory = memory
-        self._clock = clock
         self._streams: dict[str, _Stream] = {}
+        #: lines already known to be whole records of a client (a line is looked at from
+        #: the lines before and after it, and read for the rules too)
+        self._whole: set[str] = set()
 
     def stream(self, source: str) -> _Stream:
         try:
@@ -147,10 +175,22 @@ class PostgresTie:
         """True when ``line`` neither continues a message (tab) nor reads as a whole record,
         or reads as a record without client of a process that has one: the line before it
         then ended inside a name."""
-        if line.startswith("\t"):
+        if line.startswith("\t") or line in self._whole:
             return False
-        header = self.parse(line)
-        return header is None or self.clientless_lie(source, header)
+        shape = self.shape(line)
+        if shape is None:
+            return True
+        pid, session, has_host = shape
+        if session:
+            self.note_whole(line)
+            return False
+        return has_host or self._has_connection(source, pid)
+
+    def note_whole(self, line: str) -> None:
+        """Remember that ``line`` reads as a whole record of a client."""
+        if len(self._whole) >= 256:
+            self._whole.clear()
+        self._whole.add(line)
 
     def clientless_lie(self, source: str, header: Header) -> bool:
         """A record that stops at ``%q`` (as lines of processes without a client do) but
@@ -158,10 +198,10 @@ class PostgresTie:
         client wrote it, in a name."""
         if header.session:
             return False
-        if header.address is not None:
-            return True
-        when = header.time if header.time is not None else self._clock()
-        return header.pid is not None and self._memory.recall(source, header.pid, when) is not None
+        return header.address is not None or self._has_connection(source, header.pid)
+
+    def _has_connection(self, source: str, pid: str | None) -> bool:
+        return pid is not None and self.known(source, pid, None) is not None
 
     def observe(self, source: str, line: str, size: int) -> bool:
         """Account for the next line of ``source`` (``size`` bytes without its newline);
@@ -171,31 +211,39 @@ class PostgresTie:
         stream.offset = start + size + 1
         if not self.window:
             return False
-        broken = self.broken(source, line)
-        if stream.pending is not None:
-            self._settle(source, stream, line, broken)
-        if broken:
+        if stream.last is not None:
+            stream.last.after, stream.last = line, None
+        if self.broken(source, line):
             stream.broken_end = stream.offset
         return start - stream.broken_end < self.window
 
-    def block_suspect(self, source: str, block: bytes, start: int, seen: dict[int, bool]) -> bool:
-        """Whether the line at ``start`` of ``block`` (the stream's next block) could start
-        inside a name: a broken line ends less than ``window`` bytes before it. ``seen``
-        caches the classification of line starts within this block."""
-        if not self.window:
-            return False
-        if self._broken_before(source, block, start, seen):
-            return True
+    def near_break(self, source: str, start: int) -> bool:
+        """Whether a broken line of an earlier block ends less than ``window`` bytes before
+        offset ``start`` of the current one."""
         stream = self.stream(source)
         return stream.offset + start - stream.broken_end < self.window
 
-    def block_done(self, source: str, block: bytes, seen: dict[int, bool]) -> None:
-        """Carry to the next block the last broken line within ``window`` bytes of the end
-        (a connection record awaiting its next line stays pending)."""
+    def block_suspect(self, source: str, block: bytes, start: int) -> bool:
+        """Whether the line at ``start`` of ``block`` (the stream's current block) could
+        start inside a name: a broken line ends less than ``window`` bytes before it."""
+        if not self.window:
+            return False
+        return self.near_break(source, start) or self._broken_before(source, block, start)
+
+    def block_start(self, source: str, block: bytes) -> None:
+        """A new block of ``source``: its first line follows the last one held back."""
+        stream = self.stream(source)
+        if stream.last is not None:
+            stream.last.after, stream.last = _line_at(block, 0), None
+
+    def block_done(self, source: str, block: bytes) -> None:
+        """Carry to the next block the last broken line within ``window`` bytes of the end."""
         stream = self.stream(source)
         size = len(block) + (not block.endswith(b"\n"))  # as if the last line had its newline
         if self.window:
-            self._broken_before(source, block, size, seen)
+            end = self._broken_before(source, block, size, note=True)
+            if end:
+                stream.broken_end = max(stream.broken_end, stream.offset + end)
         stream.offset += size
 
     def lead_in(self, source: str, before: bytes) -> None:
@@ -203,59 +251,104 @@ class PostgresTie:
         :meth:`block_done` would have left it (a range of a bigger file)."""
         stream = self.stream(source)
         stream.offset -= len(before)
-        self.block_done(source, before, {})
+        self.block_done(source, before)
 
-    def _broken_before(self, source: str, block: bytes, start: int, seen: dict[int, bool]) -> bool:
-        """Look back from offset ``start`` of ``block`` over the lines ending less than
-        ``window`` bytes before it; note the last broken one, True if there is one."""
-        stream = self.stream(source)
+    def _broken_before(self, source: str, block: bytes, start: int, note: bool = False) -> int:
+        """The end (just past its newline) of the last broken line of ``block`` ending less
+        than ``window`` bytes before offset ``start``; 0 when there is none."""
         end = start  # just past the newline of the line looked at
         while end > 0 and start - end < self.window:
             line_start = block.rfind(b"\n", 0, end - 1) + 1
-            broken = seen.get(line_start)
-            if broken is None:
-                text = block[line_start : end - 1].decode("utf-8", "replace")
-                broken = seen[line_start] = self.broken(source, text)
-            if broken:
-                stream.broken_end = max(stream.broken_end, stream.offset + end)
-                return True
+            if self.broken(source, block[line_start : end - 1].decode("utf-8", "replace")):
+                return end
             end = line_start
-        return False
+        return 0
 
-    def settle_with(self, source: str, line: str) -> None:
-        """Settle a held-back connection record with the line that follows it."""
+    # -- connection records
+
+    def hold(
+        self,
+        source: str,
+        pid: str,
+        address: str,
+        when: float,
+        near_break: bool,
+        where: tuple[bytes, int, int] | None,
+    ) -> None:
+        """Keep a ``connection received`` record (rule 2) until a line of its process
+        needs it. ``where``: its block and line, or None when fed line by line (the
+        following line then comes through :meth:`observe`)."""
         stream = self.stream(source)
-        if stream.pending is not None:
-            self._settle(source, stream, line, self.broken(source, line))
-
-    def pending(self, source: str) -> bool:
-        return self.stream(source).pending is not None
-
-    def _settle(self, source: str, stream: _Stream, line: str, broken: bool) -> None:
-        """Believe the held-back connection record unless ``line`` (the next) is broken
-        and is not the start of a record of the same process (whose client chose a name
-        with a newline): a forged record ends inside a database name, whose rest then
-        starts the next line, too short to hold a prefix."""
-        pid, address, when = stream.pending  # type: ignore[misc]
-        stream.pending = None
-        if not broken or self.head_pid(line) == pid:
+        if not self.window:  # no line starts inside a name: nothing to judge
             self._memory.remember(source, pid, address, when)
+            return
+        block, start, end = where if where is not None else (None, 0, 0)
+        held = _Held(address, when, near_break, block, start, end)
+        stream.held.pop(pid, None)
+        stream.held[pid] = held
+        if len(stream.held) > HELD_MAX:
+            stream.held.popitem(last=False)
+        if block is None or end + 1 >= len(block):
+            stream.last = held
+
+    def known(self, source: str, pid: str, when: float | None) -> str | None:
+        """The address of the connection of process ``pid`` (``DISBELIEVED``: it has one,
+        not believed), judging its record now if it was held back."""
+        stream = self.stream(source)
+        held = stream.held.pop(pid, None)
+        if held is not None:
+            self._judge(source, pid, held)
+        return self._memory.recall(source, pid, when)
+
+    def _records_connections(self, source: str) -> bool:
+        """Whether ``source`` has a believed connection record (log_connections is on),
+        judging held ones until one is believed. Forged records, never believed, cannot
+        switch this on to make ordinary lines of a log without them count for nothing."""
+        stream = self.stream(source)
+        while source not in self._memory.sources:
+            ready = next(
+                (pid for pid, held in stream.held.items() if held is not stream.last), None
+            )
+            if ready is None:
+                return False
+            self._judge(source, ready, stream.held.pop(ready))
+        return True
+
+    def settle(self, source: str, following: str) -> None:
+        """Judge every held record of ``source``, ``following`` being the line after the
+        last one read (a detector whose memory another one takes over)."""
+        stream = self.stream(source)
+        if stream.last is not None:
+            stream.last.after, stream.last = following, None
+        while stream.held:
+            pid, held = stream.held.popitem(last=False)
+            self._judge(source, pid, held)
+
+    def _judge(self, source: str, pid: str, held: _Held) -> None:
+        """Believe a held record unless a broken line ends right before it, or its next
+        line is broken and not the start of a record of the same process (whose client
+        chose a name with a newline): a forged record ends inside a database name, whose
+        rest then starts the next line, too short to hold a prefix."""
+        block, after = held.block, held.after
+        if after is None and block is not None and held.end + 1 < len(block):
+            after = _line_at(block, held.end + 1)
+        believed = (
+            after is not None
+            and not held.near_break
+            and not (block is not None and self._broken_before(source, block, held.start))
+            and (not self.broken(source, after) or self.head_pid(after) == pid)
+        )
+        address = held.address if believed else DISBELIEVED
+        self._memory.remember(source, pid, address, held.when)
 
     # -- whom a matched line names
 
     def address(
-        self,
-        source: str,
-        header: Header,
-        stated: str | None,
-        user: str | None,
-        track: bool,
-        when: float,
+        self, source: str, header: Header, stated: str | None, user: str | None, when: float
     ) -> tuple[str | None, str]:
         """The address a matched line names, or None and why not (``untied`` or
         ``no_address``). ``stated`` is the address its message names (``address: pattern``
-        rules), ``user`` the user it names; ``track`` rules (connection records) are held
-        back until the next line shows they were not forged (rule 2)."""
+        rules), ``user`` the user it names."""
         claims = {ip for ip in (header.address, stated) if ip is not None}
         if len(claims) > 1:
             return None, UNTIED
@@ -263,17 +356,24 @@ class PostgresTie:
             return None, UNTIED  # rule 3
         claim = claims.pop() if claims else None
         pid = header.pid
-        if track:
-            if claim is None or pid is None:
-                return None, NO_ADDRESS
-            if self.window:
-                self.stream(source).pending = (pid, claim, when)
-            else:
-                self._memory.remember(source, pid, claim, when)
-            return claim, ""
-        known = self._memory.recall(source, pid, when) if pid is not None else None
+        known = self.known(source, pid, when) if pid is not None else None
         if known is not None:
-            return (known, "") if claim in (None, known) else (None, UNTIED)
-        if source in self._memory.sources:
+            return (known, "") if known and claim in (None, known) else (None, UNTIED)
+        if self._records_connections(source):
             return None, UNTIED  # the log records connections, but none for this process
         return (claim, "") if claim is not None else (None, NO_ADDRESS)
+
+    def connection(self, header: Header, stated: str | None) -> tuple[str | None, str]:
+        """The address a ``connection received`` record names: its ``host=``, which its
+        prefix's ``%h`` must not contradict."""
+        if stated is None or header.pid is None:
+            return None, NO_ADDRESS
+        if header.address not in (None, stated):
+            return None, UNTIED
+        return stated, ""
+
+
+def _line_at(block: bytes, start: int) -> str:
+    """The line of ``block`` starting at ``start``, decoded leniently (for a look only)."""
+    end = block.find(b"\n", start)
+    return block[start : end if end != -1 else len(block)].decode("utf-8", "replace")
