@@ -14,14 +14,18 @@ the connection the server logged for their process (see :class:`PostgresTie`):
    nothing. ``window`` is what the names can still hold after a newline (63 bytes each).
 2. **Connection records.** With ``log_connections = on``, each backend first writes
    ``connection received: host=H port=P``, before the client has sent any name. That
-   record is believed only when the next physical line is not broken (forging one takes a
-   newline inside the database name, whose rest then starts a broken line). Once a log has
-   such records, a line counts only for a process that has one, and names H: a line whose
-   ``%h`` or message address says otherwise, or whose process has none, counts for nothing.
+   record is believed only when it is no continuation and the next physical line is not
+   broken (forging one takes a newline inside the database name, whose rest then starts a
+   broken line); it is judged when a line of its process first needs it. Once a log has a
+   believed record, a line counts only for a process that has one, and names H: a line
+   whose ``%h`` or message address says otherwise, or whose process has none, counts for
+   nothing.
 3. **One user.** A message naming a user must name the one its prefix (``%u``) names.
 
 In ``jsonlog`` (:class:`PostgresJson`) every string is escaped and a record is one line:
-nobody but the server can start a line, and the rules above hold trivially.
+nobody but the server can start a line, and the rules above hold trivially. What the
+rules leave possible in the stderr format, setting by setting, is in
+``policies/detect/README.md``.
 """
 
 from __future__ import annotations
@@ -328,7 +332,8 @@ class PostgresTie:
         """Believe a held record unless a broken line ends right before it, or its next
         line is broken and not the start of a record of the same process (whose client
         chose a name with a newline): a forged record ends inside a database name, whose
-        rest then starts the next line, too short to hold a prefix."""
+        rest then starts the next line, at most 10 bytes, too short to hold a prefix that
+        starts with a time stamp."""
         block, after = held.block, held.after
         if after is None and block is not None and held.end + 1 < len(block):
             after = _line_at(block, held.end + 1)
