@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections import Counter
 from datetime import UTC
 from pathlib import Path
 
@@ -185,6 +186,25 @@ def test_names_with_newlines_frame_no_one_in_the_stderr_log(tmp_path, prefix, lo
     assert {event.ip for event in events} == {"127.0.0.1", "::1"}
     # every event of ::1 is one of its own failures, none forged for its live backend
     assert sum(n for (_, ip, _), n in counts.items() if ip == "::1") == 1
+
+
+def test_a_prefix_without_names_leaves_nothing_to_forge_and_counts_every_attempt(tmp_path):
+    """'%m [%p] %h ': the names only appear in messages, whose lines PostgreSQL indents."""
+    prefix = "%m [%p] %h "
+    settings = f"log_connections = on\nlog_line_prefix = '{prefix}'\n"
+    with run_postgres(tmp_path, "127.0.0.1,::1", settings) as server:
+        pg = Postgres(server)
+        pg.setup()
+        attack(pg, prefix)
+        text = wait_for(pg.log.read_text, 3 + 2 * len(names("1", prefix)), "FATAL:  ")
+    text = text[text.index("\n", text.index("reloading configuration files")) + 1 :]
+    assert f"\n\t{STAMP} [999] {FORGED} z" in text  # the name, indented in a message
+    assert forged_lines(text, prefix) == []
+    events, counters = events_both_ways(text, prefix, tmp_path)
+    assert counters.untied == 0
+    # every attempt is an ordinary failed login of the client that made it
+    counts = Counter(event.ip for event in events)
+    assert counts == Counter({"127.0.0.1": 2 + 2 * len(names("1", prefix)), "::1": 1})
 
 
 def test_jsonlog_escapes_the_names_and_still_names_the_real_client(tmp_path):
