@@ -224,6 +224,12 @@ class _SecondCache(_StampCache):
         return whole + float(fraction)
 
 
+def postgres_time(tz: tzinfo | None = None) -> Callable[[str], float | None]:
+    """Epoch seconds of PostgreSQL stamps (``%m``, ``%t``, jsonlog's ``timestamp``), read in
+    ``tz`` when they name no zone; each second is parsed once."""
+    return _SecondCache(lambda stamp: iso_time(stamp, tz))
+
+
 # --------------------------------------------------------------------------- syslog
 
 
@@ -523,7 +529,7 @@ class PostgresPrefix:
         self._lazy = re.compile(lazy, re.DOTALL)
         self._greedy = re.compile(greedy, re.DOTALL)
         self._head = re.compile(head, re.DOTALL)
-        self._time = _SecondCache(lambda stamp: iso_time(stamp, tz))
+        self._time = postgres_time(tz)
 
     def _compile(self, prefix: str) -> tuple[str, str, str]:
         parts: list[str] = []

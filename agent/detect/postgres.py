@@ -38,7 +38,7 @@ from datetime import tzinfo
 from typing import Protocol
 
 from agent.detect.events import normalise_ip
-from agent.detect.logformats import Header, PostgresPrefix, iso_time
+from agent.detect.logformats import Header, PostgresPrefix, postgres_time
 
 #: Keys every PostgreSQL 15 jsonlog record carries. Requiring them all makes a record too
 #: long to be forged through 2 x 63 bytes of names, should a stderr log be read as jsonlog.
@@ -58,7 +58,7 @@ class PostgresJson:
     has_user = True
 
     def __init__(self, tz: tzinfo | None = None):
-        self._tz = tz
+        self._time = postgres_time(tz)
 
     def shape(self, line: str) -> tuple[str | None, bool, bool] | None:
         header = self.parse(line)
@@ -85,7 +85,7 @@ class PostgresJson:
             return None
         host, user = record.get("remote_host"), record.get("user")
         return Header(
-            iso_time(stamp, self._tz),
+            self._time(stamp),
             "postgres",
             str(pid),
             f"{severity}:  {message}",
