@@ -19,6 +19,10 @@ Where the address comes from, and why it can be trusted:
   named (``track`` rules such as PostgreSQL's ``connection received: host=...``).
 * ``apache_access`` lines are parsed once by :class:`agent.detect.http.AccessLogParser` (address
   from ``%h``/``%a`` only) and checked against every ``http:`` rule.
+* ``postgresql`` lines are also tied to their connection by
+  :class:`agent.detect.postgres.PostgresTie`: a client's user or database name can start a
+  line of its own there, so a line counts only if the server could have written it for
+  the connection of its process.
 
 What a line gives is first a :data:`Hit`, a plain tuple; :meth:`Detector.feed` dresses hits
 as Events, while offline scans count hits directly (an Event costs ten times a tuple).

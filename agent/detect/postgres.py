@@ -129,7 +129,7 @@ class _Held:
 
     address: str
     when: float
-    near_break: bool  # a broken line ended less than ``window`` bytes before, out of ``block``
+    near_break: bool  # a broken line ended less than ``window`` bytes before, before ``block``
     block: bytes | None  # the block it was read in (None: fed line by line)
     start: int  # its line in ``block``: [start, end)
     end: int
@@ -245,7 +245,7 @@ class PostgresTie:
         stream = self.stream(source)
         size = len(block) + (not block.endswith(b"\n"))  # as if the last line had its newline
         if self.window:
-            end = self._broken_before(source, block, size, note=True)
+            end = self._broken_before(source, block, size)
             if end:
                 stream.broken_end = max(stream.broken_end, stream.offset + end)
         stream.offset += size
@@ -257,7 +257,7 @@ class PostgresTie:
         stream.offset -= len(before)
         self.block_done(source, before)
 
-    def _broken_before(self, source: str, block: bytes, start: int, note: bool = False) -> int:
+    def _broken_before(self, source: str, block: bytes, start: int) -> int:
         """The end (just past its newline) of the last broken line of ``block`` ending less
         than ``window`` bytes before offset ``start``; 0 when there is none."""
         end = start  # just past the newline of the line looked at
