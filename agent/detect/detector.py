@@ -539,8 +539,6 @@ class Detector:
             return []
         tie = matcher.tie
         assert tie is not None
-        if header.session:
-            tie.note_whole(text)
         if header.ambiguous:
             self.counters.ambiguous += 1
             return []
@@ -582,18 +580,15 @@ class Detector:
             if not self._one_reading(rule, alternative, match, 0):
                 counters.ambiguous += 1
                 return []
-        if tie.clientless_lie(source, header):
+        if not header.session and tie.clientless_lie(source, header):
             counters.untied += 1
             return []
         if rule.track:  # a connection record, judged when a line of its process needs it
             ip, problem = tie.connection(header, stated)
             if ip is None:
                 setattr(counters, problem, getattr(counters, problem) + 1)
-            elif isinstance(where, bool):
-                tie.hold(source, header.pid, ip, when, where, None)  # type: ignore[arg-type]
             else:
-                near = tie.window > 0 and tie.near_break(source, where[1])
-                tie.hold(source, header.pid, ip, when, near, where)  # type: ignore[arg-type]
+                tie.hold(source, header.pid, ip, when, where)  # type: ignore[arg-type]
             return []
         suspect = where if isinstance(where, bool) else tie.block_suspect(source, *where[:2])
         if suspect:

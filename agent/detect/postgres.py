@@ -123,17 +123,15 @@ HELD_MAX = 8192
 
 @dataclass(slots=True)
 class _Held:
-    """A ``connection received`` record not judged yet, and where to look to judge it.
-    Most connections never fail, so most records are never judged: that keeps scans fast.
-    """
+    """A ``connection received`` record not judged yet, and the lines around it that judge
+    it. Most connections never fail, so most records are never judged: that keeps scans
+    fast (keeping these few hundred bytes, not the block they were read in)."""
 
     address: str
     when: float
-    near_break: bool  # a broken line ended less than ``window`` bytes before, before ``block``
-    block: bytes | None  # the block it was read in (None: fed line by line)
-    start: int  # its line in ``block``: [start, end)
-    end: int
-    after: str | None = None  # the next line, when not in ``block``
+    near_break: bool  # a broken line ends less than ``window`` bytes before, out of ``before``
+    before: bytes  # the lines ending less than ``window`` bytes before it
+    after: bytes | str | None  # the next line, None until it is read
 
 
 @dataclass
@@ -142,7 +140,7 @@ class _Stream:
 
     offset: int = 0  # where the next line or block starts
     broken_end: int = -(1 << 62)  # just past the newline of the last broken line found
-    held: OrderedDict[str, _Held] = field(default_factory=OrderedDict)  # by pid
+    held: OrderedDict[str, _Held] = field(default_factory=OrderedDict)  # by pid, oldest first
     last: _Held | None = None  # a held record whose next line has not been read yet
 
 
@@ -162,8 +160,8 @@ class PostgresTie:
         self.has_user = parser.has_user
         self._memory = memory
         self._streams: dict[str, _Stream] = {}
-        #: lines already known to be whole records of a client (a line is looked at from
-        #: the lines before and after it, and read for the rules too)
+        #: lines already known to be whole records of a client (a line can be looked at
+        #: from the lines before and after it)
         self._whole: set[str] = set()
 
     def stream(self, source: str) -> _Stream:
@@ -186,15 +184,11 @@ class PostgresTie:
             return True
         pid, session, has_host = shape
         if session:
-            self.note_whole(line)
+            if len(self._whole) >= 256:
+                self._whole.clear()
+            self._whole.add(line)
             return False
         return has_host or self._has_connection(source, pid)
-
-    def note_whole(self, line: str) -> None:
-        """Remember that ``line`` reads as a whole record of a client."""
-        if len(self._whole) >= 256:
-            self._whole.clear()
-        self._whole.add(line)
 
     def clientless_lie(self, source: str, header: Header) -> bool:
         """A record that stops at ``%q`` (as lines of processes without a client do) but
@@ -271,28 +265,30 @@ class PostgresTie:
     # -- connection records
 
     def hold(
-        self,
-        source: str,
-        pid: str,
-        address: str,
-        when: float,
-        near_break: bool,
-        where: tuple[bytes, int, int] | None,
+        self, source: str, pid: str, address: str, when: float, where: tuple[bytes, int, int] | bool
     ) -> None:
-        """Keep a ``connection received`` record (rule 2) until a line of its process
-        needs it. ``where``: its block and line, or None when fed line by line (the
-        following line then comes through :meth:`observe`)."""
+        """Keep a ``connection received`` record (rule 2) until a line of its process needs
+        it, with the lines around it. ``where``: its block and line (a scan), or whether it
+        could start inside a name (fed line by line: the next line comes to :meth:`observe`)."""
         stream = self.stream(source)
-        if not self.window:  # no line starts inside a name: nothing to judge
+        window = self.window
+        if not window:  # no line starts inside a name: nothing to judge
             self._memory.remember(source, pid, address, when)
             return
-        block, start, end = where if where is not None else (None, 0, 0)
-        held = _Held(address, when, near_break, block, start, end)
-        stream.held.pop(pid, None)
-        stream.held[pid] = held
-        if len(stream.held) > HELD_MAX:
-            stream.held.popitem(last=False)
-        if block is None or end + 1 >= len(block):
+        if isinstance(where, bool):
+            held = _Held(address, when, where, b"", None)
+        else:
+            block, start, end = where
+            near_break = stream.offset + start - stream.broken_end < window
+            before = block[block.rfind(b"\n", 0, max(0, start - window)) + 1 : start]
+            after = block[end + 1 : _line_end(block, end + 1)] if end + 1 < len(block) else None
+            held = _Held(address, when, near_break, before, after)
+        records = stream.held
+        records.pop(pid, None)
+        records[pid] = held
+        if len(records) > HELD_MAX:
+            records.popitem(last=False)
+        if held.after is None:
             stream.last = held
 
     def known(self, source: str, pid: str, when: float | None) -> str | None:
@@ -334,13 +330,13 @@ class PostgresTie:
         chose a name with a newline): a forged record ends inside a database name, whose
         rest then starts the next line, at most 10 bytes, too short to hold a prefix that
         starts with a time stamp."""
-        block, after = held.block, held.after
-        if after is None and block is not None and held.end + 1 < len(block):
-            after = _line_at(block, held.end + 1)
+        after = held.after
+        if isinstance(after, bytes):
+            after = after.decode("utf-8", "replace")
         believed = (
             after is not None
             and not held.near_break
-            and not (block is not None and self._broken_before(source, block, held.start))
+            and not self._broken_before(source, held.before, len(held.before))
             and (not self.broken(source, after) or self.head_pid(after) == pid)
         )
         address = held.address if believed else DISBELIEVED
@@ -378,7 +374,11 @@ class PostgresTie:
         return stated, ""
 
 
+def _line_end(block: bytes, start: int) -> int:
+    end = block.find(b"\n", start)
+    return end if end != -1 else len(block)
+
+
 def _line_at(block: bytes, start: int) -> str:
     """The line of ``block`` starting at ``start``, decoded leniently (for a look only)."""
-    end = block.find(b"\n", start)
-    return block[start : end if end != -1 else len(block)].decode("utf-8", "replace")
+    return block[start : _line_end(block, start)].decode("utf-8", "replace")
