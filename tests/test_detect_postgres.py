@@ -197,6 +197,8 @@ def test_jsonlog_records_name_their_remote_host_and_user():
         jsonlog(message=None),
         jsonlog(message=7),
         '["not", "a", "record"]',
+        "[" * 10000 + "]" * 10000,  # deeper than the JSON decoder goes
+        jsonlog(pid="42"),
         '{"timestamp": "2025-03-01',
         f"{STAMP} [42] 198.51.100.7 app@shop FATAL:  x",
     ],

@@ -494,9 +494,8 @@ _PG_FIELDS: dict[str, tuple[str, bool]] = {
 #: Escapes PostgreSQL prints raw, newlines included: the user and database names of the
 #: startup packet (application_name is cleaned to printable ASCII).
 PG_RAW_FIELDS = "ud"
-#: Longest text of a name: NAMEDATALEN - 1 bytes (PostgreSQL cuts longer names).
-PG_NAME_BYTES = 63
-#: Longest text of a host field (a host name, with log_hostname), and of any other escape.
+#: Longest text of a host field (a host name, with log_hostname), and of any other escape:
+#: a name is at most NAMEDATALEN - 1 = 63 bytes (PostgreSQL cuts longer names).
 _PG_HOST_BYTES, _PG_FIELD_BYTES = 256, 64
 
 

@@ -71,7 +71,7 @@ class PostgresJson:
     def parse(self, line: str) -> Header | None:
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than any record
             return None
         if not isinstance(record, dict) or any(key not in record for key in JSON_KEYS):
             return None
@@ -81,7 +81,12 @@ class PostgresJson:
             record["error_severity"],
             record["message"],
         )
-        if not (isinstance(stamp, str) and isinstance(severity, str) and isinstance(message, str)):
+        if not (
+            isinstance(stamp, str)
+            and isinstance(pid, int)
+            and isinstance(severity, str)
+            and isinstance(message, str)
+        ):
             return None
         host, user = record.get("remote_host"), record.get("user")
         return Header(
