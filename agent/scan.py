@@ -32,6 +32,7 @@ from agent.detect.detector import MAX_LINE, Counters, Detector, Hit, event_of
 from agent.detect.events import Event
 from agent.detect.kinds import KINDS, access_log_format, sniff_access_format, sniff_kind
 from agent.detect.logformats import DEBIAN_PG_PREFIX, PostgresPrefix
+from agent.detect.postgres import JSONLOG, STDERR, sniff_postgres_format
 from agent.detect.rules import Rule, load_rules, rule_source
 from checks.yamlsource import InputError, Problem
 
@@ -44,6 +45,9 @@ PARALLEL_MIN_BYTES = 16 << 20  # measured: two workers win from about 8 MB on 2 
 RANGE_BYTES = 16 << 20
 RANGES_PER_WORKER = 4
 WARMUP_BYTES = 1 << 20
+#: The lines in the last bytes before a range are looked at (not scanned) for the range's
+#: first lines: a PostgreSQL line may continue a user name broken just before it.
+LEAD_IN_BYTES = 1 << 16
 MAX_WORKERS = 4
 #: An overlong line keeps this many bytes (enough for MAX_LINE characters of any UTF-8).
 _LONG_LINE_KEEP = 4 * MAX_LINE + 8
@@ -56,10 +60,13 @@ class ScanError(Exception):
 
 @dataclass
 class FileReport:
+    """One file: its kind and, within it, its format (an Apache LogFormat, or PostgreSQL's
+    ``stderr`` or ``jsonlog``)."""
+
     path: str
     kind: str
     counters: Counters
-    access_log_format: str | None = None
+    log_format: str | None = None
 
 
 @dataclass
@@ -218,6 +225,8 @@ def _scan_file(
     log_format = None
     if kind == "apache_access":
         log_format = options.access_log_format or sniff_access_format(_first_lines(first))
+    elif kind == "postgresql":
+        log_format = sniff_postgres_format(_first_lines(first))
     settings = (options, kind, log_format)
     detector = _detector(settings)
     report = FileReport(path, kind, detector.counters, log_format)
@@ -241,9 +250,12 @@ def _detector(
     return Detector(
         [rule for rule in options.rules if rule.kind == kind],
         level=options.level,
-        access_log_format=access_log_format(log_format or "combined"),
+        access_log_format=access_log_format(
+            log_format if kind == "apache_access" and log_format else "combined"
+        ),
         trusted_proxies=options.trusted_proxies,
         postgres_prefix=options.postgres_prefix,
+        postgres_format=log_format if kind == "postgresql" and log_format else STDERR,
         tz=options.tz,
         history=history,
     )
@@ -328,6 +340,11 @@ def _scan_range(task: tuple[str, int, int]) -> tuple[list[tuple], Counters]:
     history = partial(_read_before, path, start, _SETTINGS) if start > 0 else None
     detector = _detector(_SETTINGS, history)
     with open(path, "rb") as handle:
+        if start > 0:  # the range's first lines may continue the lines just before it
+            handle.seek(max(0, start - LEAD_IN_BYTES))
+            before = handle.read(start - handle.tell())
+            cut = before.find(b"\n") + 1 if start > LEAD_IN_BYTES else 0
+            detector.lead_in(kind, path, before[cut:])
         handle.seek(start)
         records: list[tuple] = []
         line = 1
@@ -341,13 +358,16 @@ def _scan_range(task: tuple[str, int, int]) -> tuple[list[tuple], Counters]:
 
 def _read_before(path: str, start: int, settings: tuple) -> Detector:
     """A detector that has read the WARMUP_BYTES before ``start`` (from a line start): what
-    the range's first lines may refer to. Only read when one does."""
+    the range's first lines may refer to. Only read when one does. It is shown the range's
+    first line too, which settles a record held back until its next line is known."""
     detector = _detector(settings)
     with open(path, "rb") as handle:
         handle.seek(max(0, start - WARMUP_BYTES))
         warmup = handle.read(start - handle.tell())
+        following = handle.readline()
     newline = warmup.find(b"\n") + 1 if start > WARMUP_BYTES else 0
     detector.hits_block(warmup[newline:], settings[1], path, 0)
+    detector.settle(settings[1], path, following.rstrip(b"\n"))
     return detector
 
 
@@ -443,19 +463,32 @@ def _notes(result: ScanResult, options: ScanOptions) -> list[str]:
         if c.unparsed:
             notes.append(
                 f"{report.path}: {_lines(c.unparsed)} not in the {report.kind} format"
-                + (f" ({report.access_log_format})" if report.access_log_format else "")
+                + (f" ({report.log_format})" if report.log_format else "")
             )
         if c.ambiguous:
             notes.append(
                 f"{report.path}: {_lines(c.ambiguous)} could be read as coming from two different"
                 " addresses (attacker-chosen text spelling an address); no event for them"
             )
-        if c.no_address and report.kind == "postgresql":
+        if c.untied:
+            notes.append(
+                f"{report.path}: {_lines(c.untied)} not tied to a connection PostgreSQL logged "
+                "(a line that could continue a user or database name holding a newline, a "
+                "process without a 'connection received' line, or an address or user that "
+                "contradicts it); no event for them. log_destination = 'jsonlog' rules out "
+                "such forged lines"
+            )
+        if c.no_address and report.kind == "postgresql" and report.log_format == JSONLOG:
+            notes.append(
+                f"{report.path}: {_lines(c.no_address)} without a client address "
+                "(a local connection, or no remote_host)"
+            )
+        elif c.no_address and report.kind == "postgresql":
             notes.append(
                 f"{report.path}: {_lines(c.no_address)} without a client address: with "
                 f"log_line_prefix {options.postgres_prefix!r} the host is not in the line; set "
-                "log_line_prefix = '%m [%p] %h %q%u@%d ' (and pass --pg-prefix) or "
-                "log_connections = on"
+                "log_connections = on (and log_line_prefix = '%m [%p] %h %q%u@%d ', passed "
+                "as --pg-prefix), or log_destination = 'jsonlog'"
             )
         elif c.no_address:
             notes.append(
@@ -490,9 +523,11 @@ def render_json(result: ScanResult, out: TextIO) -> None:
         "unparsed": c.unparsed,
         "ambiguous": c.ambiguous,
         "no_address": c.no_address,
+        "untied": c.untied,
         "level": result.level,
         "files": [
-            {"path": r.path, "kind": r.kind, "lines": r.counters.lines} for r in result.files
+            {"path": r.path, "kind": r.kind, "format": r.log_format, "lines": r.counters.lines}
+            for r in result.files
         ],
         "notes": result.notes,
     }
@@ -521,7 +556,10 @@ def render_text(result: ScanResult, out: TextIO) -> None:
         f"skipped: {c.skipped}   (level {result.level})\n"
     )
     for report in result.files:
-        write(f"  {report.path}: {report.kind}, {report.counters.lines} lines\n")
+        kind = report.kind
+        if kind == "postgresql":
+            kind += f" ({report.log_format})"
+        write(f"  {report.path}: {kind}, {report.counters.lines} lines\n")
     write("\nEvents by rule:\n")
     if not c.by_rule:
         write("  (none)\n")

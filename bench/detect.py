@@ -20,6 +20,10 @@ file with one worker process per core; fail2ban-regex uses one), and the lines e
 matched. fail2ban's matches are checked to be covered: on the first 100k lines, every
 address fail2ban-regex counts, lappguard counts at least as often.
 
+Also: ``lappguard scan`` of a 1M-line PostgreSQL 15 log (``log_connections = on``, ~15%
+password guessing) written three ways: Debian's ``log_line_prefix``, one with ``%h``, and
+``jsonlog`` (``--only postgresql`` measures just these).
+
 Also: Python ``re`` against google-re2 (``pip install google-re2``) on the shipped
 patterns, the measurement behind keeping ``re``.
 """
@@ -173,6 +177,87 @@ def generate_access_log(path: Path, count: int, seed: int = 2) -> None:
                 out.write(f"{client} - - {stamp} {request}\n")
 
 
+PG_USERS = ("postgres", "admin", "root", "test", "app", "odoo", "user", "pgsql", "guest")
+#: The PostgreSQL logs measured: Debian's log_line_prefix, one with %h, and jsonlog.
+PG_FORMATS = {"debian": "%m [%p] %q%u@%d ", "host": "%m [%p] %h %q%u@%d ", "jsonlog": "jsonlog"}
+PG_HBA_MATCHED = 'Connection matched pg_hba.conf line 7: "host all all 0.0.0.0/0 scram-sha-256"'
+PG_AUTHORIZED = "connection authorized: user=app database=shop application_name=web"
+PG_DUPLICATE = 'duplicate key value violates unique constraint "orders_pkey"'
+PG_AUTHENTICATED = (
+    'connection authenticated: identity="app" method=scram-sha-256 '
+    "(/etc/postgresql/15/main/pg_hba.conf:7)"
+)
+
+
+def generate_postgres_log(path: Path, count: int, log_format: str, seed: int = 3) -> None:
+    """A busy PostgreSQL 15 server log with ``log_connections = on``, written with a
+    ``log_line_prefix`` or as ``jsonlog``: application connections, statement errors,
+    checkpoints, and password guessing from 60 hosts (~15% of the lines)."""
+    rng = random.Random(seed)
+    attackers = [_address(rng) for _ in range(60)]
+    apps = [f"10.0.0.{i}" for i in range(2, 30)]
+    written, pid = 0, 1000
+    write = _pg_writer(log_format)
+    with path.open("w") as out:
+        while written < count:
+            pid += 1
+            second = written // 40
+            stamp = (
+                f"2025-10-{1 + second // 86400 % 28:02d} {second // 3600 % 24:02d}:"
+                f"{second // 60 % 60:02d}:{second % 60:02d}.{rng.randrange(1000):03d} UTC"
+            )
+            attack = rng.random() < 0.05
+            ip = rng.choice(attackers if attack else apps)
+            port = rng.randrange(1024, 65535)
+            nobody, app = ("[unknown]", "[unknown]"), ("app", "shop")
+            records = [(nobody, "LOG", f"connection received: host={ip} port={port}")]
+            if attack:
+                guess = (rng.choice(PG_USERS), "postgres")
+                failed = f'password authentication failed for user "{guess[0]}"'
+                records += [(guess, "FATAL", failed), (guess, "DETAIL", PG_HBA_MATCHED)]
+            else:
+                records += [(app, "LOG", PG_AUTHENTICATED), (app, "LOG", PG_AUTHORIZED)]
+                if rng.random() < 0.3:
+                    key = f"Key (id)=({rng.randrange(10**6)}) already exists."
+                    records += [(app, "ERROR", PG_DUPLICATE), (app, "DETAIL", key)]
+                    records.append((app, "STATEMENT", "INSERT INTO orders VALUES ($1, $2)"))
+                if rng.random() < 0.05:
+                    records.append((None, "LOG", "checkpoint starting: time"))
+            for names, severity, message in records[: count - written]:
+                client = (ip, *names) if names else None
+                out.write(write(stamp, 40 if names is None else pid, client, severity, message))
+            written += len(records)
+
+
+def _pg_writer(log_format: str):
+    """How one record is written: (stamp, pid, (host, user, db) or None, severity, message)."""
+    if log_format == "jsonlog":
+
+        def jsonlog(stamp, pid, client, severity, message):
+            record = {"timestamp": stamp}
+            if client and client[1] != "[unknown]":  # known once the startup packet is read
+                record.update(user=client[1], dbname=client[2])
+            record["pid"] = pid
+            if client:
+                record.update(remote_host=client[0], remote_port=40000)
+            record.update(
+                session_id=f"{pid:x}.1", line_num=1, error_severity=severity, message=message,
+                backend_type="client backend" if client else "checkpointer", query_id=0,
+            )  # fmt: skip
+            return json.dumps(record, separators=(",", ":")) + "\n"
+
+        return jsonlog
+    with_host = "%h" in log_format
+
+    def stderr(stamp, pid, client, severity, message):
+        if client is None:  # no client: %h prints nothing, %q stops the prefix
+            return f"{stamp} [{pid}] {' ' if with_host else ''}{severity}:  {message}\n"
+        host = f"{client[0]} " if with_host else ""
+        return f"{stamp} [{pid}] {host}{client[1]}@{client[2]} {severity}:  {message}\n"
+
+    return stderr
+
+
 _SYNTHETIC = (
     '192.0.2.1 - - [17/May/2015:10:05:03 +0000] "GET /index.html HTTP/1.1" 200 5120 '
     '"http://example.org/" "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/121.0"'
@@ -182,11 +267,11 @@ _SYNTHETIC = (
 # --------------------------------------------------------------------------- measurements
 
 
-def time_scan(path: Path, kind: str, runs: int = 1) -> tuple[float, dict]:
+def time_scan(path: Path, kind: str, runs: int = 1, **settings) -> tuple[float, dict]:
     """Median seconds of ``runs`` in-process scans, and what the last one found."""
     rules = load_rules()
     jails = load_jails(rule_ids=[r.id for r in rules])
-    options = ScanOptions(rules=rules, jails=jails, kind=kind)
+    options = ScanOptions(rules=rules, jails=jails, kind=kind, **settings)
     timings = []
     for _ in range(runs):
         started = time.perf_counter()
@@ -199,6 +284,7 @@ def time_scan(path: Path, kind: str, runs: int = 1) -> tuple[float, dict]:
         "events": c.events,
         "bans": len(result.bans),
         "addresses": len(result.by_ip),
+        "skipped": c.skipped,
     }
 
 
@@ -321,31 +407,52 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--runs", type=int, default=3, help="timed runs of lappguard (median)")
     parser.add_argument("--keep", metavar="DIR", help="write the generated logs here")
+    parser.add_argument("--only", choices=("postgresql",), help="measure only these logs")
     args = parser.parse_args(argv)
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="lappguard-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        auth, access = work / "auth.log", work / "access.log"
-        generate_auth_log(auth, args.lines)
-        generate_access_log(access, args.lines)
-        print(f"sshd auth.log, {args.lines:,} lines ({auth.stat().st_size / 1e6:.0f} MB)")
-        bench_sshd(auth, work, args.fail2ban_lines, args.runs)
-
-        print(f"\nApache access log, {args.lines:,} lines ({access.stat().st_size / 1e6:.0f} MB)")
-        seconds, counts = time_scan(access, "apache_access")
-        _rate("lappguard scan (in-process)", seconds, counts["lines"], counts)
-
-        engines = compare_regex_engines()
-        if engines is None:
-            print("\nre vs re2: google-re2 not installed (pip install google-re2 to compare)")
-        else:
-            print(f"\nper match, {engines['compared']} shipped sshd patterns:", end="")
-            print(f" re {engines['re']:.2f} us, re2 {engines['re2']:.2f} us;", end="")
-            print(f" patterns RE2 cannot compile: {engines['unsupported_by_re2']}")
+        if args.only != "postgresql":
+            bench_sshd_and_apache(work, args)
+        bench_postgres(work, args.lines, args.runs)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def bench_postgres(work: Path, lines: int, runs: int) -> None:
+    """lappguard scan of the same PostgreSQL traffic logged three ways."""
+    for name, log_format in PG_FORMATS.items():
+        path = work / f"postgresql-{name}.log"
+        if not path.exists():
+            generate_postgres_log(path, lines, log_format)
+        size = path.stat().st_size / 1e6
+        print(f"\nPostgreSQL log, {name} ({log_format}), {lines:,} lines ({size:.0f} MB)")
+        prefix = {} if log_format == "jsonlog" else {"postgres_prefix": log_format}
+        seconds, counts = time_scan(path, "postgresql", max(1, runs), **prefix)
+        _rate(f"lappguard in-process scan (median of {max(1, runs)})", seconds, lines, counts)
+
+
+def bench_sshd_and_apache(work: Path, args: argparse.Namespace) -> None:
+    """The sshd auth.log against fail2ban-regex, the Apache access log, re against re2."""
+    auth, access = work / "auth.log", work / "access.log"
+    generate_auth_log(auth, args.lines)
+    generate_access_log(access, args.lines)
+    print(f"sshd auth.log, {args.lines:,} lines ({auth.stat().st_size / 1e6:.0f} MB)")
+    bench_sshd(auth, work, args.fail2ban_lines, args.runs)
+
+    print(f"\nApache access log, {args.lines:,} lines ({access.stat().st_size / 1e6:.0f} MB)")
+    seconds, counts = time_scan(access, "apache_access")
+    _rate("lappguard scan (in-process)", seconds, counts["lines"], counts)
+
+    engines = compare_regex_engines()
+    if engines is None:
+        print("\nre vs re2: google-re2 not installed (pip install google-re2 to compare)")
+    else:
+        print(f"\nper match, {engines['compared']} shipped sshd patterns:", end="")
+        print(f" re {engines['re']:.2f} us, re2 {engines['re2']:.2f} us;", end="")
+        print(f" patterns RE2 cannot compile: {engines['unsupported_by_re2']}")
 
 
 def bench_sshd(auth: Path, work: Path, fail2ban_lines: int, runs: int) -> None:

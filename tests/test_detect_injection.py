@@ -110,6 +110,11 @@ ACCESS_WITH_XFF = '%h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i" "%{X-F
         (REAL, INJECTED, (), REAL),  # no trusted proxy: the header is ignored
         ("10.0.0.5", f"{INJECTED}, {REAL}", ("10.0.0.0/8",), REAL),  # right-most untrusted
         (REAL, f"{INJECTED}, 10.0.0.5", ("10.0.0.0/8",), REAL),  # peer not a proxy
+        ("10.0.0.5", f"{INJECTED}, {REAL}:52100", ("10.0.0.0/8",), REAL),  # a hop with its port
+        ("10.0.0.5", f"{INJECTED}, [2001:db8::5]:443", ("10.0.0.0/8",), "2001:db8::5"),
+        # the proxy forwarded for a client it did not name: no one, not the proxy
+        ("10.0.0.5", f"{INJECTED}, unknown", ("10.0.0.0/8",), None),
+        ("10.0.0.5", f"{INJECTED}, {REAL}, garbage", ("10.0.0.0/8",), None),
     ],
 )
 def test_http_client_comes_from_the_peer_field_or_a_trusted_proxy_only(
@@ -120,7 +125,9 @@ def test_http_client_comes_from_the_peer_field_or_a_trusted_proxy_only(
         f' "http://{INJECTED}/" "Mozilla/5.0 ({INJECTED})" "{xff}"'
     )
     d = detector(access_log_format=ACCESS_WITH_XFF, trusted_proxies=trusted)
-    assert {e.ip for e in d.feed(line, "apache_access", "access.log", 1)} == {expected}
+    events = d.feed(line, "apache_access", "access.log", 1)
+    assert {e.ip for e in events} == ({expected} if expected else set())
+    assert d.counters.no_address == (expected is None)
 
 
 def test_http_fields_cannot_spill_into_the_peer_field():

@@ -149,6 +149,19 @@ def test_lines_without_a_syslog_header(line):
          "Apache configured -- resuming"),
         ("Feb 15 16:23:40 srv httpd/backend1[22034]: [authz_core:error] [pid 22036] "
          "[client 192.0.2.2:59392] AH01630: z", "192.0.2.2", "AH01630: z"),
+        # %a always ends in the port in Apache 2.4, IPv6 unbracketed: microseconds, a module
+        # or a pid show the line is 2.4's, whatever its ErrorLogFormat
+        ("[Thu Dec 03 14:00:00.123456 2026] [error] [client ::1:4000] AH01617: x", "::1",
+         "AH01617: x"),
+        ("[Thu Dec 03 14:00:00 2026] [auth_basic:error] [client 2001:db8::5:4000] x",
+         "2001:db8::5", "x"),
+        ("[Thu Dec 03 14:00:00 2026] [error] [pid 7] [client ::1:4000] x", "::1", "x"),
+        ("[Thu Dec 03 14:00:00 2026] [error] [client 192.0.2.3:4000] x", "192.0.2.3", "x"),
+        ("[Thu Dec 03 14:00:00 2026] [error] [client [2001:db8::5]:4000] x", "2001:db8::5", "x"),
+        # no sign of 2.4: a five-digit port is no IPv6 group, a shorter one could be
+        ("[Thu Dec 03 14:00:00 2026] [error] [client ::1:54000] x", "::1", "x"),
+        ("[Thu Dec 03 14:00:00 2026] [error] [client ::1:4000] x", None, "x"),
+        ("[Thu Dec 03 14:00:00 2026] [error] [client 2001:db8::5] x", "2001:db8::5", "x"),
     ],
 )  # fmt: skip
 def test_apache_error_headers_take_the_address_from_apaches_own_field(line, address, message):

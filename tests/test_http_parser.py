@@ -152,12 +152,32 @@ def _xff_line(peer: str, forwarded: str) -> str:
         ("10.0.0.2", "6.6.6.6, 198.51.100.7", "198.51.100.7"),  # right-most untrusted
         ("10.0.0.2", "198.51.100.7, 10.0.0.9", "198.51.100.7"),  # past a second trusted hop
         ("10.0.0.2", "10.0.0.8, 10.0.0.9", "10.0.0.8"),  # all trusted: the left-most
-        ("10.0.0.2", "6.6.6.6, not-an-ip", "10.0.0.2"),  # garbage: back to the peer
-        ("10.0.0.2", "-", "10.0.0.2"),
+        ("10.0.0.2", "-", "10.0.0.2"),  # no header: the proxy's own request
         ("10.0.0.2", "2001:db8::7", "2001:db8::7"),
+        # a port, as some proxies (Azure, IIS ARR) append it: the address before it
+        ("10.0.0.2", "198.51.100.7:51234", "198.51.100.7"),
+        ("10.0.0.2", "6.6.6.6, [2001:db8::7]:443", "2001:db8::7"),
+        ("10.0.0.2", "[2001:db8::7]", "2001:db8::7"),
+        ("10.0.0.2", "198.51.100.7:5123, 10.0.0.9:80", "198.51.100.7"),
+        ("fd00::2", "2001:db8::7, fd00::9", "2001:db8::7"),
+        # a hop that is no address stops the walk and names no one, never the proxy
+        ("10.0.0.2", "unknown", None),
+        ("10.0.0.2", "6.6.6.6, unknown", None),
+        ("10.0.0.2", "6.6.6.6, _hidden", None),  # RFC 7239 obfuscated identifier
+        ("10.0.0.2", "6.6.6.6, not-an-ip", None),
+        ("10.0.0.2", "198.51.100.7, unknown, 10.0.0.9", None),
+        ("10.0.0.2", "198.51.100.7:http", None),
+        ("10.0.0.2", "[2001:db8::7]x", None),
+        ("10.0.0.2", "[2001:db8::7", None),
+        ("10.0.0.2", "6.6.6.6, , 10.0.0.9", None),
+        ("10.0.0.2", "2001:db8::7:80:90", "2001:db8::7:80:90"),  # bare IPv6 has no port
+        # an untrusted hop before garbage: the walk stopped there
+        ("10.0.0.2", "unknown, 198.51.100.7", "198.51.100.7"),
     ],
 )
-def test_forwarded_for_only_from_trusted_proxies(peer: str, forwarded: str, client: str) -> None:
+def test_forwarded_for_only_from_trusted_proxies(
+    peer: str, forwarded: str, client: str | None
+) -> None:
     parser = AccessLogParser(XFF_FORMAT, trusted_proxies=["10.0.0.0/8", "fd00::/8"])
     request = parser.parse(_xff_line(peer, forwarded))
     assert request is not None and request.client_ip == client

@@ -19,6 +19,10 @@ Where the address comes from, and why it can be trusted:
   named (``track`` rules such as PostgreSQL's ``connection received: host=...``).
 * ``apache_access`` lines are parsed once by :class:`agent.detect.http.AccessLogParser` (address
   from ``%h``/``%a`` only) and checked against every ``http:`` rule.
+* ``postgresql`` lines are also tied to their connection by
+  :class:`agent.detect.postgres.PostgresTie`: a client's user or database name can start a
+  line of its own there, so a line counts only if the server could have written it for
+  the connection of its process.
 
 What a line gives is first a :data:`Hit`, a plain tuple; :meth:`Detector.feed` dresses hits
 as Events, while offline scans count hits directly (an Event costs ten times a tuple).
@@ -47,6 +51,7 @@ from agent.detect.logformats import (
     PostgresPrefix,
     SyslogParser,
 )
+from agent.detect.postgres import JSONLOG, POSTGRES_FORMATS, STDERR, PostgresJson, PostgresTie
 from agent.detect.rules import Alternative, Rule, embeddable
 
 #: Longer lines are cut to this many characters before they are inspected.
@@ -77,12 +82,13 @@ class Counters:
     unparsed: int = 0  # candidate lines whose header is not of the kind
     ambiguous: int = 0  # matched, but two readings disagree on the address
     no_address: int = 0  # matched, but no trustworthy address (host name, no %h...)
+    untied: int = 0  # PostgreSQL: matched, but not tied to its connection (agent.detect.postgres)
     by_rule: Counter[str] = field(default_factory=Counter)
 
     @property
     def skipped(self) -> int:
         """Lines read but not inspected or not trusted."""
-        return self.garbage + self.unparsed + self.ambiguous + self.no_address
+        return self.garbage + self.unparsed + self.ambiguous + self.no_address + self.untied
 
 
 class _ProcessMemory:
@@ -104,27 +110,36 @@ class _ProcessMemory:
         self._ttl = ttl
         self._history = history
         self._entries: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
+        #: sources that have had an address (not "") remembered, history included once loaded
+        self.sources: set[str] = set()
 
     def remember(self, source: str, pid: str, ip: str, when: float) -> None:
+        """Remember ``ip`` for a process; ``""`` marks one whose address is not to be
+        believed (a newer connection of a reused pid, say), which no older entry outlives."""
+        if ip:
+            self.sources.add(source)
         key = (source, pid)
         self._entries[key] = (ip, when)
         self._entries.move_to_end(key)
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)
 
-    def recall(self, source: str, pid: str, when: float) -> str | None:
+    def recall(self, source: str, pid: str, when: float | None) -> str | None:
+        """The address, if remembered within the TTL of ``when`` (None: at any age)."""
         entry = self._entries.get((source, pid))
         if entry is None and self._history is not None:
             self._load_history()
             entry = self._entries.get((source, pid))
-        if entry is None or abs(when - entry[1]) > self._ttl:
+        if entry is None or (when is not None and abs(when - entry[1]) > self._ttl):
             return None
         return entry[0]
 
     def _load_history(self) -> None:
         load, self._history = self._history, None
         assert load is not None
-        older = load()._entries
+        history = load()
+        self.sources |= history.sources
+        older = history._entries
         merged = OrderedDict(
             (key, value) for key, value in older.items() if key not in self._entries
         )
@@ -172,6 +187,8 @@ class _PatternKind:
         self.mask = self.literals.mask
         self.by_mask: dict[int, list[Rule]] = {}
         self.fast_by_mask: dict[int, tuple[re.Pattern[str], Plan] | None] = {}
+        #: PostgreSQL: ties lines to their connections (agent.detect.postgres)
+        self.tie: PostgresTie | None = None
 
     def rules_for(self, mask: int) -> list[Rule]:
         """Candidate rules of a mask, in file order."""
@@ -269,7 +286,8 @@ class Detector:
 
     ``level``: ``normal`` skips rules marked ``aggressive``. ``access_log_format`` and
     ``trusted_proxies`` configure the Apache access-log parser, ``postgres_prefix`` is the
-    server's ``log_line_prefix``. ``tz`` is the zone of zone-less timestamps (None: local);
+    server's ``log_line_prefix`` for its ``stderr`` log (``postgres_format``; or
+    ``jsonlog``). ``tz`` is the zone of zone-less timestamps (None: local);
     ``clock`` gives the time of lines that carry none and the reference for syslog years.
     ``history`` gives, when first needed, a detector that has read the lines before these
     (the processes and addresses they named; see :class:`_ProcessMemory`).
@@ -283,12 +301,15 @@ class Detector:
         access_log_format: str = COMBINED,
         trusted_proxies: Sequence[str] = (),
         postgres_prefix: str = DEBIAN_PG_PREFIX,
+        postgres_format: str = STDERR,
         tz: tzinfo | None = None,
         clock: Callable[[], float] = _time.time,
         history: Callable[[], Detector] | None = None,
     ):
         if level not in ("normal", "aggressive"):
             raise ValueError(f"level must be normal or aggressive, not {level!r}")
+        if postgres_format not in POSTGRES_FORMATS:
+            raise ValueError(f"postgres_format must be one of {POSTGRES_FORMATS}")
         self.level = level
         self.counters = Counters()
         self._clock = clock
@@ -301,10 +322,13 @@ class Detector:
         self._patterns: dict[str, _PatternKind] = {}
         self._http: _HttpKind | None = None
         syslog = SyslogParser(clock, tz)
+        postgres = (
+            PostgresJson(tz) if postgres_format == JSONLOG else PostgresPrefix(postgres_prefix, tz)
+        )
         parsers: dict[str, Callable[[str], Header | None]] = {
             "sshd": syslog.parse,
             "apache_error": ApacheErrorParser(clock, tz).parse,
-            "postgresql": PostgresPrefix(postgres_prefix, tz).parse,
+            "postgresql": postgres.parse,
         }
         for name, kind_rules in by_kind.items():
             if KINDS[name].http:
@@ -315,6 +339,8 @@ class Detector:
                 )
             else:
                 self._patterns[name] = _PatternKind(KINDS[name], kind_rules, parsers[name])
+        if "postgresql" in self._patterns:
+            self._patterns["postgresql"].tie = PostgresTie(postgres, self._memory)
 
     def header(self, text: str, kind: str) -> Header | None:
         """How a line of a pattern kind splits into header and message (diagnostics, tests)."""
@@ -351,6 +377,12 @@ class Detector:
     ) -> list[Hit]:
         """:meth:`feed`, giving hits rather than Events."""
         self.counters.lines += 1
+        matcher = self._patterns.get(kind)
+        suspect = False
+        if matcher is not None and matcher.tie is not None:
+            text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+            size = len(data) if isinstance(data, bytes) or data.isascii() else len(data.encode())
+            suspect = matcher.tie.observe(source, text.removesuffix("\r"), size)
         if isinstance(data, bytes):
             if b"\0" in data:
                 self.counters.garbage += 1
@@ -365,6 +397,8 @@ class Detector:
                 self.counters.garbage += 1
                 return []
             text = data
+        if matcher is not None and matcher.tie is not None:
+            return self._inspect_postgres(matcher, text, source, line_no, time, 0, suspect)
         return self._inspect(text, kind, source, line_no, time)
 
     def hits_block(
@@ -389,29 +423,76 @@ class Detector:
             for offset, raw in enumerate(lines):
                 hits += self.hits(raw, kind, source, first_line + offset if numbered else None)
             return hits, len(lines)
-        hits = []
-        inspect, newlines = self._inspect_pattern, block.count
+        if matcher.tie is not None:
+            hits = self._postgres_block(matcher, block, source, first_line, numbered)
+        else:
+            hits = []
+            inspect, newlines = self._inspect_pattern, block.count
+            line_no, previous = first_line, 0
+            for start, end, mask in matcher.candidate_lines(block):
+                if numbered:
+                    line_no += newlines(b"\n", previous, start)
+                    previous = start
+                raw = block[start:end]
+                # a literal past the first MAX_LINE characters does not count: recompute then
+                found = inspect(
+                    matcher,
+                    raw.decode(),
+                    source,
+                    line_no if numbered else None,
+                    None,
+                    mask if end - start <= MAX_LINE else 0,
+                )
+                if found:
+                    hits += found
+        # the block's last line ends at its end, with or without a newline
+        count = len(block) - len(block.replace(b"\n", b"")) + (not block.endswith(b"\n"))
+        self.counters.lines += count
+        return hits, count
+
+    def _postgres_block(
+        self, matcher: _PatternKind, block: bytes, source: str, first_line: int, numbered: bool
+    ) -> list[Hit]:
+        """The candidate lines of a clean block of a PostgreSQL log; the tie looks at the
+        lines around one only once it matched a rule (see agent.detect.postgres)."""
+        tie = matcher.tie
+        assert tie is not None
+        tie.block_start(source, block)
+        hits: list[Hit] = []
+        newlines = block.count
         line_no, previous = first_line, 0
         for start, end, mask in matcher.candidate_lines(block):
             if numbered:
                 line_no += newlines(b"\n", previous, start)
                 previous = start
-            raw = block[start:end]
-            # a literal past the first MAX_LINE characters does not count: recompute then
-            found = inspect(
+            found = self._inspect_postgres(
                 matcher,
-                raw.decode(),
+                block[start:end].decode(),
                 source,
                 line_no if numbered else None,
                 None,
                 mask if end - start <= MAX_LINE else 0,
+                (block, start, end),
             )
             if found:
                 hits += found
-        # the block's last line ends at its end, with or without a newline
-        count = len(block) - len(block.replace(b"\n", b"")) + (not block.endswith(b"\n"))
-        self.counters.lines += count
-        return hits, count
+        tie.block_done(source, block)
+        return hits
+
+    def lead_in(self, kind: str, source: str, before: bytes) -> None:
+        """Start ``source`` as if ``before`` (whole lines, not scanned) had just been read:
+        a range of a bigger file whose first lines may continue the lines before it."""
+        matcher = self._patterns.get(kind)
+        if matcher is not None and matcher.tie is not None:
+            matcher.tie.lead_in(source, before)
+
+    def settle(self, kind: str, source: str, following: bytes) -> None:
+        """Show the line that follows what ``source`` was fed, without scanning it, and
+        judge what was held back until a line needed it (agent.detect.postgres): another
+        detector is about to take this one's memory over."""
+        matcher = self._patterns.get(kind)
+        if matcher is not None and matcher.tie is not None:
+            matcher.tie.settle(source, following.decode("utf-8", "replace"))
 
     # -- one decoded line
 
@@ -426,6 +507,102 @@ class Detector:
                 raise ValueError(f"unknown log kind {kind!r}")
             return []
         return self._inspect_pattern(matcher, text, source, line_no, time, 0)
+
+    def _inspect_postgres(
+        self,
+        matcher: _PatternKind,
+        text: str,
+        source: str,
+        line_no: int | None,
+        time: float | None,
+        mask: int,
+        where: tuple[bytes, int, int] | bool,
+    ) -> list[Hit]:
+        """A PostgreSQL line. ``where``: its block and line (a scan: the lines around it
+        are looked at only if it matches), or whether it could start inside a user or
+        database name (fed line by line, every line was looked at)."""
+        if text.endswith("\r"):
+            text = text[:-1]
+        if len(text) > MAX_LINE:
+            text = text[:MAX_LINE]
+            mask = matcher.mask(text)
+            if not mask:
+                return []
+            self.counters.truncated += 1
+        elif not mask:
+            mask = matcher.mask(text)
+            if not mask:
+                return []
+        header = matcher.parse(text)
+        if header is None:
+            self.counters.unparsed += 1
+            return []
+        tie = matcher.tie
+        assert tie is not None
+        if header.ambiguous:
+            self.counters.ambiguous += 1
+            return []
+        for rule in matcher.by_mask.get(mask) or matcher.rules_for(mask):
+            match = rule.regex.match(header.message)  # type: ignore[union-attr]
+            if match is not None:
+                alternative = rule.alternatives[match.lastindex]  # type: ignore[index]
+                return self._decide_postgres(
+                    tie, rule, alternative, match, header, time, text, source, line_no, where
+                )
+        return []
+
+    def _decide_postgres(
+        self,
+        tie: PostgresTie,
+        rule: Rule,
+        alternative: Alternative,
+        match: re.Match[str],
+        header: Header,
+        time: float | None,
+        text: str,
+        source: str,
+        line_no: int | None,
+        where: tuple[bytes, int, int] | bool,
+    ) -> list[Hit]:
+        """The hit of a matched PostgreSQL line, once tied to its connection."""
+        counters = self.counters
+        when = header.time if header.time is not None else time
+        if when is None:
+            when = self._clock()
+        _, ip_group, user_group, _ = alternative
+        stated = None
+        if ip_group is not None:  # address: pattern
+            found = match.group(ip_group)
+            stated = normalise_ip(found) if found else None
+            if stated is None:
+                counters.no_address += 1
+                return []
+            if not self._one_reading(rule, alternative, match, 0):
+                counters.ambiguous += 1
+                return []
+        if not header.session and tie.clientless_lie(source, header):
+            counters.untied += 1
+            return []
+        if rule.track:  # a connection record, judged when a line of its process needs it
+            ip, problem = tie.connection(header, stated)
+            if ip is None:
+                setattr(counters, problem, getattr(counters, problem) + 1)
+            else:
+                tie.hold(source, header.pid, ip, when, where)  # type: ignore[arg-type]
+            return []
+        suspect = where if isinstance(where, bool) else tie.block_suspect(source, *where[:2])
+        if suspect:
+            counters.untied += 1
+            return []
+        user = match.group(user_group) if user_group is not None else None
+        ip, problem = tie.address(source, header, stated, user, when)
+        if ip is None:
+            setattr(counters, problem, getattr(counters, problem) + 1)
+            return []
+        counters.matched += 1
+        counters.events += 1
+        counters.by_rule[rule.id] += 1
+        return [(when, rule.id, ip, user, line_no, text)]
 
     def _inspect_pattern(
         self,
@@ -492,7 +669,7 @@ class Detector:
         for rule in candidates:
             match = rule.regex.match(message)  # type: ignore[union-attr]
             if match is not None:
-                when, _, pid, _, address, repeat, _ = header
+                when, _, pid, _, address, repeat = header[:6]
                 return self._decide(
                     rule,
                     rule.alternatives[match.lastindex],  # type: ignore[index]
@@ -526,26 +703,17 @@ class Detector:
         message, or on the whole line with the message from offset ``base``."""
         if when is None:
             when = self._clock()
-        _, ip_group, user_group, anchor = alternative
+        _, ip_group, user_group, _ = alternative
         counters = self.counters
-        subject = match.string
         if ip_group is not None:  # address: pattern
             found = match.group(ip_group)
             ip = normalise_ip(found) if found else None
             if ip is None:
                 counters.no_address += 1
                 return []
-            if rule.twin_source is not None:
-                # the shortest reading of the free text must find the address at the same
-                # place as the longest one: then exactly one reading of the line exists.
-                # An anchor found once proves it without the twin (see rules.Alternative).
-                first = subject.find(anchor, base) if anchor is not None else -1
-                if first == -1 or first != subject.rfind(anchor, base):  # type: ignore[arg-type]
-                    message = subject[base:] if base else subject
-                    twin = rule.lazy_twin.match(message)  # type: ignore[union-attr]
-                    if twin is None or rule.captured(twin)[1] != match.start(ip_group) - base:
-                        counters.ambiguous += 1
-                        return []
+            if not self._one_reading(rule, alternative, match, base):
+                counters.ambiguous += 1
+                return []
             if address is not None and address != ip:
                 counters.ambiguous += 1
                 return []
@@ -568,6 +736,22 @@ class Detector:
         hit = (when, rule_id, ip, user, line_no, text)
         return [hit] if repeat == 1 else [hit] * repeat
 
+    @staticmethod
+    def _one_reading(rule: Rule, alternative: Alternative, match: re.Match[str], base: int) -> bool:
+        """Whether the shortest reading of the free text finds the address at the same place
+        as the longest one: then exactly one reading of the line exists. An anchor found
+        once proves it without the twin (see rules.Alternative)."""
+        if rule.twin_source is None:
+            return True
+        _, ip_group, _, anchor = alternative
+        subject = match.string
+        first = subject.find(anchor, base) if anchor is not None else -1
+        if first != -1 and first == subject.rfind(anchor, base):  # type: ignore[arg-type]
+            return True
+        message = subject[base:] if base else subject
+        twin = rule.lazy_twin.match(message)  # type: ignore[union-attr]
+        return twin is not None and rule.captured(twin)[1] == match.start(ip_group) - base
+
     def _inspect_http(
         self, text: str, source: str, line_no: int | None, time: float | None
     ) -> list[Hit]:
@@ -585,15 +769,18 @@ class Detector:
         matched = self._http.matching(request)
         if not matched:
             return []
+        counters = self.counters
+        ip = request.client_ip
+        if ip is None:  # behind a trusted proxy that did not name the client
+            counters.no_address += 1
+            return []
         when = request.time if request.time is not None else time
         if when is None:
             when = self._clock()
-        counters = self.counters
         counters.matched += 1
         counters.events += len(matched)
         for rule in matched:
             counters.by_rule[rule.id] += 1
-        ip = request.client_ip
         return [(when, rule.id, ip, None, line_no, text) for rule in matched]
 
 

@@ -2,7 +2,9 @@
 
 One regex is compiled per LogFormat, so a line costs one ``match`` plus light field work.
 The client address comes only from the ``%a``/``%h`` position; a forwarded-for header is
-believed only when that peer is a trusted proxy, so a client cannot name someone else's IP.
+believed only when that peer is a trusted proxy, so a client cannot name someone else's IP,
+and a hop it cannot read (``unknown``, an obfuscated name, garbage) names no one: neither
+the client, whom it hides, nor the proxy, which only passed the request on.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ FORWARDED_HEADERS = frozenset({"x-forwarded-for", "x-real-ip", "x-client-ip"})
 @dataclass(frozen=True)
 class HttpRequest:
     """One logged request. Text fields hold what the client sent (Apache's log escaping
-    undone, URL encoding kept); a header that was absent or logged as ``-`` is ``""``."""
+    undone, URL encoding kept); a header that was absent or logged as ``-`` is ``""``.
+    ``client_ip`` is None when a trusted proxy forwarded for a client it did not name."""
 
-    client_ip: str
+    client_ip: str | None
     time: float | None
     method: str
     target: str
@@ -138,15 +141,16 @@ class AccessLogParser:
             location=location or None,
         )
 
-    def _resolve_forwarded(self, peer: str, header: str | None) -> str:
-        """Walk the header right to left past trusted hops; stop at garbage."""
+    def _resolve_forwarded(self, peer: str, header: str | None) -> str | None:
+        """Walk the header right to left past trusted hops to the first untrusted one;
+        None at a hop that is not an address (see the module docstring)."""
         if not header or header == "-" or not self._is_trusted(peer):
             return peer
         client = peer
         for item in reversed(header.split(",")):
-            address = _address(item.strip())
+            address = _forwarded_hop(item)
             if address is None:
-                break
+                return None
             client = address
             if not self._is_trusted(address):
                 break
@@ -268,3 +272,23 @@ def _split_request(line: str) -> tuple[str, str, str]:
 
 def _address(text: str | None) -> str | None:
     return normalise_ip(text) if text else None
+
+
+def _forwarded_hop(item: str) -> str | None:
+    """The address of one X-Forwarded-For entry: ``1.2.3.4``, ``1.2.3.4:port``, ``v6``,
+    ``[v6]`` or ``[v6]:port`` (as proxies write them); None for anything else."""
+    item = item.strip()
+    if item.startswith("["):
+        close = item.find("]")
+        port = item[close + 1 :]
+        if close == -1 or (port and not (port[0] == ":" and _is_port(port[1:]))):
+            return None
+        return _address(item[1:close])
+    if item.count(":") == 1:  # an IPv6 address has two colons at least
+        host, port = item.split(":")
+        return _address(host) if _is_port(port) and "." in host else None
+    return _address(item)
+
+
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 5

@@ -40,7 +40,7 @@ KINDS: dict[str, Kind] = {
         Kind("apache_error", "Apache error log (2.2 or 2.4, file or syslog)"),
         Kind(
             "postgresql",
-            "PostgreSQL server log (stderr/logging collector, any log_line_prefix)",
+            "PostgreSQL server log (stderr with any log_line_prefix, or jsonlog)",
             programs=frozenset({"postgres"}),
         ),
     )
@@ -83,7 +83,8 @@ _SIGNATURES: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "postgresql",
         re.compile(
-            r".{0,80}?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? [\w+:-]+\b.{0,200}?"
+            r'\{"timestamp":"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? [\w+:-]+",'  # jsonlog
+            r"|.{0,80}?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? [\w+:-]+\b.{0,200}?"
             r"\b(?:LOG|FATAL|ERROR|WARNING|DETAIL|HINT|STATEMENT):  "
         ),
     ),

@@ -208,6 +208,28 @@ class _StampCache:
         return value
 
 
+class _SecondCache(_StampCache):
+    """Stamps with fractions (``10:00:00.123 UTC``) are seldom the same twice, but their
+    seconds are: parse each second once and add the fraction."""
+
+    def __call__(self, stamp: str) -> float | None:
+        dot = stamp.find(".", 19)
+        if dot != 19:
+            return super().__call__(stamp)
+        end = stamp.find(" ", dot)
+        fraction = stamp[dot:end] if end != -1 else stamp[dot:]
+        whole = super().__call__(stamp[:dot] + (stamp[end:] if end != -1 else ""))
+        if whole is None or not fraction[1:].isdigit():
+            return None
+        return whole + float(fraction)
+
+
+def postgres_time(tz: tzinfo | None = None) -> Callable[[str], float | None]:
+    """Epoch seconds of PostgreSQL stamps (``%m``, ``%t``, jsonlog's ``timestamp``), read in
+    ``tz`` when they name no zone; each second is parsed once."""
+    return _SecondCache(lambda stamp: iso_time(stamp, tz))
+
+
 # --------------------------------------------------------------------------- syslog
 
 
@@ -217,7 +239,9 @@ class Header(NamedTuple):
     ``address`` is set only when the log format itself has a client field (Apache's
     ``[client ...]``, PostgreSQL's ``%h``/``%r``), never from message text.
     ``ambiguous`` marks a PostgreSQL prefix whose attacker-controlled fields (user, database)
-    could be read two ways, so the message start is not trustworthy.
+    could be read two ways, so the message start is not trustworthy. ``user`` is the user
+    name a PostgreSQL line names in its prefix or record; ``session`` is False for a
+    PostgreSQL line that stops at ``%q`` (written by a process without a client).
     (A NamedTuple: one is built per candidate line.)
     """
 
@@ -228,6 +252,8 @@ class Header(NamedTuple):
     address: str | None = None
     repeat: int = 1
     ambiguous: bool = False
+    user: str | None = None
+    session: bool = True
 
 
 _new_header = tuple.__new__
@@ -279,7 +305,8 @@ class SyslogParser:
                 return _header(self._bsd.parse(stamp), program, pid, message)
             # tuple.__new__ skips the generated __new__: this runs once per candidate line
             return _new_header(
-                Header, (self._bsd.parse(stamp), program, pid, message, None, 1, False)
+                Header,
+                (self._bsd.parse(stamp), program, pid, message, None, 1, False, None, True),
             )
         if line.startswith("<") and ">1 " in line[:6]:
             return self._rfc5424(line)
@@ -388,27 +415,33 @@ class ApacheErrorParser:
             match = _APACHE_ERROR.match(line)
             if match is None:
                 return None
-            return self._fields(self._time(match.group("ts")), "httpd", match.group("rest"))
+            stamp = match.group("ts")
+            # only Apache 2.4 writes microseconds (its default ErrorLogFormat's %{u}t)
+            return self._fields(self._time(stamp), "httpd", match.group("rest"), "." in stamp)
         outer = self._syslog.parse(line)
         if outer is None or outer.program is None:
             return None
         if not APACHE_PROGRAMS.fullmatch(outer.program):
             return None
-        return self._fields(outer.time, outer.program, outer.message)
+        return self._fields(outer.time, outer.program, outer.message, False)
 
     @staticmethod
-    def _fields(when: float | None, program: str, rest: str) -> Header:
+    def _fields(when: float | None, program: str, rest: str, modern: bool) -> Header:
         match = _APACHE_FIELDS.match(rest)
         assert match is not None  # every part is optional
-        modern = ":" in (match.group("ml") or "") or "[pid " in rest[: match.start("msg")]
+        modern = modern or ":" in (match.group("ml") or "") or "[pid " in rest[: match.start("msg")]
         address = _client_address(match.group("addr"), modern)
         return Header(when, program, None, match.group("msg"), address=address)
 
 
-def _client_address(text: str | None, has_port: bool) -> str | None:
-    """The host of Apache's client field: ``[v6]:port``, ``v4:port``, or a bare address.
+def _client_address(text: str | None, apache24: bool) -> str | None:
+    """The host of Apache's client field: ``[v6]:port``, ``v4:port``, ``v6:port`` (Apache
+    2.4's ``%a`` always ends in the port, an IPv6 address unbracketed) or a bare address
+    (Apache 2.2).
 
-    Apache 2.4 always appends ``:port`` (IPv6 unbracketed), 2.2 logs the bare address.
+    On a line that shows no sign of Apache 2.4 (module, pid, microseconds), ``2001:db8::5:4000``
+    reads both as an address with port 4000 and as a bare address: it names no one. (A
+    client's source port is usually five digits, which no IPv6 group has.)
     """
     if not text:
         return None
@@ -416,9 +449,11 @@ def _client_address(text: str | None, has_port: bool) -> str | None:
         return normalise_ip(text[1 : text.index("]")])
     host, sep, port = text.rpartition(":")
     with_port = normalise_ip(host) if sep and port.isdigit() else None
+    if apache24 and with_port:
+        return with_port
     bare = normalise_ip(text)
-    if has_port:
-        return with_port or bare
+    if bare and with_port:
+        return None
     return bare or with_port
 
 
@@ -456,10 +491,16 @@ _PG_FIELDS: dict[str, tuple[str, bool]] = {
     "x": (r"\d*", False),
     "Q": (r"-?\d*", False),
 }
+#: Escapes PostgreSQL prints raw, newlines included: the user and database names of the
+#: startup packet (application_name is cleaned to printable ASCII).
+PG_RAW_FIELDS = "ud"
+#: Longest text of a host field (a host name, with log_hostname), and of any other escape:
+#: a name is at most NAMEDATALEN - 1 = 63 bytes (PostgreSQL cuts longer names).
+_PG_HOST_BYTES, _PG_FIELD_BYTES = 256, 64
 
 
 class PostgresPrefix:
-    """A ``log_line_prefix`` compiled into a parser for PostgreSQL's stderr/csv-less logs.
+    """A ``log_line_prefix`` compiled into a parser for PostgreSQL's stderr log lines.
 
     The client address is taken from ``%h`` or ``%r`` when the prefix has one. The user,
     database and application name are chosen by the (unauthenticated) client, so a prefix
@@ -468,6 +509,12 @@ class PostgresPrefix:
     possible; if the two readings disagree on where the message starts, the line is marked
     ambiguous and the detector will not trust it.
 
+    User and database names may hold newlines, which PostgreSQL writes raw: the text after
+    one starts a physical line. ``window`` is how many bytes after such a newline can still
+    be client-chosen (the rest of the names and what lies between them; 0 when the prefix
+    prints neither): :mod:`agent.detect.postgres` distrusts lines starting that close to a
+    line broken inside a name.
+
     Debian's default prefix (:data:`DEBIAN_PG_PREFIX`) logs no host: the address then comes
     from ``log_connections = on`` lines of the same process (see the detector).
     """
@@ -475,22 +522,30 @@ class PostgresPrefix:
     def __init__(self, prefix: str = DEBIAN_PG_PREFIX, tz: tzinfo | None = None):
         self.prefix = prefix
         self.has_host = False
-        lazy, greedy = self._compile(prefix)
+        self.has_user = False
+        self.window = 0
+        lazy, greedy, head = self._compile(prefix)
         self._lazy = re.compile(lazy, re.DOTALL)
         self._greedy = re.compile(greedy, re.DOTALL)
-        self._time = _StampCache(lambda stamp: iso_time(stamp, tz))
+        self._head = re.compile(head, re.DOTALL)
+        self._time = postgres_time(tz)
 
-    def _compile(self, prefix: str) -> tuple[str, str]:
+    def _compile(self, prefix: str) -> tuple[str, str, str]:
         parts: list[str] = []
+        sizes: list[tuple[int, bool]] = []  # (longest text, printed raw) of each part
         optional_from: int | None = None
+        first_raw: int | None = None  # the part of the first escape printed raw
         order: list[str] = []  # escapes in the order printed
         position = 0
         for escape in _PG_ESCAPE.finditer(prefix):
-            parts.append(re.escape(prefix[position : escape.start()]))
+            literal = prefix[position : escape.start()]
+            parts.append(re.escape(literal))
+            sizes.append((len(literal.encode()), False))
             position = escape.end()
             letter, width = escape.group(2), escape.group(1)
             if letter == "%":
                 parts.append("%")
+                sizes.append((1, False))
                 continue
             if letter == "q":
                 optional_from = len(parts)
@@ -501,19 +556,45 @@ class PostgresPrefix:
             if letter in "rh" and self.has_host:
                 raise ValueError(f"log_line_prefix {prefix!r} names the client host twice")
             self.has_host = self.has_host or letter in "rh"
+            if letter == "u" and not self.has_user:
+                regex, self.has_user = "(?P<user>{free})", True
             order.append(letter)
+            if letter in PG_RAW_FIELDS and first_raw is None:
+                first_raw = len(parts)
             parts.append(f" *{regex} *" if width else regex)
+            longest = _PG_HOST_BYTES if letter in "rh" else _PG_FIELD_BYTES
+            sizes.append((max(longest, abs(int(width or 0))), letter in PG_RAW_FIELDS))
         parts.append(re.escape(prefix[position:]))
         _check_order(prefix, order, "rh" if self.has_host else "p")
+        raw = [index for index, (_, is_raw) in enumerate(sizes) if is_raw]
+        if raw:
+            self.window = sum(size for size, _ in sizes[raw[0] : raw[-1] + 1])
+        head = "".join(parts[: first_raw if first_raw is not None else len(parts)])
         if optional_from is not None:
-            parts[optional_from:] = ["(?:" + "".join(parts[optional_from:]) + ")?"]
+            parts[optional_from:] = ["(?P<session>" + "".join(parts[optional_from:]) + ")?"]
         body = "".join(parts)
         tail = rf"(?P<msg>{_PG_LEVELS}:  .*)"
         # names are at most NAMEDATALEN-1 (63) bytes: bounded, so both readings stay linear
         return (
             body.replace("{free}", ".{0,64}?") + tail,
             body.replace("{free}", ".{0,64}") + tail,
+            head.replace("{free}", ".{0,64}?"),
         )
+
+    def shape(self, line: str) -> tuple[str | None, bool, bool] | None:
+        """(pid, session, names a host) of a line that reads as a whole record, else None:
+        :meth:`parse` without the second reading, the time and the address."""
+        match = self._lazy.match(line)
+        if match is None:
+            return None
+        groups = match.groupdict()
+        return groups.get("pid"), groups.get("session", "") is not None, bool(groups.get("host"))
+
+    def head_pid(self, line: str) -> str | None:
+        """The process of a line that starts as this prefix does up to its first user or
+        database name (a record whose name holds a newline starts so), else None."""
+        match = self._head.match(line)
+        return match.groupdict().get("pid") if match else None
 
     def parse(self, line: str) -> Header | None:
         match = self._lazy.match(line)
@@ -530,7 +611,14 @@ class PostgresPrefix:
         host = groups.get("host")
         address = normalise_ip(host) if host else None
         return Header(
-            when, "postgres", groups.get("pid"), match.group("msg"), address, ambiguous=ambiguous
+            when,
+            "postgres",
+            groups.get("pid"),
+            match.group("msg"),
+            address,
+            ambiguous=ambiguous,
+            user=groups.get("user"),
+            session="session" not in groups or groups["session"] is not None,
         )
 
 
