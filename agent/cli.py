@@ -102,8 +102,7 @@ def _add_audit_arguments(audit: argparse.ArgumentParser) -> None:
     audit.add_argument(
         "--config",
         metavar="FILE",
-        help=f"agent config: audit.policies and audit.vars (default: {DEFAULT_CONFIG}"
-        " if present)",
+        help=f"agent config: audit.policies and audit.vars (default: {DEFAULT_CONFIG} if present)",
     )
     audit.add_argument(
         "--root",

@@ -39,6 +39,7 @@ from agent.bans.jails import (
     with_overrides,
 )
 from agent.detect.kinds import KINDS
+from agent.detect.postgres import POSTGRES_FORMATS
 from checks.params import parse_duration
 from checks.yamlsource import InputError, LineDict, LineList, Problem, line_of, load_yaml
 
@@ -254,8 +255,7 @@ class _Reader:
         return tuple(found)
 
     def source(self, raw: LineDict, where: str) -> SourceConfig | None:
-        option_keys = ("access_log_format", "trusted_proxies", "pg_prefix", "timezone", "level")
-        self.known_keys(raw, ("kind", "path", "journal", "name", *option_keys), where)
+        self.known_keys(raw, ("kind", "path", "journal", "name", *SOURCE_OPTIONS), where)
         kind = raw.get("kind")
         if kind not in SOURCE_KINDS:
             self.problem(raw, "kind", f"{where}.kind",
@@ -282,7 +282,12 @@ class _Reader:
         name = raw.get("name")
         if name is not None and not isinstance(name, str):
             self.problem(raw, "name", f"{where}.name", "must be a string")
-        options = {key: raw[key] for key in option_keys if key in raw}
+        options = {}
+        for key, parse in SOURCE_OPTIONS.items():
+            if key in raw:
+                value = self.convert(raw, key, f"{where}.{key}", parse)
+                if value is not None:
+                    options[key] = value
         return SourceConfig(kind, path, unit, directory, name, options)
 
     def jails(self, doc: LineDict) -> dict[str, dict[str, Any]]:
@@ -343,6 +348,50 @@ class _Reader:
                              " variables: keep one")  # fmt: skip
             variables = dict(section)
         return AuditConfig(policies, interval or AuditConfig.interval, variables)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a non-empty string")
+    return value
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _proxies(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ValueError("a list of proxy addresses or CIDR networks")
+    for item in value:
+        ipaddress.ip_network(str(item), strict=False)  # ValueError names the bad one
+    return tuple(str(item) for item in value)
+
+
+def _zone(value: Any) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(_text(value))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"{value!r} is not a time zone (e.g. Europe/Berlin)") from exc
+    return value
+
+
+#: What a source may add, beside kind/path/journal/name: how to read its lines.
+SOURCE_OPTIONS: dict[str, Callable[[Any], Any]] = {
+    "access_log_format": _text,  # a nickname (combined, vhost_combined) or a LogFormat
+    "trusted_proxies": _proxies,  # whose X-Forwarded-For is believed
+    "pg_prefix": _text,  # the server's log_line_prefix
+    "pg_format": _choice(*POSTGRES_FORMATS),  # stderr or jsonlog
+    "timezone": _zone,  # of timestamps that carry none
+    "level": _choice("normal", "aggressive"),
+}
 
 
 def parse_listen(value: Any) -> str:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from agent.audit_worker import AuditWorker
 from agent.bans import store
@@ -314,6 +315,8 @@ class Daemon:
             access_log_format=access_log_format(options.get("access_log_format", "combined")),
             trusted_proxies=tuple(options.get("trusted_proxies", ())),
             postgres_prefix=options.get("pg_prefix") or DEBIAN_PG_PREFIX,
+            postgres_format=options.get("pg_format", "stderr"),
+            tz=ZoneInfo(options["timezone"]) if "timezone" in options else None,
             clock=self._clock,
         )
 
