@@ -9,6 +9,7 @@ sshd service creates). The programs themselves are the real ones.
 from __future__ import annotations
 
 import ctypes
+import ipaddress
 import subprocess
 import sys
 import uuid
@@ -92,8 +93,8 @@ def namespace_pair() -> Iterator[Pair]:
         attacker=f"lg_att_{tag}",
         server_v4=f"10.{octet}.0.1",
         attacker_v4=f"10.{octet}.0.2",
-        server_v6=f"fd00:{tag[:4]}::1",
-        attacker_v6=f"fd00:{tag[:4]}::2",
+        server_v6=str(ipaddress.ip_address(f"fd00:{tag[:4]}::1")),  # canonical, as tools
+        attacker_v6=str(ipaddress.ip_address(f"fd00:{tag[:4]}::2")),  # print addresses
     )
     for name in (pair.server, pair.attacker):
         subprocess.run(["ip", "netns", "add", name], check=True)
