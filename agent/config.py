@@ -36,6 +36,7 @@ from agent.bans.jails import (
     load_jails,
     missing_fields,
     parse_jail_fields,
+    parse_networks,
     with_overrides,
 )
 from agent.detect.kinds import KINDS
@@ -222,19 +223,7 @@ class _Reader:
         return FirewallConfig(backend, options)
 
     def networks(self, raw: LineDict, key: str, where: str) -> tuple[Network, ...]:
-        value = raw.get(key)
-        if value is None:
-            return ()
-        if not isinstance(value, LineList):
-            self.problem(raw, key, where, "must be a list of addresses or CIDR networks")
-            return ()
-        found = []
-        for index, item in enumerate(value):
-            try:
-                found.append(ipaddress.ip_network(str(item), strict=False))
-            except ValueError as exc:
-                self.problem(value, index, f"{where}[{index}]", str(exc))
-        return tuple(found)
+        return parse_networks(raw, key, self.file, where, self.problems)
 
     def sources(self, doc: LineDict) -> tuple[SourceConfig, ...] | None:
         value = doc.get("sources")

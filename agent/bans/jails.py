@@ -243,7 +243,7 @@ def load_jails(path: Path | str = DEFAULT_JAILS_FILE, rule_ids: Iterable[str] = 
     for key in document:
         if key not in ("jails", "allowlist"):
             problems.append(Problem(name, document.line_of(key), key, "unknown key"))
-    allowlist = _networks(document, "allowlist", name, "allowlist", problems)
+    allowlist = parse_networks(document, "allowlist", name, "allowlist", problems)
     entries = document["jails"]
     if not isinstance(entries, LineList):
         raise InputError([Problem(name, document.line_of("jails"), "jails", "must be a list")])
@@ -312,7 +312,7 @@ def parse_jail_fields(
             if value is not None:
                 fields[key] = value
     if "allowlist" in raw:
-        fields["allowlist"] = _networks(raw, "allowlist", file, f"{where}.allowlist", problems)
+        fields["allowlist"] = parse_networks(raw, "allowlist", file, f"{where}.allowlist", problems)
     if "description" in raw:
         fields["description"] = str(raw["description"])
     for key, top in (("ipv4_prefix", 32), ("ipv6_prefix", 128)):
@@ -387,12 +387,14 @@ def _duration(
     return seconds
 
 
-def _networks(
+def parse_networks(
     raw: LineDict, key: str, file: str, where: str, problems: list[Problem]
 ) -> tuple[Network, ...]:
+    """``raw[key]`` as a list of addresses or CIDR networks (each bad one a problem)."""
     value = raw.get(key) or []
     if not isinstance(value, list):
-        problems.append(Problem(file, raw.line_of(key), where, "a list of CIDRs"))
+        problems.append(Problem(file, raw.line_of(key), where,
+                                "a list of addresses or CIDR networks"))  # fmt: skip
         return ()
     networks = []
     for index, item in enumerate(value):

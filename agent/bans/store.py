@@ -114,25 +114,22 @@ def _record(row: Sequence) -> BanRecord:
                      replaces, bool(applied))  # fmt: skip
 
 
+def _bans(conn: sqlite3.Connection, where: str, params: tuple = ()) -> list[BanRecord]:
+    """The bans matching an SQL condition (and ordering)."""
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM ban WHERE {where}", params).fetchall()
+    return [_record(row) for row in rows]
+
+
 def covering(conn: sqlite3.Connection, network: Network) -> BanRecord | None:
     """The active ban whose network holds all of ``network``, if any."""
-    family, lo, hi = bounds(network)
-    row = conn.execute(
-        f"SELECT {_COLUMNS} FROM ban WHERE ended IS NULL AND family = ? AND lo <= ? AND hi >= ?"
-        " ORDER BY lo DESC LIMIT 1",
-        (family, lo, hi),
-    ).fetchone()
-    return _record(row) if row else None
+    found = _bans(conn, "ended IS NULL AND family = ? AND lo <= ? AND hi >= ?"
+                  " ORDER BY lo DESC LIMIT 1", bounds(network))  # fmt: skip
+    return found[0] if found else None
 
 
 def covered(conn: sqlite3.Connection, network: Network) -> list[BanRecord]:
     """Active bans lying wholly inside ``network`` (a wider ban supersedes them)."""
-    family, lo, hi = bounds(network)
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM ban WHERE ended IS NULL AND family = ? AND lo >= ? AND hi <= ?",
-        (family, lo, hi),
-    ).fetchall()
-    return [_record(row) for row in rows]
+    return _bans(conn, "ended IS NULL AND family = ? AND lo >= ? AND hi <= ?", bounds(network))
 
 
 def previous_bans(conn: sqlite3.Connection, network: Network, since: float) -> int:
@@ -166,56 +163,30 @@ def end(conn: sqlite3.Connection, ids: Iterable[int], when: float, reason: str) 
     )
 
 
-def active_by_network(conn: sqlite3.Connection, networks: Iterable[Network]) -> list[BanRecord]:
-    found = []
-    for network in networks:
-        row = conn.execute(
-            f"SELECT {_COLUMNS} FROM ban WHERE ended IS NULL AND network = ?", (str(network),)
-        ).fetchone()
-        if row:
-            found.append(_record(row))
-    return found
-
-
 def due(conn: sqlite3.Connection, now: float) -> list[BanRecord]:
     """Active bans whose time is up."""
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM ban WHERE ended IS NULL AND expires IS NOT NULL AND expires <= ?",
-        (now,),
-    ).fetchall()
-    return [_record(row) for row in rows]
+    return _bans(conn, "ended IS NULL AND expires IS NOT NULL AND expires <= ?", (now,))
 
 
 def active(conn: sqlite3.Connection) -> list[BanRecord]:
     """Active bans, oldest first."""
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM ban WHERE ended IS NULL ORDER BY created, id"
-    ).fetchall()
-    return [_record(row) for row in rows]
+    return _bans(conn, "ended IS NULL ORDER BY created, id")
 
 
 def every_ban(conn: sqlite3.Connection) -> list[BanRecord]:
     """Active and ended bans, oldest first."""
-    rows = conn.execute(f"SELECT {_COLUMNS} FROM ban ORDER BY created, id").fetchall()
-    return [_record(row) for row in rows]
+    return _bans(conn, "1 ORDER BY created, id")
 
 
 def history(conn: sqlite3.Connection, network: Network) -> list[BanRecord]:
     """Every ban, past or present, that held any part of ``network``."""
     family, lo, hi = bounds(network)
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM ban WHERE family = ? AND lo <= ? AND hi >= ? ORDER BY created, id",
-        (family, hi, lo),
-    ).fetchall()
-    return [_record(row) for row in rows]
+    return _bans(conn, "family = ? AND lo <= ? AND hi >= ? ORDER BY created, id", (family, hi, lo))
 
 
 def pending(conn: sqlite3.Connection) -> list[BanRecord]:
     """Active bans the firewall has not confirmed yet."""
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM ban WHERE ended IS NULL AND applied = 0 ORDER BY id"
-    ).fetchall()
-    return [_record(row) for row in rows]
+    return _bans(conn, "ended IS NULL AND applied = 0 ORDER BY id")
 
 
 def pending_count(conn: sqlite3.Connection) -> int:

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -32,6 +32,8 @@ from checks.yamlsource import InputError, Problem
 
 EXIT_REFUSED = 1
 EXIT_FIREWALL = 3
+#: Kept log lines ``bans show`` prints at most (the JSON carries them all).
+SHOWN_EVENTS = 20
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -170,9 +172,11 @@ def run_show(args: argparse.Namespace) -> int:
         bans = store.history(conn, target)
         networks = {str(ban.network) for ban in bans}
         records = [r for r in trail.records(conn) if r.network in networks]
+        events = store.events_of(conn, {ban.ip for ban in bans})
     if args.format == "json":
         _print_json({"target": str(target), "bans": [b.as_json() for b in bans],
-                     "trail": [r.as_json() for r in records]})  # fmt: skip
+                     "trail": [r.as_json() for r in records],
+                     "events": [asdict(event) for event in events]})  # fmt: skip
         return 0
     active = [ban for ban in bans if ban.ended is None]
     if active:
@@ -192,6 +196,13 @@ def run_show(args: argparse.Namespace) -> int:
             print(f"     first line: {visible(ban.first_line)}")
         if ban.last_line and ban.last_line != ban.first_line:
             print(f"     last line:  {visible(ban.last_line)}")
+    if events:
+        print(f"log lines the agent still keeps ({len(events)}, latest last):")
+        for event in events[-SHOWN_EVENTS:]:
+            where = f"{event.source}:{event.line}" if event.line else event.source
+            print(
+                f"  {_when(event.time)}  {event.rule}  {visible(where)}: {visible(event.evidence)}"
+            )
     if records:
         print("trail:")
         for record in records:

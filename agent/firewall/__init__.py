@@ -31,12 +31,9 @@ def backend_class(name: str) -> type[Firewall]:
 
 
 def open_firewall(name: str, options: Mapping[str, Any], state_dir: Path) -> Firewall:
-    """The backend ``name`` built from its config options (``firewall.<name>:``), with
-    the defaults of options the config does not set."""
-    backend = backend_class(name)
-    values = {key: default for key, (_kind, default) in backend.options.items()}
-    values.update(options)
-    return backend.from_options(values, state_dir)
+    """The backend ``name`` built from its config options (``firewall.<name>:``); the
+    backend fills in the defaults of options the config does not set."""
+    return backend_class(name).from_options(options, state_dir)
 
 
 def choose_backend(name: str) -> tuple[str, str | None]:

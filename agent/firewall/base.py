@@ -19,7 +19,7 @@ import math
 import os
 import subprocess
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,15 +101,6 @@ class Firewall(ABC):
 
     def close(self) -> None:  # noqa: B027 - most backends hold nothing open
         """Release connections or handles; the default has none."""
-
-
-def split_families(networks: Iterable[Network]) -> tuple[list[Network], list[Network]]:
-    """IPv4 and IPv6 networks apart: every backend keeps one set per family."""
-    v4: list[Network] = []
-    v6: list[Network] = []
-    for network in networks:
-        (v4 if network.version == 4 else v6).append(network)
-    return v4, v6
 
 
 def run_tool(

@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.firewall.base import Entry, Firewall, Network
+from agent.firewall.base import Entry, Firewall, Network, with_defaults
 from agent.firewall.fail2ban_protocol import (
     CommandError,
     Fail2banConnection,
@@ -98,7 +98,7 @@ class Fail2banFirewall(Firewall):
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], state_dir: Path) -> Fail2banFirewall:
-        values = {name: options.get(name, default) for name, (_, default) in cls.options.items()}
+        values = with_defaults(cls.options, options)
         return cls(str(values["socket"]), str(values["jail"]), float(values["timeout"]))
 
     def ban(self, entries: Sequence[Entry], now: float) -> None:
