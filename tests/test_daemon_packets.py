@@ -95,7 +95,9 @@ def test_attacks_from_a_file_and_a_journal_are_dropped_and_prometheus_sees_them(
         agent.close()
 
 
-def test_a_flushed_firewall_is_restored_within_seconds(tmp_path, server):
+@pytest.fixture
+def banned(tmp_path, server):
+    """An agent in the server namespace that has just banned the IPv4 attacker."""
     agent = AgentProcess(tmp_path, agent_config(tmp_path), namespace=server.pair.server)
     try:
         agent.start()
@@ -103,36 +105,31 @@ def test_a_flushed_firewall_is_restored_within_seconds(tmp_path, server):
         with open(tmp_path / "auth.log", "a") as log:
             log.write("\n".join(failed_logins(server.pair.attacker_v4, 5)) + "\n")
         wait_until(lambda: not reachable(server), what="the ban")
-        in_namespace(server.pair.server, "nft", "flush", "ruleset")
-        assert reachable(server)
-        wait_until(lambda: not reachable(server), timeout=10, what="restored without restart")
-        assert agent.value("lappguard_firewall_restores_total") == 1
-        assert agent.value("lappguard_firewall_syncs_total", reason="loss") == 1
-        restore = subprocess.run(
-            ["ip", "netns", "exec", server.pair.server, *_lappguard("trail", tmp_path)],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-        assert " restore " in restore
+        yield agent
     finally:
         agent.close()
 
 
-def test_a_hand_unban_takes_effect_at_once_and_is_not_undone(tmp_path, server):
-    agent = AgentProcess(tmp_path, agent_config(tmp_path), namespace=server.pair.server)
-    try:
-        agent.start()
-        agent.ready()
-        with open(tmp_path / "auth.log", "a") as log:
-            log.write("\n".join(failed_logins(server.pair.attacker_v4, 5)) + "\n")
-        wait_until(lambda: not reachable(server), what="the ban")
-        subprocess.run(["ip", "netns", "exec", server.pair.server,
-                        *_lappguard("bans", tmp_path, "del", server.pair.attacker_v4)],
-                       check=True, capture_output=True)  # fmt: skip
-        assert reachable(server)
-        time.sleep(3)  # two of the agent's repair rounds: it must not put the ban back
-        assert reachable(server)
-    finally:
-        agent.close()
+def test_a_flushed_firewall_is_restored_within_seconds(tmp_path, server, banned):
+    in_namespace(server.pair.server, "nft", "flush", "ruleset")
+    assert reachable(server)
+    wait_until(lambda: not reachable(server), timeout=10, what="restored without restart")
+    assert banned.value("lappguard_firewall_restores_total") == 1
+    assert banned.value("lappguard_firewall_syncs_total", reason="loss") == 1
+    restore = subprocess.run(
+        ["ip", "netns", "exec", server.pair.server, *_lappguard("trail", tmp_path)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert " restore " in restore
+
+
+def test_a_hand_unban_takes_effect_at_once_and_is_not_undone(tmp_path, server, banned):
+    subprocess.run(["ip", "netns", "exec", server.pair.server,
+                    *_lappguard("bans", tmp_path, "del", server.pair.attacker_v4)],
+                   check=True, capture_output=True)  # fmt: skip
+    assert reachable(server)
+    time.sleep(3)  # two of the agent's repair rounds: it must not put the ban back
+    assert reachable(server)
 
 
 def test_metrics_behind_tls_and_basic_auth(tmp_path, server):
