@@ -37,6 +37,10 @@ MAX_KEPT_EVENTS = 250_000
 KEPT_EVIDENCE = 300
 #: Why a line gives no event although it was read (the detector's counters).
 SKIP_REASONS = ("garbage", "unparsed", "ambiguous", "no_address")
+#: A batch that fails (the store unwritable, a bug) is retried this often, then given up
+#: (counted as skipped lines, reason "failed"), so one poison batch cannot stop a log.
+BATCH_ATTEMPTS = 3
+RETRY_SECONDS = 5.0
 
 
 @dataclass
@@ -137,16 +141,28 @@ class SourceWorker(threading.Thread):
         self.heartbeat = time.monotonic()
 
     def run(self) -> None:
+        lines: list[LogLine] = []
+        failures = 0
         while not self._stop_event.is_set():
             try:
-                lines = self.source.wait(self._poll)
+                lines = lines or self.source.wait(self._poll)
                 if lines:
                     self.process(lines)
                     self.source.commit()
-            except Exception:  # a bug or a full disk must not end the reading for good
+                lines, failures = [], 0
+            except Exception:  # a full disk, a locked store, a bug: never stop reading
                 self.counters.errors += 1
-                log.exception("source %s: batch failed; retrying in 5 s", self.source.name)
-                self._stop_event.wait(5.0)
+                failures += 1
+                if failures >= BATCH_ATTEMPTS:  # a batch that always fails is given up
+                    log.exception("source %s: %d lines given up after %d attempts",
+                                  self.source.name, len(lines), failures)  # fmt: skip
+                    self.counters.skipped["failed"] += len(lines)
+                    self.source.commit()
+                    lines, failures = [], 0
+                else:
+                    log.exception("source %s: batch failed; retrying in %g s",
+                                  self.source.name, RETRY_SECONDS)  # fmt: skip
+                    self._stop_event.wait(RETRY_SECONDS)
             self.heartbeat = time.monotonic()
 
     def process(self, lines: Sequence[LogLine]) -> list[Decision]:
@@ -156,11 +172,12 @@ class SourceWorker(threading.Thread):
         for line in lines:
             events += self.detector.feed(line.data, self.kind, line.source,
                                          line.line_no or None, line.time)  # fmt: skip
-        self.counters.lines += len(lines)
+        decisions = self.pipeline.handle(events)
+        self.counters.lines += len(lines)  # counted once the batch is stored (no retry)
         for reason, was in zip(SKIP_REASONS, before, strict=True):
             if getattr(counters, reason) != was:
                 self.counters.skipped[reason] += getattr(counters, reason) - was
-        return self.pipeline.handle(events)
+        return decisions
 
     def stop(self) -> None:
         self._stop_event.set()
