@@ -648,16 +648,16 @@ def _logical_lines(path: str, text: str) -> Iterator[tuple[Origin, str]]:
     joins the next line with nothing in between; then C whitespace is trimmed at both ends.
     """
     physical = text.split("\n")  # every piece but the last one ended with LF
-    pending: str | None = None
+    pending: list[str] | None = None  # pieces of a line continued with backslashes
     start = 0
     for number, raw in enumerate(physical, start=1):
         if pending is None:
-            start, pending = number, ""
+            start, pending = number, []
         line = raw.removesuffix("\r")
         if "\0" not in raw and number < len(physical) and line.endswith("\\"):
-            pending += line[:-1]
+            pending.append(line[:-1])
             continue
-        joined = (pending + cut_at_nul(raw)).strip(C_SPACE)
+        joined = ("".join(pending) + cut_at_nul(raw)).strip(C_SPACE)
         pending = None
         if joined and not joined.startswith("#"):
             yield Origin(path, start), joined
