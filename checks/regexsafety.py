@@ -5,9 +5,10 @@ on a near-miss line of a few dozen characters, and a policy author or an audited
 write them. So before compiling, a pattern is parsed (with ``re``'s own parser, so the
 reading is exactly the one that will run) and refused, with the reason, when it has:
 
-- a nested quantifier: a repeat of variable length inside a repeat (``(a+)+``, ``(a*b?)*``);
-- alternatives inside a repeat that can start with the same character (``(a|ab)*``,
-  ``(.|\\s)*``), or that can match nothing;
+- a nested quantifier: a repeat of variable length inside a repeat that may run more than
+  ``FEW`` times (``(a+)+``, ``(a*b?)*``);
+- alternatives inside such a repeat that can start with the same character (``(ab|ac)*``,
+  ``(.|\\s)*``), or that can match nothing (``re`` turns ``(a|ab)*`` into ``(a(|b))*``);
 - a backreference or a conditional group (no linear-time matcher has them);
 - groups nested more than ``MAX_NESTING`` deep, or more than ``MAX_LENGTH`` characters,
   or anything ``re`` rejects (including ``a{4294967296}``, which raises OverflowError).
@@ -34,6 +35,10 @@ MAX_SUBJECT = 16 * 1024
 #: CPU seconds one check may spend running a pattern over many lines.
 EVALUATION_BUDGET = 5.0
 
+#: How often a repeat may run before the ambiguity inside it counts: ``(\\d{1,3}\\.){3}``
+#: tries at most 3**3 ways, ``(a{1,2}){100}`` 2**100.
+FEW = 10
+
 _REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
 _ANY_CHARACTER = None  # a first-character set that may hold any character
 
@@ -58,7 +63,7 @@ def compile_safe(text: str, flags: int = 0) -> re.Pattern[str]:
         compiled = re.compile(text, flags)
     except (re.error, OverflowError, RecursionError, ValueError) as exc:
         raise UnsafePattern(f"invalid regex: {exc}") from exc
-    reason = _exponential(tree, in_repeat=False)
+    reason = _exponential(tree, times=1)
     if reason:
         raise UnsafePattern(f"pattern can take exponential time ({reason})")
     return compiled
@@ -95,31 +100,32 @@ def _nesting(text: str) -> int:
     return deepest
 
 
-def _exponential(items: Iterable[tuple[Any, Any]], in_repeat: bool) -> str | None:
-    """Why this parsed sequence can backtrack exponentially, or None."""
+def _exponential(items: Iterable[tuple[Any, Any]], times: int) -> str | None:
+    """Why this parsed sequence can backtrack exponentially, or None; ``times`` is how often
+    the enclosing repeats may run it (their maxima multiplied)."""
     for op, av in items:
         if op in (sre.GROUPREF, sre.GROUPREF_EXISTS):
             return "backreference or conditional group"
         if op in _REPEATS:
             low, high, body = av
-            if in_repeat and low != high:
+            if times > FEW and low != high:
                 return f"nested quantifier {_shown(op, av)}"
-            repeats = high > 1
-            if repeats and (reason := _ambiguous_alternatives(body)):
+            inner = min(times * high, sre.MAXREPEAT)
+            if inner > FEW and (reason := _ambiguous_alternatives(body)):
                 return reason
-            if reason := _exponential(body, in_repeat or repeats):
+            if reason := _exponential(body, inner):
                 return reason
         elif op is sre.SUBPATTERN:
-            if reason := _exponential(av[3], in_repeat):
+            if reason := _exponential(av[3], times):
                 return reason
         elif op is sre.BRANCH:
             for branch in av[1]:
-                if reason := _exponential(branch, in_repeat):
+                if reason := _exponential(branch, times):
                     return reason
         elif op in (sre.ASSERT, sre.ASSERT_NOT):
-            if reason := _exponential(av[1], in_repeat):
+            if reason := _exponential(av[1], times):
                 return reason
-        elif op is sre.ATOMIC_GROUP and (reason := _exponential(av, in_repeat)):
+        elif op is sre.ATOMIC_GROUP and (reason := _exponential(av, times)):
             return reason
     return None
 
@@ -134,10 +140,8 @@ def _ambiguous_alternatives(items: Iterable[tuple[Any, Any]]) -> str | None:
             seen: list[frozenset[int] | None] = []
             for branch in av[1]:
                 first, empty = _first(branch)
-                if empty:
-                    return "an alternative inside a repeat can match nothing"
-                if any(_overlap(first, other) for other in seen):
-                    return "alternatives inside a repeat can start with the same character"
+                if empty or any(_overlap(first, other) for other in seen):
+                    return "alternatives inside a repeat can match the same text"
                 seen.append(first)
     return None
 
