@@ -103,11 +103,13 @@ def parse_conditions(
 
 def _check_value(kind: str, value: Any, variables: dict[str, Variable]) -> str | None:
     if kind in ("package", "file"):
-        return None if isinstance(value, str) and value else "expects a name"
+        return None if _is_name(value) else "expects a name (text without NUL characters)"
     if kind in ("any_package", "any_file"):
-        ok = isinstance(value, list) and value and all(isinstance(v, str) for v in value)
-        return None if ok else "expects a list of names"
+        ok = isinstance(value, list) and value and all(map(_is_name, value))
+        return None if ok else "expects a list of names (text without NUL characters)"
     if kind == "var_set":
+        if not isinstance(value, str):
+            return "expects the name of a variable"
         if value not in variables:
             return f"unknown variable {value!r}"
         return None
@@ -119,3 +121,8 @@ def _check_value(kind: str, value: Any, variables: dict[str, Variable]) -> str |
     if kind == "live":
         return None if isinstance(value, bool) else "expects true or false"
     return None
+
+
+def _is_name(value: Any) -> bool:
+    """A package name or path: non-empty text; a NUL could never reach the file system."""
+    return isinstance(value, str) and bool(value) and "\0" not in value

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from checks.conditions import UndecidableCondition
 from checks.hosts import CachedHost, Host, HostError
 from checks.policy import Check, Policy
+from checks.regexsafety import CannotEvaluate
 from checks.result import Result, Status, Verdict, errored, skipped
 from checks.types.base import CheckContext
 
@@ -78,11 +79,13 @@ def _verdict(check: Check, ctx: CheckContext) -> Verdict:
                 return skipped(reason)
     except (UndecidableCondition, HostError) as exc:
         return errored(f"cannot tell whether the check applies: {exc}")
+    except Exception as exc:  # as below: one broken condition must not cost the audit
+        return errored(f"condition crashed: {type(exc).__name__}: {exc}")
     if check.implementation.needs_live_host and not ctx.host.is_live:
         return skipped("needs a running system (not available when auditing a directory tree)")
     try:
         return check.implementation.run(ctx)
-    except HostError as exc:
+    except (HostError, CannotEvaluate) as exc:
         return errored(str(exc))
     except Exception as exc:  # a bug in one check must not cost the rest of the audit
         return errored(f"check crashed: {type(exc).__name__}: {exc}")

@@ -3,13 +3,17 @@
 An expectation is a YAML mapping of operators that must all hold, e.g.
 ``{equals: "no"}``, ``{one_of: [no, prohibit-password]}``, ``{max: 4}``,
 ``{matches: '%h'}``, ``{absent: true}``. String comparisons ignore case unless
-``case_sensitive: true``, because sshd, Apache and PostgreSQL keywords do.
+``case_sensitive: true``, because sshd, Apache and PostgreSQL keywords do. Patterns are
+compiled only when they cannot take exponential time (``checks.regexsafety``), and a value
+too long to run one on safely raises CannotEvaluate: the check errors, it never passes.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+
+from checks.regexsafety import compile_safe, search
 
 OPERATORS = (
     "equals",
@@ -54,9 +58,9 @@ class Expectation:
             return f"is {value!r}, expected one of {', '.join(self.one_of)}"
         if self.not_one_of and fold(value) in {fold(v) for v in self.not_one_of}:
             return f"is {value!r}, which is not allowed"
-        if self.matches is not None and not self.matches.search(value):
+        if self.matches is not None and not search(self.matches, value):
             return f"is {value!r}, which does not match /{self.matches.pattern}/"
-        if self.not_matches is not None and self.not_matches.search(value):
+        if self.not_matches is not None and search(self.not_matches, value):
             return f"is {value!r}, which matches the forbidden /{self.not_matches.pattern}/"
         if self.min is not None or self.max is not None:
             number = _number(value)
@@ -77,7 +81,9 @@ def _number(value: str) -> float | None:
 
 
 def build_expectation(raw: dict) -> Expectation:
-    """Build from a validated mapping (unknown operators were rejected by the caller)."""
+    """Build from a validated mapping (unknown operators were rejected by the caller).
+
+    Raises UnsafePattern for a pattern that is invalid or could take exponential time."""
     case_sensitive = bool(raw.get("case_sensitive", False))
     flags = 0 if case_sensitive else re.IGNORECASE
     words = [f"{k}={raw[k]}" for k in raw if k != "case_sensitive"]
@@ -85,8 +91,8 @@ def build_expectation(raw: dict) -> Expectation:
         equals=None if raw.get("equals") is None else _scalar(raw["equals"]),
         one_of=tuple(_scalar(v) for v in raw.get("one_of", ())),
         not_one_of=tuple(_scalar(v) for v in raw.get("not_one_of", ())),
-        matches=re.compile(raw["matches"], flags) if "matches" in raw else None,
-        not_matches=re.compile(raw["not_matches"], flags) if "not_matches" in raw else None,
+        matches=compile_safe(str(raw["matches"]), flags) if "matches" in raw else None,
+        not_matches=compile_safe(str(raw["not_matches"]), flags) if "not_matches" in raw else None,
         min=float(raw["min"]) if "min" in raw else None,
         max=float(raw["max"]) if "max" in raw else None,
         present=bool(raw.get("present", False)),

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from checks.expect import OPERATORS, build_expectation
+from checks.regexsafety import UnsafePattern, compile_safe
 from checks.yamlsource import LineDict, Problem, line_of
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -20,9 +21,11 @@ def parse_duration(text: str | int | float) -> float:
         raise ValueError("expected a duration such as 10m, 26h or 7d")
     if isinstance(text, int | float):
         return float(text)
+    if not isinstance(text, str):
+        raise ValueError(f"expected a duration such as 10m, 26h or 7d, got {_brief(text)}")
     match = _DURATION.match(text)
     if not match:
-        raise ValueError(f"{text!r} is not a duration such as 10m, 26h or 7d")
+        raise ValueError(f"{_brief(text)} is not a duration such as 10m, 26h or 7d")
     return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
 
 
@@ -83,15 +86,15 @@ def convert(param: Param, value: Any) -> Any:
         return _text(value)
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _Invalid(f"expected a whole number, got {value!r}")
+            raise _Invalid(f"expected a whole number, got {_brief(value)}")
         return value
     if kind == "number":
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _Invalid(f"expected a number, got {value!r}")
+            raise _Invalid(f"expected a number, got {_brief(value)}")
         return value
     if kind == "bool":
         if not isinstance(value, bool):
-            raise _Invalid(f"expected true or false, got {value!r}")
+            raise _Invalid(f"expected true or false, got {_brief(value)}")
         return value
     if kind == "str_list":
         items = value if isinstance(value, list) else [value]
@@ -99,7 +102,7 @@ def convert(param: Param, value: Any) -> Any:
     if kind == "choice":
         text = _text(value)
         if text not in param.choices:
-            raise _Invalid(f"{text!r} is not one of {', '.join(param.choices)}")
+            raise _Invalid(f"{_brief(text)} is not one of {', '.join(param.choices)}")
         return text
     if kind == "regex":
         return _regex(value)
@@ -108,7 +111,7 @@ def convert(param: Param, value: Any) -> Any:
     if kind == "mode":
         text = _text(value)
         if not re.fullmatch(r"0?[0-7]{3,4}", text):
-            raise _Invalid(f"{text!r} is not an octal mode such as '0644' (quote it)")
+            raise _Invalid(f"{_brief(text)} is not an octal mode such as '0644' (quote it)")
         return int(text, 8)
     if kind == "duration":
         try:
@@ -122,7 +125,7 @@ def convert(param: Param, value: Any) -> Any:
             try:
                 networks.append(ipaddress.ip_network(_text(item), strict=False))
             except ValueError as exc:
-                raise _Invalid(f"{item!r} is not a network: {exc}") from exc
+                raise _Invalid(f"{_brief(item)} is not a network: {exc}") from exc
         return tuple(networks)
     if kind == "mapping":
         if not isinstance(value, dict):
@@ -137,16 +140,24 @@ def _text(value: Any) -> str:
             f"YAML read this as the boolean {value}: quote it ('yes', 'no', 'on', 'off')"
         )
     if value is None or isinstance(value, dict | list):
-        raise _Invalid(f"expected a text value, got {value!r}")
-    return str(value)
+        raise _Invalid(f"expected a text value, got {_brief(value)}")
+    text = str(value)
+    if "\0" in text:
+        raise _Invalid("contains a NUL character (no path, name or pattern holds one)")
+    return text
+
+
+def _brief(value: Any) -> str:
+    """A value as shown in a message: YAML aliases can make a repr enormous."""
+    shown = repr(value)
+    return shown if len(shown) <= 80 else f"{shown[:77]}..."
 
 
 def _regex(value: Any) -> re.Pattern:
-    text = _text(value)
     try:
-        return re.compile(text)
-    except re.error as exc:
-        raise _Invalid(f"invalid regex {text!r}: {exc}") from exc
+        return compile_safe(_text(value))
+    except UnsafePattern as exc:
+        raise _Invalid(str(exc)) from exc
 
 
 def _expectation(value: Any):
@@ -154,7 +165,7 @@ def _expectation(value: Any):
         raise _Invalid("expected a mapping of operators, e.g. {equals: 'no'}")
     for key in value:
         if key not in OPERATORS:
-            raise _Invalid(f"unknown operator {key!r} (known: {', '.join(OPERATORS)})")
+            raise _Invalid(f"unknown operator {_brief(key)} (known: {', '.join(OPERATORS)})")
     for key in ("equals", "matches", "not_matches"):
         if key in value:
             _text(value[key])
@@ -164,12 +175,12 @@ def _expectation(value: Any):
                 raise _Invalid(f"{key} takes a list")
             for item in value[key]:
                 _text(item)
-    for key in ("matches", "not_matches"):
-        if key in value:
-            _regex(value[key])
     for key in ("min", "max"):
         if key in value and (
             isinstance(value[key], bool) or not isinstance(value[key], int | float)
         ):
             raise _Invalid(f"{key} takes a number")
-    return build_expectation(value)
+    try:
+        return build_expectation(value)
+    except UnsafePattern as exc:
+        raise _Invalid(str(exc)) from exc

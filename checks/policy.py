@@ -209,7 +209,15 @@ def _load_variables(raw: Any, file: str, problems: list[Problem]) -> dict[str, V
                 )
             )
             continue
-        choices = tuple(str(c) for c in spec.get("choices", ()) or ())
+        raw_choices = spec.get("choices") or []
+        if not isinstance(raw_choices, list) or not all(map(_is_scalar, raw_choices)):
+            problems.append(
+                Problem(
+                    file, spec.line_of("choices"), f"{field}.choices", "must be a list of values"
+                )
+            )
+            continue
+        choices = tuple(str(c) for c in raw_choices)
         if kind == "choice" and not choices:
             problems.append(Problem(file, spec.line, f"{field}.choices", "a choice needs choices"))
             continue
@@ -365,6 +373,10 @@ def _load_check(
         file=file,
         line=entry.line,
     )
+
+
+def _is_scalar(value: Any) -> bool:
+    return not isinstance(value, dict | list)
 
 
 def _folded(text: Any) -> str:

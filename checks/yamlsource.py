@@ -1,6 +1,12 @@
 """YAML that remembers where each value came from, so every error can name file, line and field.
 
-Only ``yaml.SafeLoader`` is used: nothing in a policy or rule file is ever executed.
+Only ``yaml.SafeLoader`` is used: nothing in a policy or rule file is ever executed. YAML
+aliases share one value, so ten lines of ``&a [*b, *b, ...]`` make a billion-element
+document that anything walking it (a validator, an error message) never finishes: before
+constructing anything, the node graph is measured with every alias counted as a copy of
+what it names, and a document past ``MAX_NODES`` values, ``MAX_ALIASES`` aliases or
+``MAX_DEPTH`` levels is refused with the line where it went over. Mapping keys must be
+plain values (a list as a key cannot even be looked up).
 """
 
 from __future__ import annotations
@@ -56,11 +62,71 @@ class LineList(list):
         return self.item_lines[index] if index < len(self.item_lines) else self.line
 
 
+#: Seventy times the shipped baseline policy, counting aliases expanded.
+MAX_NODES = 100_000
+MAX_ALIASES = 1_000
+#: Policies are about six levels deep; constructing is recursive in Python.
+MAX_DEPTH = 64
+
 _SafeBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml parses 5x faster
 
 
 class _LineLoader(_SafeBase):
-    """Safe loader that records lines and refuses duplicate keys (a silent override hides bugs)."""
+    """Safe loader that records lines and refuses duplicate keys (a silent override hides bugs)
+    and documents too large once their aliases are expanded."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _measure(node)
+        return super().construct_document(node)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [child for pair in node.value for child in pair]
+    return []
+
+
+def _refuse(message: str, node: yaml.Node) -> yaml.constructor.ConstructorError:
+    return yaml.constructor.ConstructorError(None, None, message, node.start_mark)
+
+
+def _measure(root: yaml.Node) -> None:
+    """Refuse a node graph too big, too deep or recursive once aliases are expanded, and
+    non-scalar mapping keys. Iterative, and each node is walked once: an alias met again
+    adds its measured size instead of being walked again."""
+    sizes: dict[int, int] = {}  # id(node) -> values it stands for, aliases expanded
+    walking: set[int] = set()
+    aliases = 0
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, finished = stack.pop()
+        key = id(node)
+        if finished:
+            walking.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+            if sizes[key] > MAX_NODES:
+                raise _refuse(f"more than {MAX_NODES} values once aliases are expanded", node)
+            continue
+        if key in sizes:
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                raise _refuse(f"more than {MAX_ALIASES} aliases", node)
+            continue
+        if key in walking:
+            raise _refuse("an alias refers to a value that contains it", node)
+        if depth > MAX_DEPTH:
+            raise _refuse(f"nested more than {MAX_DEPTH} levels deep", node)
+        if isinstance(node, yaml.MappingNode):
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise _refuse(
+                        "a mapping key must be a plain value, not a list or mapping", key_node
+                    )
+        walking.add(key)
+        stack.append((node, depth, True))
+        stack.extend((child, depth + 1, False) for child in reversed(_children(node)))
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:

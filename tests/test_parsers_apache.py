@@ -227,8 +227,8 @@ Last yes
     assert problems(config) == [
         f"{ETC}/apache2.conf:8: Include: {ETC}/absent.conf does not exist",
         f"{ETC}/apache2.conf:9: Include: no file matches {ETC}/nomatch/*.conf",
-        f"{ETC}/loop2.conf:1: Include loop: {ETC}/apache2.conf -> {ETC}/loop.conf"
-        f" -> {ETC}/loop2.conf -> {ETC}/loop.conf",
+        f"{ETC}/loop2.conf:1: include loop: {ETC}/loop.conf -> {ETC}/loop2.conf"
+        f" -> {ETC}/loop.conf (httpd refuses this)",
     ]
 
 

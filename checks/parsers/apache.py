@@ -21,8 +21,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from checks.hosts import CommandNotFound, Host, HostError
+from checks.parsers.includes import IncludeGuard
 from checks.parsers.lines import C_SPACE, cut_at_nul, lf_lines
 from checks.parsers.origin import Origin
+from checks.regexsafety import UnsafePattern, compile_safe
 from checks.yamlsource import Problem
 
 SERVER_ROOT = "/etc/apache2"
@@ -41,7 +43,11 @@ DEBIAN_STATIC_MODULES = (
 )
 #: Sections whose body is kept or dropped at read time instead of becoming a context.
 CONDITIONALS = {"ifmodule", "ifdefine", "ifversion", "iffile", "ifdirective", "ifsection"}
-_MAX_INCLUDE_DEPTH = 32
+_MAX_INCLUDE_DEPTH = 128  # httpd's AP_MAX_INCLUDE_DEPTH
+#: Sections open at once: httpd has no limit, real configurations nest a handful.
+MAX_SECTION_DEPTH = 64
+#: A line may grow through ``${VAR}`` (``Define B ${A}${A}``, twenty times over, is 2^20).
+MAX_EXPANDED_LINE = 1024 * 1024
 _ENV_LINE = re.compile(r"^\s*export\s+([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 _SHELL_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _CONF_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -318,7 +324,7 @@ def load_apache_config(host: Host, server_root: str = SERVER_ROOT) -> ApacheConf
         text = host.read_text(main)
     except HostError as exc:
         raise ApacheConfigError(f"cannot read {main}: {exc}") from exc
-    reader.parse(main, text, (), (main,))
+    reader.parse(text, (), (main,))
     if ctl_modules is not None:
         modules, source = frozenset(ctl_modules), "loaded modules as reported by apache2ctl -M"
     else:
@@ -379,11 +385,16 @@ def _ctl_modules(host: Host, server_root: str) -> tuple[dict[str, str] | None, s
 
 @dataclass
 class _Frame:
-    """An open container in the file being read: a Section, or a true conditional (None)."""
+    """An open container in the file being read: a Section, or a true conditional (None).
+
+    ``sections`` are all the sections open inside it, outermost first, kept with the frame so
+    a line deep inside 40,000 of them does not rebuild the tuple.
+    """
 
     name: str
     section: Section | None
     origin: Origin
+    sections: tuple[Section, ...] = ()
 
 
 class _Reader:
@@ -400,15 +411,17 @@ class _Reader:
         self.problems: list[Problem] = []
         self.files: list[str] = []
         self.vhost_sections: list[Section] = []
+        self.guard = IncludeGuard(self.problems.append, _MAX_INCLUDE_DEPTH, "httpd refuses this")
 
-    def parse(
-        self, path: str, text: str, inherited: tuple[Section, ...], chain: tuple[str, ...]
-    ) -> None:
+    def parse(self, text: str, inherited: tuple[Section, ...], chain: tuple[str, ...]) -> None:
+        """One file's lines, inside the ``inherited`` sections; ``chain`` ends with this file."""
+        path = chain[-1]
         self.files.append(path)
         stack: list[_Frame] = []
         skipping: _Frame | None = None  # a false conditional or a <Macro> being skipped
         skip_depth = 0
         for origin, line in _logical_lines(path, text):
+            open_sections = stack[-1].sections if stack else inherited
             if skipping is not None:
                 if line.startswith("</"):
                     skip_depth -= 1
@@ -418,11 +431,21 @@ class _Reader:
                 elif line.startswith("<"):
                     skip_depth += 1
                 continue
-            line = self._substitute(line)
+            line = self._substitute(line, origin)
+            if line is None:
+                continue
             if line.startswith("</"):
                 self._close(stack, line, origin)
             elif line.startswith("<"):
-                frame, keep = self._open(line, origin, inherited, stack)
+                if len(stack) >= MAX_SECTION_DEPTH:
+                    self.problems.append(
+                        origin.problem(
+                            f"sections nested more than {MAX_SECTION_DEPTH} deep: "
+                            "the rest of this file is not read"
+                        )
+                    )
+                    return
+                frame, keep = self._open(line, origin, open_sections)
                 if frame is None:
                     continue
                 if keep:
@@ -430,13 +453,26 @@ class _Reader:
                 else:
                     skipping, skip_depth = frame, 1
             else:
-                sections = inherited + tuple(f.section for f in stack if f.section)
-                self._directive(line, origin, sections, chain)
+                self._directive(line, origin, open_sections, chain)
         for frame in [*stack, *([skipping] if skipping else [])]:
             self.problems.append(frame.origin.problem(f"<{frame.name}> is never closed"))
 
-    def _substitute(self, line: str) -> str:
-        """``${VAR}`` from Define and envvars; httpd leaves unknown ones as written."""
+    def _substitute(self, line: str, origin: Origin) -> str | None:
+        """``${VAR}`` from Define and envvars; httpd leaves unknown ones as written. None
+        (reported) when the line would grow past MAX_EXPANDED_LINE or the text budget."""
+        found = list(_CONF_VAR.finditer(line))
+        if not found:
+            return line
+        size = len(line) + sum(
+            len(self.variables.get(m.group(1), m.group(0))) - len(m.group(0)) for m in found
+        )
+        if size > MAX_EXPANDED_LINE:
+            self.problems.append(
+                origin.problem(f"${{...}} variables make this line longer than {size} characters")
+            )
+            return None
+        if not self.guard.charge(" " * (size - len(line)), origin):
+            return None
         return _CONF_VAR.sub(lambda m: self.variables.get(m.group(1), m.group(0)), line)
 
     def _close(self, stack: list[_Frame], line: str, origin: Origin) -> None:
@@ -451,25 +487,28 @@ class _Reader:
             )
 
     def _open(
-        self, line: str, origin: Origin, inherited: tuple[Section, ...], stack: list[_Frame]
+        self, line: str, origin: Origin, open_sections: tuple[Section, ...]
     ) -> tuple[_Frame | None, bool]:
         """The frame a ``<...>`` line opens and whether its body is read (False: skipped)."""
         if not line.endswith(">"):
             self.problems.append(origin.problem(f"section line without closing '>': {line}"))
             return None, False
         name, *rest = re.split(r"[ \t\n\v\f\r]+", line[1:-1].strip(C_SPACE), maxsplit=1)
+        if not _DIRECTIVE_NAME.fullmatch(name):
+            self.problems.append(origin.problem(f"Invalid command '<{name}' (httpd refuses this)"))
+            return None, False
         kind, args = name.lower(), tuple(split_args(rest[0] if rest else ""))
         if kind in CONDITIONALS:
-            return _Frame(name, None, origin), self._condition(kind, args, origin)
+            condition = self._condition(kind, args, origin)
+            return _Frame(name, None, origin, open_sections), condition
         if kind == "macro":
-            return _Frame(name, None, origin), False
-        open_sections = inherited + tuple(f.section for f in stack if f.section)
+            return _Frame(name, None, origin, open_sections), False
         if kind == "virtualhost" and any(s.kind == "virtualhost" for s in open_sections):
             self.problems.append(origin.problem("<VirtualHost> inside another <VirtualHost>"))
         section = Section(name, args, origin)
         if kind == "virtualhost":
             self.vhost_sections.append(section)
-        return _Frame(name, section, origin), True
+        return _Frame(name, section, origin, (*open_sections, section)), True
 
     def _condition(self, kind: str, args: tuple[str, ...], origin: Origin) -> bool:
         if not args:
@@ -496,9 +535,9 @@ class _Reader:
         current = ".".join(map(str, ASSUMED_VERSION))
         if operator == "~" or (len(wanted) > 1 and wanted.startswith("/") and wanted.endswith("/")):
             try:
-                holds = re.search(wanted.strip("/"), current) is not None
-            except re.error:
-                self.problems.append(origin.problem(f"<IfVersion>: bad regex {wanted!r}"))
+                holds = compile_safe(wanted.strip("/")).search(current) is not None
+            except UnsafePattern as exc:
+                self.problems.append(origin.problem(f"<IfVersion>: {exc}"))
                 return False
             return holds != negate
         try:
@@ -587,8 +626,7 @@ class _Reader:
     def _include_one(
         self, path: str, origin: Origin, sections: tuple[Section, ...], chain: tuple[str, ...]
     ) -> None:
-        if path in chain or len(chain) >= _MAX_INCLUDE_DEPTH:
-            self.problems.append(origin.problem(f"Include loop: {' -> '.join([*chain, path])}"))
+        if not self.guard.admit(chain, path, origin):
             return
         try:
             if self.host.stat(path).is_dir:
@@ -599,7 +637,8 @@ class _Reader:
         except HostError as exc:
             self.problems.append(origin.problem(f"Include: cannot read {exc}"))
             return
-        self.parse(path, text, sections, (*chain, path))
+        if self.guard.charge(text, origin):
+            self.parse(text, sections, (*chain, path))
 
 
 def _logical_lines(path: str, text: str) -> Iterator[tuple[Origin, str]]:
@@ -609,16 +648,16 @@ def _logical_lines(path: str, text: str) -> Iterator[tuple[Origin, str]]:
     joins the next line with nothing in between; then C whitespace is trimmed at both ends.
     """
     physical = text.split("\n")  # every piece but the last one ended with LF
-    pending: str | None = None
+    pending: list[str] | None = None  # pieces of a line continued with backslashes
     start = 0
     for number, raw in enumerate(physical, start=1):
         if pending is None:
-            start, pending = number, ""
+            start, pending = number, []
         line = raw.removesuffix("\r")
         if "\0" not in raw and number < len(physical) and line.endswith("\\"):
-            pending += line[:-1]
+            pending.append(line[:-1])
             continue
-        joined = (pending + cut_at_nul(raw)).strip(C_SPACE)
+        joined = ("".join(pending) + cut_at_nul(raw)).strip(C_SPACE)
         pending = None
         if joined and not joined.startswith("#"):
             yield Origin(path, start), joined

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from checks.hosts import Host, HostError
+from checks.parsers.includes import IncludeGuard
 from checks.parsers.lines import C_SPACE, cut_at_nul, numbered
 from checks.parsers.origin import Origin
 from checks.yamlsource import Problem
@@ -21,6 +22,11 @@ from checks.yamlsource import Problem
 PARTS_DIR = "/etc/apt/apt.conf.d"
 MAIN_FILE = "/etc/apt/apt.conf"
 MAX_DEPTH = 10
+#: Blocks open at once (apt has no limit, and takes a minute on 40,000 of them).
+MAX_BLOCK_DEPTH = 100
+#: A quote, or the start of a comment to the end of the line / of a /* */ comment.
+_LINE_COMMENT = re.compile(r'"|//|#')
+_BLOCK_COMMENT = re.compile(r'"|/\*')
 _MAGIC_COMMENTS = ("clear", "include", "x-apt-configure-index")
 _NAME_CHARS = re.compile(r"[A-Za-z0-9_\-:.]+")
 _HEX = "0123456789abcdefABCDEF"
@@ -34,17 +40,19 @@ class AptItem:
     value: str | None = None
     origin: Origin | None = None
     children: list[AptItem] = field(default_factory=list)
+    #: the first child of each lower-cased tag, so a lookup is not a scan of thousands
+    named: dict[str, AptItem] = field(default_factory=dict, repr=False, compare=False)
 
     def child(self, tag: str, create: bool) -> AptItem | None:
         """The child named ``tag``; an empty tag always makes a new one (a list item)."""
-        if tag:
-            for item in self.children:
-                if item.tag.lower() == tag.lower():
-                    return item
+        if tag and tag.lower() in self.named:
+            return self.named[tag.lower()]
         if not create:
             return None
         item = AptItem(tag)
         self.children.append(item)
+        if tag:
+            self.named[tag.lower()] = item
         return item
 
 
@@ -81,7 +89,7 @@ class AptConfig:
         """``#clear``: the key loses its value and everything below it (apt keeps the node)."""
         item = self._lookup(key)
         if item is not None:
-            item.value, item.origin, item.children = None, None, []
+            item.value, item.origin, item.children, item.named = None, None, [], {}
 
     def get(self, key: str) -> AptValue | None:
         """A scalar value (None when unset or when the key only holds a list)."""
@@ -119,13 +127,22 @@ def accepted_parts(names: list[str]) -> list[str]:
 def parse_apt_config(host: Host, parts: str = PARTS_DIR, main: str = MAIN_FILE) -> AptConfig:
     """apt.conf.d/* then apt.conf. An unreadable existing file raises HostError."""
     config = AptConfig()
-    _read_dir(host, config, parts, 0)
+    guard = IncludeGuard(config.problems.append, MAX_DEPTH, "apt refuses this")
+    _read_dir(host, config, guard, parts, (), None)
     if host.lexists(main):
-        _read_file(host, config, main, 0)
+        _read_file(host, config, guard, (main,))
     return config
 
 
-def _read_dir(host: Host, config: AptConfig, directory: str, depth: int) -> None:
+def _read_dir(
+    host: Host,
+    config: AptConfig,
+    guard: IncludeGuard,
+    directory: str,
+    chain: tuple[str, ...],
+    origin: Origin | None,
+) -> None:
+    """The accepted files of a directory, read from ``chain`` (included at ``origin``)."""
     try:
         names = host.listdir(directory)
     except HostError:
@@ -137,56 +154,62 @@ def _read_dir(host: Host, config: AptConfig, directory: str, depth: int) -> None
                 continue
         except HostError:
             continue  # a dangling link: apt skips it too
-        _read_file(host, config, path, depth)
+        if origin is None or guard.admit(chain, path, origin):
+            _read_file(host, config, guard, (*chain, path))
 
 
-def _read_file(host: Host, config: AptConfig, path: str, depth: int) -> None:
+def _read_file(host: Host, config: AptConfig, guard: IncludeGuard, chain: tuple[str, ...]) -> None:
+    """The last file of the include ``chain``."""
+    path = chain[-1]
     text = host.read_text(path)
     config.files.append(path)
-    problem = _parse(host, config, path, text, depth)
+    problem = _parse(host, config, guard, text, chain)
     if problem:
         config.problems.append(problem)
 
 
 def _strip_comments(line: str, in_comment: bool) -> tuple[str, bool]:
-    """Remove //, # (except #clear/#include) and /* */ comments outside quotes."""
+    """Remove //, # (except #clear/#include) and /* */ comments outside quotes, as apt does:
+    first cut the line at a // or # comment, then drop /* */ from what is left (counting
+    quotes again after each). Each step is one scan."""
     if in_comment:
         end = line.find("*/")
         if end < 0:
             return "", True
         line = line[end + 2 :]
-    start = 0
-    while (start := line.find("//", start)) >= 0:
-        if line.count('"', 0, start) % 2:
-            start += 1
+    in_quote = False
+    for mark in _LINE_COMMENT.finditer(line):
+        if mark.group() == '"':
+            in_quote = not in_quote
+        elif not in_quote and not (
+            mark.group() == "#" and line.startswith(_MAGIC_COMMENTS, mark.end())
+        ):
+            line = line[: mark.start()]
+            break
+    kept: list[str] = []
+    start = position = 0
+    in_quote = False
+    while (mark := _BLOCK_COMMENT.search(line, position)) is not None:
+        position = mark.end()
+        if mark.group() == '"':
+            in_quote = not in_quote
             continue
-        line = line[:start]
-        break
-    start = 0
-    while (start := line.find("#", start)) >= 0:
-        if line.count('"', 0, start) % 2 or line.startswith(_MAGIC_COMMENTS, start + 1):
-            start += 1
+        if in_quote:
             continue
-        line = line[:start]
-        break
-    fragment = []
-    start = 0
-    while (start := line.find("/*", start)) >= 0:
-        if line.count('"', 0, start) % 2:
-            start += 2
-            continue
-        fragment.append(line[:start])
-        end = line.find("*/", start + 2)
+        kept.append(line[start : mark.start()])
+        end = line.find("*/", position)
         if end < 0:
-            return "".join(fragment), True
-        line = line[end + 2 :]
-        start = 0
-    fragment.append(line)
-    return "".join(fragment), False
+            return "".join(kept), True
+        start = position = end + 2
+    kept.append(line[start:])
+    return "".join(kept), False
 
 
-def _parse(host: Host, config: AptConfig, path: str, text: str, depth: int) -> Problem | None:
+def _parse(
+    host: Host, config: AptConfig, guard: IncludeGuard, text: str, chain: tuple[str, ...]
+) -> Problem | None:
     """apt-pkg's ReadConfigFile; returns the syntax error that made apt stop, if any."""
+    path = chain[-1]
     stack: list[str] = []
     parent = ""
     buffer = ""
@@ -222,6 +245,8 @@ def _parse(host: Host, config: AptConfig, path: str, text: str, depth: int) -> P
             tag, word = statement
             buffer = ""
             if ch == "{":
+                if len(stack) >= MAX_BLOCK_DEPTH:
+                    return origin.problem(f"blocks nested more than {MAX_BLOCK_DEPTH} deep")
                 stack.append(parent)
                 parent = f"{parent}::{tag}" if parent else tag
                 tag = ""
@@ -229,7 +254,7 @@ def _parse(host: Host, config: AptConfig, path: str, text: str, depth: int) -> P
             if tag.startswith("#"):
                 if parent:
                     return origin.problem("syntax error: directives only at the top level")
-                problem = _directive(host, config, tag[1:], word, path, origin, depth)
+                problem = _directive(host, config, guard, tag[1:], word, origin, chain)
                 if problem:
                     return problem
             elif word is not None:
@@ -264,19 +289,18 @@ def _statement(buffer: str, terminator: str) -> tuple[str, str | None] | str:
 def _directive(
     host: Host,
     config: AptConfig,
+    guard: IncludeGuard,
     name: str,
     word: str | None,
-    path: str,
     origin: Origin,
-    depth: int,
+    chain: tuple[str, ...],
 ) -> Problem | None:
     if name == "clear":
         if word:
             config.clear(word)
         return None
     if name == "include":
-        if depth >= MAX_DEPTH:
-            return origin.problem("syntax error: too many nested includes")
+        path = chain[-1]
         target = word or ""
         # apt takes a relative path from its working directory, which an audit cannot know:
         # the including file's directory is the only stable reading
@@ -284,9 +308,9 @@ def _directive(
             target = f"{path.rsplit('/', 1)[0]}/{target}"
         try:
             if target.endswith("/"):
-                _read_dir(host, config, target, depth + 1)
-            else:
-                _read_file(host, config, target, depth + 1)
+                _read_dir(host, config, guard, target, chain, origin)
+            elif guard.admit(chain, target, origin):
+                _read_file(host, config, guard, (*chain, target))
         except HostError as exc:
             return origin.problem(f"#include {word}: {exc}")
         return None

@@ -41,16 +41,16 @@ def joined_at_nul(text: str) -> list[tuple[int, str]]:
     buffer by its strlen(), so a NUL drops the rest of its line *and its LF*: the next line
     continues the same logical line (``# x<NUL>`` swallows the line after it)."""
     lines: list[tuple[int, str]] = []
-    pending: str | None = None
+    pending: list[str] | None = None  # pieces of a logical line joined by NULs so far
     start = 0
     for number, line in numbered(text):
         if pending is None:
-            start, pending = number, ""
+            start, pending = number, []
         if "\0" in line:
-            pending += cut_at_nul(line)
+            pending.append(cut_at_nul(line))
             continue
-        lines.append((start, pending + line))
+        lines.append((start, "".join(pending) + line))
         pending = None
     if pending is not None:
-        lines.append((start, pending))
+        lines.append((start, "".join(pending)))
     return lines

@@ -15,6 +15,8 @@ from checks.parsers.firewall_rules import (
     Ruleset,
     rule_from_exprs,
 )
+from checks.parsers.includes import IncludeGuard
+from checks.parsers.origin import Origin
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,9 @@ class _Token:
 
 
 MAX_INCLUDE_DEPTH = 16
+#: Tokens ``$name`` references may produce in one configuration (``define b = { $a, $a }``
+#: thirty times over is 2^30 tokens).
+MAX_EXPANDED = 1_000_000
 _TOKEN = re.compile(r'"[^"]*"|[{};,]|\n|[^\s{};,"#]+|#[^\n]*|[ \t\r]+')
 _STATEMENT_WORDS = {
     "ip",
@@ -69,7 +74,8 @@ def parse_nftables_conf(host: Host, path: str) -> Ruleset:
     the main file is unreadable; other problems are recorded."""
     ruleset = Ruleset(f"{path} (not live)")
     parser = _NftTextParser(host, ruleset)
-    parser.parse_file(path, 0)
+    parser.parse_file((path,))
+    parser.place_inserted()
     return ruleset
 
 
@@ -80,17 +86,25 @@ class _NftTextParser:
         self.host = host
         self.ruleset = ruleset
         self.sets = NamedSets()
-        self.defines: dict[str, list[_Token]] = {}
+        self.defines: dict[str, list[_Token]] = {}  # each already expanded
+        self.expanded = 0
+        #: ``insert rule`` batches per chain, latest last: each goes before all the others
+        #: (prepending to the list each time would be quadratic in the number of rules)
+        self.inserted: dict[tuple[str, str, str], list[list[Rule]]] = {}
+        self.guard = IncludeGuard(
+            lambda p: ruleset.problems.append(str(p)), MAX_INCLUDE_DEPTH, "nft refuses this"
+        )
 
     def problem(self, token: _Token | None, message: str) -> None:
         where = f"{token.file}:{token.line}" if token else self.ruleset.source
         self.ruleset.problems.append(f"{where}: {message}")
 
-    def parse_file(self, path: str, depth: int) -> None:
-        text = self.host.read_text(path)
-        tokens = list(self._tokens(text, path))
+    def parse_file(self, chain: tuple[str, ...]) -> None:
+        """The last file of the include ``chain``."""
+        text = self.host.read_text(chain[-1])
+        tokens = list(self._tokens(text, chain[-1]))
         for words in _split(tokens):
-            self._top(words, depth)
+            self._top(words, chain)
 
     def _tokens(self, text: str, path: str) -> Iterator[_Token]:
         line = 1
@@ -104,7 +118,7 @@ class _NftTextParser:
             elif not value.isspace() and not value.startswith("#"):
                 yield _Token(value, line, path)
 
-    def _top(self, words: list[_Token], depth: int) -> None:
+    def _top(self, words: list[_Token], chain: tuple[str, ...]) -> None:
         head = words[0].text
         words = self._expand(words)
         if head == "flush" and len(words) > 1:
@@ -112,9 +126,9 @@ class _NftTextParser:
         elif head == "define" and len(words) >= 3:
             self.defines[words[1].text] = words[3:] if words[2].text == "=" else words[2:]
         elif head == "include" and len(words) == 2:
-            self._include(words[1], depth)
+            self._include(words[1], chain)
         elif head == "table":
-            self._table(words[1:], depth)
+            self._table(words[1:])
         elif head in ("add", "create", "insert") and len(words) > 1:
             self._command(words[1].text, words[2:], head == "insert")
         else:
@@ -124,6 +138,7 @@ class _NftTextParser:
         if words[0].text == "ruleset":
             self.ruleset.chains.clear()
             self.sets.elements.clear()
+            self.inserted.clear()
             return
         family, rest = self._family_name(words[1:])
         names = [t.text for t in rest]
@@ -132,26 +147,33 @@ class _NftTextParser:
                 words[0].text == "table" or (len(names) > 1 and key[2] == names[1])
             ):
                 chain.rules = []
+                self.inserted.pop(key, None)
 
-    def _include(self, token: _Token, depth: int) -> None:
-        if depth >= MAX_INCLUDE_DEPTH:
-            self.problem(token, "includes nested too deeply")
-            return
+    def _include(self, token: _Token, chain: tuple[str, ...]) -> None:
         pattern = token.text
         if not pattern.startswith("/"):
             pattern = f"{token.file.rsplit('/', 1)[0]}/{pattern}"
         paths = self.host.glob(pattern)
         if not paths and not any(c in pattern for c in "*?["):
             self.problem(token, f"include {pattern}: no such file")
+        origin = Origin(token.file, token.line)
         for path in paths:
-            self.parse_file(path, depth + 1)
+            if self.guard.admit(chain, path, origin):
+                self.parse_file((*chain, path))
+
+    def place_inserted(self) -> None:
+        """Put the ``insert rule`` batches in front of their chains, the latest first."""
+        for key, batches in self.inserted.items():
+            chain = self.ruleset.chains.get(key)
+            if chain is not None:
+                chain.rules = [rule for batch in reversed(batches) for rule in batch] + chain.rules
 
     def _family_name(self, words: list[_Token]) -> tuple[str, list[_Token]]:
         if words and words[0].text in ("ip", "ip6", "inet", "arp", "bridge", "netdev"):
             return words[0].text, words[1:]
         return "ip", words
 
-    def _table(self, words: list[_Token], depth: int) -> None:
+    def _table(self, words: list[_Token]) -> None:
         family, words = self._family_name(words)
         if not words:
             return
@@ -179,15 +201,17 @@ class _NftTextParser:
             self._set(family, table, name, _braced(words[2:]) or [])
         elif kind == "element":
             values = self._value(words[2:], 0)[0]
-            key = (family, table, name)
-            self.sets.elements[key] = [*(self.sets.get(*key) or []), *values]
+            self.sets.elements.setdefault((family, table, name), []).extend(values)
         elif kind == "rule":
             chain = self.ruleset.chains.get((family, table, name))
             if chain is None:
                 self.problem(words[0], f"rule for unknown chain {family} {table} {name}")
                 return
             rules = self._rule(family, table, words[2:])
-            chain.rules = [*rules, *chain.rules] if insert else [*chain.rules, *rules]
+            if insert:
+                self.inserted.setdefault((family, table, name), []).append(rules)
+            else:
+                chain.rules.extend(rules)
 
     def _chain(
         self, family: str, table: str, name: str, body: list[_Token], anchor: _Token
@@ -218,12 +242,20 @@ class _NftTextParser:
         self.sets.elements[(family, table, name)] = values
 
     def _expand(self, words: list[_Token]) -> list[_Token]:
+        """``$name`` replaced by its define, which was expanded when it was defined (as nft
+        does), so a define naming itself cannot recurse. Past MAX_EXPANDED tokens in all,
+        references stay as written and that is reported once."""
         out: list[_Token] = []
         for token in words:
-            if token.text.startswith("$") and token.text[1:] in self.defines:
-                out.extend(self._expand(self.defines[token.text[1:]]))
-            else:
-                out.append(token)
+            value = self.defines.get(token.text[1:]) if token.text.startswith("$") else None
+            if value is not None and self.expanded + len(value) <= MAX_EXPANDED:
+                self.expanded += len(value)
+                out.extend(value)
+                continue
+            if value is not None and self.expanded <= MAX_EXPANDED:
+                self.expanded = MAX_EXPANDED + 1
+                self.problem(token, f"defines expand to more than {MAX_EXPANDED} tokens")
+            out.append(token)
         return out
 
     def _rule(self, family: str, table: str, words: list[_Token]) -> list[Rule]:

@@ -8,7 +8,9 @@ lexical order (PHP's scan directory for that SAPI); a later value wins. ``[HOST=
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from checks.hosts import Host, HostError
 from checks.parsers.origin import Origin
@@ -22,7 +24,10 @@ _NEWLINE = re.compile(r"(\r\n|\r|\n)")  # captured: a quoted value keeps its lin
 _BLANKS = " \t"
 _LABEL = r'[^=\r\n\t;&|^$~(){}!"\[\]\0]'
 _SECTION = re.compile(r"^\[([^\]]*)\][ \t]*(?:;.*)?$")
-_ENTRY = re.compile(rf"^({_LABEL}+?)[ \t]*=(.*)$")
+_KEY = re.compile(rf"{_LABEL}+")
+#: What ends a value outside quotes, and a run of plain value characters.
+_VALUE_END = ";\0\r\n"
+_UNQUOTED = re.compile(r"[^'\";\0\r\n]+")
 _BARE_LABEL = re.compile(rf"^{_LABEL}+$")  # a key without a value: PHP does nothing with it
 _TRUE = {"1", "on", "yes", "true"}
 _FALSE = {"", "0", "off", "no", "false", "none", "null"}
@@ -71,16 +76,26 @@ class _OpenQuote(Exception):
 
 
 def parse_ini(path: str, text: str) -> tuple[list[IniSetting], list[Problem]]:
-    """Settings in file order; a line PHP would reject is reported and skipped."""
+    """Settings in file order; a line PHP would reject is reported and skipped.
+
+    A value is read from the whole text (a quote may run across lines), by offsets, so a
+    quote left open for thousands of lines is still read once.
+    """
     settings: list[IniSetting] = []
     problems: list[Problem] = []
     section = ""
     pieces = _NEWLINE.split(text)
     lines, breaks = pieces[0::2], pieces[1::2]
+    starts = list(
+        accumulate(
+            (len(line) + len(end) for line, end in zip(lines, breaks, strict=False)), initial=0
+        )
+    )
     index = 0
     while index < len(lines):
         origin = Origin(path, index + 1)
-        line = _cut_key_at_nul(lines[index]).strip(_BLANKS)
+        raw_line = lines[index]
+        line = _cut_key_at_nul(raw_line).strip(_BLANKS)
         index += 1
         if not line or line.startswith(";") or _BARE_LABEL.match(line):
             continue
@@ -88,35 +103,21 @@ def parse_ini(path: str, text: str) -> tuple[list[IniSetting], list[Problem]]:
         if header:
             section = header.group(1).strip(_BLANKS)
             continue
-        entry = _ENTRY.match(line)
-        if not entry:
+        key, equals, raw = line.partition("=")
+        key = key.rstrip(_BLANKS)
+        if not equals or not _KEY.fullmatch(key):
             problems.append(origin.problem(f"not php.ini syntax: {line}"))
             continue
-        raw = entry.group(2)
         try:
-            value, index = _value_across_lines(raw, lines, breaks, index)
+            value, end = _value(text, starts[index - 1] + raw_line.index("=") + 1)
         except _OpenQuote as exc:
             problems.append(
                 origin.problem(f"unterminated {exc.quote} quote in value {raw.strip(_BLANKS)!r}")
             )
             break  # the quote swallowed the rest of the file
-        settings.append(IniSetting(entry.group(1), value, origin, section))
+        index = max(index, bisect_right(starts, end))
+        settings.append(IniSetting(key, value, origin, section))
     return settings, problems
-
-
-def _value_across_lines(
-    raw: str, lines: list[str], breaks: list[str], index: int
-) -> tuple[str, int]:
-    """The value starting with ``raw``, read on into the next lines while a quote is open:
-    (value, index of the first line not read). Raises _OpenQuote at the end of the file."""
-    while True:
-        try:
-            return _value(raw), index
-        except _OpenQuote:
-            if index == len(lines):
-                raise
-            raw += breaks[index - 1] + lines[index]
-            index += 1
 
 
 def _cut_key_at_nul(line: str) -> str:
@@ -126,30 +127,32 @@ def _cut_key_at_nul(line: str) -> str:
     return line[: key.index("\0")] if "\0" in key else line
 
 
-def _value(raw: str) -> str:
-    """The text of a value: quoted parts as PHP unquotes them, unquoted parts trimmed, ``;``
-    or a NUL outside quotes ends it. Raises _OpenQuote when a quote is not closed."""
+def _value(text: str, i: int) -> tuple[str, int]:
+    """The value starting at ``text[i]``: quoted parts as PHP unquotes them (across lines),
+    unquoted parts trimmed; ``;``, a NUL or a line break outside quotes ends it. Returns
+    (value, where it ended); raises _OpenQuote when a quote is never closed."""
     parts: list[tuple[str, bool]] = []  # (text, quoted)
-    i, n = 0, len(raw)
-    while i < n and raw[i] not in ";\0":
-        char = raw[i]
+    n = len(text)
+    while i < n and text[i] not in _VALUE_END:
+        char = text[i]
         if char == "'":
-            end = raw.find("'", i + 1)
+            end = text.find("'", i + 1)
             if end < 0:
                 raise _OpenQuote(char)
-            parts.append((raw[i + 1 : end], True))
+            parts.append((text[i + 1 : end], True))
             i = end + 1
         elif char == '"':
-            text, i = _double_quoted(raw, i + 1)
-            parts.append((text, True))
+            quoted, i = _double_quoted(text, i + 1)
+            parts.append((quoted, True))
         else:
-            parts.append((char, False))
-            i += 1
-    while parts and not parts[0][1] and parts[0][0] in _BLANKS:
-        parts.pop(0)
-    while parts and not parts[-1][1] and parts[-1][0] in _BLANKS:
-        parts.pop()
-    return "".join(text for text, _ in parts)
+            run = _UNQUOTED.match(text, i).end()
+            parts.append((text[i:run], False))
+            i = run
+    if parts and not parts[0][1]:
+        parts[0] = (parts[0][0].lstrip(_BLANKS), False)
+    if parts and not parts[-1][1]:
+        parts[-1] = (parts[-1][0].rstrip(_BLANKS), False)
+    return "".join(part for part, _ in parts), i
 
 
 def _double_quoted(raw: str, i: int) -> tuple[str, int]:

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 
 from checks.hosts import Host, HostError
+from checks.parsers.includes import IncludeGuard
 from checks.parsers.lines import joined_at_nul, numbered
 from checks.parsers.origin import Origin
 from checks.parsers.pg_address import HbaAddress, Network, RejectedLine, read_address
@@ -25,6 +26,7 @@ from checks.yamlsource import Problem
 CLUSTER_GLOB = "/etc/postgresql/*/*/postgresql.conf"
 AUTO_CONF = "postgresql.auto.conf"
 MAX_DEPTH = 10  # CONF_FILE_MAX_DEPTH
+_REFUSED = "PostgreSQL rejects this"
 
 #: Built-in defaults for settings audits look at; (first major version, value) in order.
 DEFAULTS: dict[str, tuple[tuple[int, str], ...]] = {
@@ -55,6 +57,9 @@ _TOKENS = (
 )
 _VALUE_KINDS = ("id", "string", "unquoted", "integer", "real")
 _ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+_OCTAL = re.compile(r"[0-7]{1,3}")
+#: In a quoted value: a run of plain characters, a backslash escape, or a doubled quote.
+_STRING_PART = re.compile(r"[^\\']+|\\(?:[0-7]{1,3}|.)|''|\\|'", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -119,17 +124,19 @@ def cluster_version(path: str) -> int | None:
 def parse_postgresql_conf(host: Host, path: str) -> PostgresConf:
     """Parse one server's configuration. Raises HostError when the main file is unreadable."""
     conf = PostgresConf(path, cluster_version(path))
-    _parse_conf_file(host, conf, path, 0, required=True)
+    guard = IncludeGuard(conf.problems.append, MAX_DEPTH, _REFUSED)
+    _parse_conf_file(host, conf, guard, (path,), required=True)
     auto = f"{conf.data_directory()}/{AUTO_CONF}"
     if host.lexists(auto):
-        _parse_conf_file(host, conf, auto, 0, required=True)
+        _parse_conf_file(host, conf, guard, (auto,), required=True)
     return conf
 
 
-def _parse_conf_file(host: Host, conf: PostgresConf, path: str, depth: int, required: bool) -> None:
-    if depth > MAX_DEPTH:
-        conf.problems.append(Problem(path, 0, "", "includes nested too deeply"))
-        return
+def _parse_conf_file(
+    host: Host, conf: PostgresConf, guard: IncludeGuard, chain: tuple[str, ...], required: bool
+) -> None:
+    """The last file of the include ``chain``; HostError when a required one is unreadable."""
+    path = chain[-1]
     try:
         text = host.read_text(path)
     except HostError:
@@ -147,7 +154,7 @@ def _parse_conf_file(host: Host, conf: PostgresConf, path: str, depth: int, requ
             continue
         name, value = parsed
         if name in ("include", "include_if_exists", "include_dir"):
-            _conf_include(host, conf, name, _relative_to(path, value), origin, depth)
+            _conf_include(host, conf, guard, name, _relative_to(path, value), origin, chain)
         else:
             conf.settings[name] = PgSetting(name, value, origin)
 
@@ -167,16 +174,26 @@ def _include_dir_files(host: Host, target: str, origin: Origin, problems: list) 
 
 
 def _conf_include(
-    host: Host, conf: PostgresConf, kind: str, target: str, origin: Origin, depth: int
+    host: Host,
+    conf: PostgresConf,
+    guard: IncludeGuard,
+    kind: str,
+    target: str,
+    origin: Origin,
+    chain: tuple[str, ...],
 ) -> None:
     if kind == "include_dir":
-        for path in _include_dir_files(host, target, origin, conf.problems):
-            _parse_conf_file(host, conf, path, depth + 1, True)
-        return
-    if kind == "include" and not host.lexists(target):
+        paths = _include_dir_files(host, target, origin, conf.problems)
+    elif kind == "include" and not host.lexists(target):
         conf.problems.append(origin.problem(f"include {target}: no such file"))
         return
-    _parse_conf_file(host, conf, target, depth + 1, required=kind == "include")
+    else:
+        paths = [target]
+    for path in paths:
+        if guard.admit(chain, path, origin):
+            _parse_conf_file(
+                host, conf, guard, (*chain, path), required=kind != "include_if_exists"
+            )
 
 
 def _directory(path: str) -> str:
@@ -243,26 +260,20 @@ def _unquote(token: str) -> str:
     GUC_scanstr works on a C string: a NUL ends the token, and the character before it is
     dropped in place of the closing quote (``'ab<NUL>c'`` reads as ``a``).
     """
-    body, out, i = token.partition("\0")[0][1:-1], [], 0
-    while i < len(body):
-        ch = body[i]
-        if ch == "\\" and i + 1 < len(body):
-            nxt = body[i + 1]
-            octal = re.match(r"[0-7]{1,3}", body[i + 1 :])
-            if octal:
-                out.append(chr(int(octal.group(), 8)))
-                i += 1 + len(octal.group())
-                continue
-            out.append(_ESCAPES.get(nxt, nxt))
-            i += 2
-            continue
-        if ch == "'" and body[i + 1 : i + 2] == "'":
-            out.append("'")
-            i += 2
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
+    body = token.partition("\0")[0][1:-1]
+    return _STRING_PART.sub(_unescape, body)
+
+
+def _unescape(part: re.Match[str]) -> str:
+    """One piece of a quoted value: plain text, ``\\n``-style or octal escape, ``''``."""
+    text = part.group()
+    if text == "''":
+        return "'"
+    if len(text) < 2 or text[0] != "\\":
+        return text  # plain text, or a lone backslash or quote at the end
+    if _OCTAL.fullmatch(text, 1):
+        return chr(int(text[1:], 8))
+    return _ESCAPES.get(text[1], text[1])
 
 
 # --- pg_hba.conf ---------------------------------------------------------------------------
@@ -333,14 +344,14 @@ class HbaFile:
 def parse_pg_hba(host: Host, path: str) -> HbaFile:
     """Parse pg_hba.conf and its includes. Raises HostError when the main file is unreadable."""
     hba = HbaFile(path)
-    _parse_hba_file(host, hba, path, 0)
+    guard = IncludeGuard(hba.problems.append, MAX_DEPTH, _REFUSED)
+    _parse_hba_file(host, hba, guard, (path,))
     return hba
 
 
-def _parse_hba_file(host: Host, hba: HbaFile, path: str, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        hba.problems.append(Problem(path, 0, "", "includes nested too deeply"))
-        return
+def _parse_hba_file(host: Host, hba: HbaFile, guard: IncludeGuard, chain: tuple[str, ...]) -> None:
+    """The last file of the include ``chain``."""
+    path = chain[-1]
     text = host.read_text(path)
     hba.files.append(path)
     for number, line in _logical_lines(text):
@@ -351,7 +362,7 @@ def _parse_hba_file(host: Host, hba: HbaFile, path: str, depth: int) -> None:
         first = fields[0][0]
         keyword = first.text if not first.quoted else ""
         if keyword in ("include", "include_if_exists", "include_dir"):
-            _hba_include(host, hba, keyword, fields, path, origin, depth)
+            _hba_include(host, hba, guard, keyword, fields, origin, chain)
             continue
         try:
             rule = _hba_rule(fields, origin, line.split("#", 1)[0].strip(_BLANK))
@@ -364,25 +375,27 @@ def _parse_hba_file(host: Host, hba: HbaFile, path: str, depth: int) -> None:
 def _hba_include(
     host: Host,
     hba: HbaFile,
+    guard: IncludeGuard,
     keyword: str,
     fields: list[list[Token]],
-    path: str,
     origin: Origin,
-    depth: int,
+    chain: tuple[str, ...],
 ) -> None:
     if len(fields) != 2 or len(fields[1]) != 1:
         hba.problems.append(origin.problem(f"{keyword} takes exactly one file name"))
         return
-    target = _relative_to(path, fields[1][0].text)
+    target = _relative_to(chain[-1], fields[1][0].text)
     if keyword == "include_dir":
-        for included in _include_dir_files(host, target, origin, hba.problems):
-            _parse_hba_file(host, hba, included, depth + 1)
-        return
-    if not host.lexists(target):
+        paths = _include_dir_files(host, target, origin, hba.problems)
+    elif not host.lexists(target):
         if keyword == "include":
             hba.problems.append(origin.problem(f"include {target}: no such file"))
         return
-    _parse_hba_file(host, hba, target, depth + 1)
+    else:
+        paths = [target]
+    for path in paths:
+        if guard.admit(chain, path, origin):
+            _parse_hba_file(host, hba, guard, (*chain, path))
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
@@ -390,19 +403,19 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     LFs stripped, and a final backslash joining the next line with no separator (even in a
     comment), so ``0.0.0.0/\\`` + ``0`` is ``0.0.0.0/0``."""
     lines: list[tuple[int, str]] = []
-    pending: str | None = None
+    pending: list[str] | None = None  # pieces of a record continued with backslashes
     start = 0
     for number, raw in joined_at_nul(text):
         if pending is None:
-            start, pending = number, ""
+            start, pending = number, []
         line = raw.rstrip("\r\n")
         if line.endswith("\\"):
-            pending += line[:-1]
+            pending.append(line[:-1])
             continue
-        lines.append((start, pending + line))
+        lines.append((start, "".join(pending) + line))
         pending = None
     if pending is not None:
-        lines.append((start, pending))
+        lines.append((start, "".join(pending)))
     return lines
 
 

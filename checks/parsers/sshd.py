@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from checks.hosts import Host, HostError
+from checks.parsers.includes import IncludeGuard
 from checks.parsers.lines import joined_at_nul, lf_lines
 from checks.parsers.origin import Origin
 from checks.yamlsource import Problem
@@ -193,6 +194,13 @@ _C_INTEGER = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)")
 _INT_MAX = 2**31 - 1
 #: servconf.c WHITESPACE: what separates the keyword from its arguments.
 _WHITESPACE = " \t\r\n"
+_SPLIT = re.compile(r"[ \t]+")
+_SPECIAL = re.compile(r"['\"\\]")
+_COMMENT = re.compile(r"(?:^|[ \t])#")
+#: argv_split: characters with a meaning outside quotes and inside each kind of quote, and
+#: runs of the others, taken whole.
+_NOT_PLAIN = {"": " \t'\"\\", "'": "'\\", '"': '"\\'}
+_PLAIN = {quote: re.compile(f"[^{re.escape(chars)}]+") for quote, chars in _NOT_PLAIN.items()}
 
 
 class SshdUnavailable(HostError):
@@ -265,9 +273,29 @@ class ConnectionSpec:
 
 
 def match_pattern(text: str, pattern: str) -> bool:
-    """``*`` and ``?`` wildcards only, as OpenSSH's match_pattern."""
-    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
-    return re.fullmatch(regex, text, re.DOTALL) is not None
+    """OpenSSH's match_pattern: ``*`` any run, ``?`` any one character, the rest literal.
+
+    sshd recurses at each ``*``, which is exponential but harmless on its short names; a
+    regex built from the pattern is as slow in Python (``Match User ****...z`` took over a
+    minute). Here, the classic greedy scan: on a mismatch only the last ``*`` takes one more
+    character, so the time is at most len(text) * len(pattern).
+    """
+    t = p = 0
+    star = -1  # index in pattern of the last '*' seen
+    resume = 0  # index in text where that '*' match ends so far
+    while t < len(text):
+        if p < len(pattern) and pattern[p] == "*":
+            star, resume = p, t
+            p += 1
+        elif p < len(pattern) and pattern[p] in ("?", text[t]):
+            t += 1
+            p += 1
+        elif star >= 0:
+            resume += 1
+            t, p = resume, star + 1
+        else:
+            return False
+    return pattern[p:].strip("*") == ""
 
 
 def match_pattern_list(text: str, patterns: str, lower: bool = False) -> int:
@@ -472,18 +500,21 @@ def parse_sshd_config(host: Host, path: str = DEFAULT_CONFIG) -> SshdConfig:
     """Parse the main file and its includes. Raises HostError when the main file is unreadable."""
     config = SshdConfig(path)
     text = host.read_text(path)
-    _parse_text(host, config, path, text, (), 0)
+    guard = IncludeGuard(config.problems.append, MAX_INCLUDE_DEPTH, "sshd refuses this")
+    _parse_text(host, config, guard, text, (), (path,))
     return config
 
 
 def _parse_text(
     host: Host,
     config: SshdConfig,
-    path: str,
+    guard: IncludeGuard,
     text: str,
     outer: tuple[MatchBlock, ...],
-    depth: int,
+    chain: tuple[str, ...],
 ) -> None:
+    """One file's lines; ``chain`` is the include chain, this file last."""
+    path = chain[-1]
     config.files.append(path)
     blocks = outer
     for number, raw in joined_at_nul(text):
@@ -516,7 +547,7 @@ def _parse_text(
             block = _parse_match(args, origin, shown, config)
             blocks = (*outer, block or _invalid_block(origin, shown))
         elif keyword == "include":
-            _include(host, config, args, origin, blocks, depth)
+            _include(host, config, guard, args, origin, blocks, chain)
         elif keyword in IGNORED:
             config.problems.append(origin.problem(f"{word} is obsolete: sshd ignores it"))
         elif blocks and keyword in GLOBAL_ONLY:
@@ -577,20 +608,24 @@ def _invalid_block(origin: Origin, text: str) -> MatchBlock:
 def _include(
     host: Host,
     config: SshdConfig,
+    guard: IncludeGuard,
     args: list[str],
     origin: Origin,
     blocks: tuple[MatchBlock, ...],
-    depth: int,
+    chain: tuple[str, ...],
 ) -> None:
-    if depth + 1 > MAX_INCLUDE_DEPTH:
-        config.problems.append(origin.problem("Include nested too deeply (sshd refuses this)"))
-        return
     for pattern in args:
         if not pattern.startswith(("/", "~")):
             pattern = f"{SSH_DIR}/{pattern}"
         for included in host.glob(pattern):
-            text = host.read_text(included)  # unreadable include: sshd fails, so do we
-            _parse_text(host, config, included, text, blocks, depth + 1)
+            if not guard.admit(chain, included, origin):
+                continue
+            try:
+                text = host.read_text(included)
+            except HostError as exc:  # an unreadable include: sshd fails, so do we
+                raise HostError(f"{origin}: Include {included}: {exc}") from exc
+            if guard.charge(text, origin):
+                _parse_text(host, config, guard, text, blocks, (*chain, included))
 
 
 def _parse_match(
@@ -632,7 +667,15 @@ def _parse_match(
 
 
 def _split_args(text: str) -> list[str] | None:
-    """OpenSSH's argv_split: quotes group, backslash escapes, ``#`` at a token start ends it."""
+    """OpenSSH's argv_split: quotes group, backslash escapes, ``#`` at a token start ends it.
+
+    A line without quotes or backslashes is split in one regex pass; otherwise runs of
+    plain characters are still taken whole, so the time stays linear in the line.
+    """
+    if not _SPECIAL.search(text):
+        comment = _COMMENT.search(text)
+        words = text[: comment.start() if comment else None].strip(" \t")
+        return _SPLIT.split(words) if words else []
     args: list[str] = []
     i, n = 0, len(text)
     while i < n:
@@ -644,6 +687,11 @@ def _split_args(text: str) -> list[str] | None:
         quote, token = "", []
         while i < n:
             ch = text[i]
+            if ch not in _NOT_PLAIN[quote]:
+                end = _PLAIN[quote].match(text, i).end()
+                token.append(text[i:end])
+                i = end
+                continue
             escaped = text[i + 1] if i + 1 < n else ""
             if ch == "\\" and escaped and (escaped in "'\"\\" or (not quote and escaped == " ")):
                 token.append(escaped)

@@ -25,6 +25,7 @@ from checks.parsers.apache import (
     module_id,
     option_changes,
 )
+from checks.regexsafety import UnsafePattern, compile_safe
 from checks.result import Verdict, errored, failed, passed
 from checks.types.base import CheckContext, CheckType
 
@@ -195,33 +196,44 @@ class ApacheHttpsRedirect(ApacheCheck):
         found = Findings()
         plain = [site for site in config.sites() if not site.ssl]
         for site in plain:
-            redirect = _https_redirect(config, site)
-            if redirect is None:
-                found.violations.append(f"{site}: serves plain HTTP without an https:// redirect")
-            else:
+            redirect, doubts = _https_redirect(config, site)
+            if redirect is not None:
                 found.evidence.append(f"{site}: {redirect}")
+            elif doubts:
+                found.undecided.extend(f"{site}: {doubt}" for doubt in doubts)
+            else:
+                found.violations.append(f"{site}: serves plain HTTP without an https:// redirect")
         if not plain:
             found.evidence.append("no plain-HTTP site in the configuration")
         return found
 
 
-def _https_redirect(config: ApacheConfig, site: VirtualHost) -> Directive | None:
+def _https_redirect(config: ApacheConfig, site: VirtualHost) -> tuple[Directive | None, list[str]]:
+    """The directive sending every path of ``site`` to https, or None and the redirects whose
+    pattern could not be evaluated safely (then nobody can tell)."""
     level = (site.section,) if site.section else ()
+    doubts: list[str] = []
     inherited = [] if site.is_main_server else config.anywhere(_REDIRECTS)
     candidates = [d for d in inherited if not d.sections]
     candidates += [d for d in site.directives if d.sections == level or _in_root_location(d, level)]
     rewriting = [d.value.lower() for d in site.own if d.key == "rewriteengine"][-1:] == ["on"]
     for directive in candidates:
-        if directive.key in _REDIRECTS:
-            target = _redirect_target(directive)
-        elif directive.key == "rewriterule" and rewriting and directive.sections == level:
-            args = directive.args
-            target = args[1] if len(args) >= 2 and _catches_all(args[0], regex=True) else None
-        else:
+        try:
+            if directive.key in _REDIRECTS:
+                target = _redirect_target(directive)
+            elif directive.key == "rewriterule" and rewriting and directive.sections == level:
+                args = directive.args
+                target = args[1] if len(args) >= 2 and _catches_all(args[0], regex=True) else None
+            else:
+                continue
+        except UnsafePattern as exc:
+            doubts.append(
+                f"{directive.origin}: {directive.name}: cannot evaluate pattern safely ({exc})"
+            )
             continue
         if target is not None and target.lower().startswith("https://"):
-            return directive
-    return None
+            return directive, []
+    return None, doubts
 
 
 def _in_root_location(directive: Directive, level: tuple) -> bool:
@@ -248,12 +260,13 @@ def _redirect_target(directive: Directive) -> str | None:
 
 
 def _catches_all(pattern: str, regex: bool) -> bool:
+    """Whether a redirect's path or regex covers every path; UnsafePattern when the regex
+    cannot be run safely (httpd's PCRE is not ``re``, but a pattern ``re`` refuses or
+    could run exponentially on is not judged either way)."""
     if not regex:
         return pattern == "/"
-    try:
-        return all(re.search(pattern, path) for path in _PROBE_PATHS)
-    except re.error:
-        return False
+    compiled = compile_safe(pattern)
+    return all(compiled.search(path) for path in _PROBE_PATHS)
 
 
 class ApacheTlsProtocols(ApacheCheck):

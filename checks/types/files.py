@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from checks.hosts import Host, HostError
 from checks.params import Param
 from checks.parsers.lines import C_SPACE, numbered
+from checks.regexsafety import EVALUATION_BUDGET, CannotEvaluate, search
 from checks.result import Verdict, errored, failed, passed
 from checks.types.base import CheckContext, CheckType
 
@@ -85,6 +88,7 @@ class FileContentCheck(CheckType):
         pattern, mode = p["pattern"], p["match"]
         paths = expand(ctx.host, p["paths"])
         matching, non_matching, missing = [], [], []
+        started = time.thread_time()
         for path in paths:
             try:
                 text = ctx.host.read_text(path)
@@ -97,8 +101,17 @@ class FileContentCheck(CheckType):
                 stripped = line.strip(C_SPACE)
                 if not stripped or (p["comment"] and stripped.startswith(p["comment"])):
                     continue
+                if time.thread_time() - started > EVALUATION_BUDGET:
+                    return errored(
+                        f"cannot evaluate /{pattern.pattern}/ safely: stopped at {path}:{number} "
+                        f"after {EVALUATION_BUDGET:g} s of CPU"
+                    )
+                try:
+                    found = search(pattern, line)
+                except CannotEvaluate as exc:
+                    return errored(f"{path}:{number}: {exc}")
                 where = f"{path}:{number}: {stripped}"
-                (matching if pattern.search(line) else non_matching).append(where)
+                (matching if found else non_matching).append(where)
         if not paths or len(missing) == len(paths):
             absent = ", ".join(missing or p["paths"])
             if p["missing"] == "pass":
