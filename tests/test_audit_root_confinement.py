@@ -155,8 +155,9 @@ def test_an_audit_of_a_hostile_tree_opens_and_lists_nothing_outside_it(tmp_path)
     # links followed inside lead nowhere: errors that name the tree's paths only
     assert outcome["LAPP-SSH-001"] == (
         "error",
-        "cannot read /etc/ssh/sshd_config: "
-        "/etc/ssh/escape/parent/chain.conf: No such file or directory",
+        "cannot read /etc/ssh/sshd_config: /etc/ssh/sshd_config:1: Include "
+        "/etc/ssh/escape/parent/chain.conf: /etc/ssh/escape/parent/chain.conf: No such file "
+        "or directory",
     )
     assert outcome["LAPP-BAK-001"] == (
         "error",
