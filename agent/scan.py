@@ -12,12 +12,16 @@ split into ranges scanned by worker processes (:mod:`agent.scan_ranges`).
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import heapq
+import ipaddress
 import json
+import os
 import sys
+import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, tzinfo
@@ -27,6 +31,7 @@ from typing import BinaryIO, TextIO
 from agent.bans.jails import DEFAULT_JAILS_FILE, Decision, JailConfig, Jails, load_jails
 from agent.detect.detector import MAX_LINE, Counters, Detector, Hit, event_of
 from agent.detect.events import Event
+from agent.detect.http import AccessLogParser
 from agent.detect.kinds import KINDS, access_log_format, sniff_access_format, sniff_kind
 from agent.detect.logformats import DEBIAN_PG_PREFIX, PostgresPrefix
 from agent.detect.memory import ProcessMemory
@@ -87,6 +92,8 @@ class ScanOptions:
 def open_log(path: str) -> BinaryIO:
     """A binary stream for a path: ``-`` is stdin, ``*.gz`` is decompressed."""
     if path == "-":
+        if sys.stdin is None:  # started with fd 0 closed (``<&-``)
+            raise OSError(errno.EBADF, "it is closed")
         return sys.stdin.buffer
     if path.endswith(".gz"):
         import gzip  # only for compressed input: keeps start-up short
@@ -195,7 +202,7 @@ def _open(path: str) -> BinaryIO:
     try:
         return open_log(path)
     except OSError as exc:
-        raise ScanError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise ScanError(f"cannot read {_name(path)}: {exc.strerror or exc}") from exc
 
 
 def _scan_file(
@@ -252,10 +259,17 @@ def detector_for(settings: Settings, memory: ProcessMemory | None = None) -> Det
 
 
 def _guarded(path: str, blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """Reading errors as ScanError: a bad gzip header is an OSError, corrupt compressed
+    data a zlib.error, a truncated file an EOFError."""
     try:
         yield from blocks
-    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
-        raise ScanError(f"cannot read {path}: {exc}") from exc
+    except (OSError, EOFError, zlib.error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ScanError(f"cannot read {_name(path)}: {reason}") from exc
+
+
+def _name(path: str) -> str:
+    return "standard input" if path == "-" else path
 
 
 def _file_hits(
@@ -524,14 +538,40 @@ def run_scan(args: argparse.Namespace) -> int:
 
     Rule and jail file problems are raised as InputError (the CLI prints them, exit 2).
     """
+    if sys.stdout is None:  # started with fd 1 closed (``>&-``): fail before scanning
+        print("lappguard scan: cannot write the report: standard output is closed", file=sys.stderr)
+        return 2
     try:
         options = _options(args)
         result = scan(args.files, options)
     except ScanError as exc:
         print(f"lappguard scan: {exc}", file=sys.stderr)
         return 2
-    RENDERERS[args.format](result, sys.stdout)
+    return _write(RENDERERS[args.format], result)
+
+
+def _write(render: Callable[[ScanResult, TextIO], None], result: ScanResult) -> int:
+    """Render to stdout: 0 when written, or when the reader stopped reading (``| head``:
+    its choice, not an error, so nothing is said); 2 with one line for any other failure
+    (a full disk, ENOSPC). Either way stdout then points at /dev/null, so the interpreter's
+    last flush of what is left in its buffer fails no more."""
+    try:
+        render(result, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _drop_stdout()
+        return 0
+    except OSError as exc:
+        _drop_stdout()
+        print(f"lappguard scan: cannot write the report: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _drop_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _options(args: argparse.Namespace) -> ScanOptions:
@@ -553,6 +593,17 @@ def _options(args: argparse.Namespace) -> ScanOptions:
         PostgresPrefix(args.pg_prefix)
     except ValueError as exc:
         raise InputError([Problem("--pg-prefix", 0, "", str(exc))]) from exc
+    for proxy in args.trusted_proxy:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError as exc:
+            problem = Problem("--trusted-proxy", 0, "", f"{proxy!r} is not an address or CIDR")
+            raise InputError([problem]) from exc
+    if args.access_log_format:
+        try:
+            AccessLogParser(access_log_format(args.access_log_format))
+        except ValueError as exc:  # no %h or %a: no client to name
+            raise InputError([Problem("--access-log-format", 0, "", str(exc))]) from exc
     return ScanOptions(
         rules=rules,
         jails=jails,

@@ -102,3 +102,45 @@ def test_characters_that_nfkc_multiplies_cost_what_plain_text_costs(char: str):
     plain = cpu_seconds(d, access_line("'" + "a" * 5400))
     hostile = cpu_seconds(d, access_line("'" + char * (5400 // len(char))))
     assert hostile < 5 * plain + 0.005, f"{hostile * 1000:.1f} ms vs {plain * 1000:.1f} ms"
+
+
+@pytest.mark.parametrize(
+    ("kind", "line", "options"),
+    [
+        (
+            "apache_access",
+            '203.0.113.9 - - [01/Jan/0001:00:00:00 +1400] "GET /.env HTTP/1.1" 404 1 "-" "-"',
+            {},
+        ),
+        (
+            "sshd",
+            "9999-12-31T23:59:59-14:00 web1 sshd[7]: Failed password for root from 203.0.113.9"
+            " port 22 ssh2",
+            {},
+        ),
+        (
+            "postgresql",
+            "100000000000000000000 [12] 203.0.113.9 LOG:  connection received: host=203.0.113.9"
+            " port=5",
+            {"postgres_prefix": "%n [%p] %h "},
+        ),
+        (
+            "postgresql",
+            "1" * 400 + ' [12] 203.0.113.9 FATAL:  password authentication failed for user "x"',
+            {"postgres_prefix": "%n [%p] %h "},
+        ),
+    ],
+    ids=["clf-year-1", "iso-year-9999", "pg-epoch-1e20", "pg-epoch-inf"],
+)
+def test_a_time_no_date_can_hold_skips_the_line_and_counts_it(kind: str, line: str, options):
+    d = Detector(RULES, tz=UTC, clock=lambda: NOW, **options)
+    assert d.feed(line, kind, "x.log", 1) == []
+    assert (d.counters.lines, d.counters.unparsed, d.counters.events) == (1, 1, 0)
+
+
+def test_the_first_and_last_second_a_date_holds_still_count():
+    d = detector()
+    for stamp in ("01/Jan/0001:00:00:00 +0000", "31/Dec/9999:23:59:59 +0000"):
+        line = f'203.0.113.9 - - [{stamp}] "GET /.env HTTP/1.1" 404 1 "-" "-"'
+        assert [e.ip for e in d.feed(line, "apache_access", "access.log", 1)][:1] == ["203.0.113.9"]
+    assert d.counters.unparsed == 0

@@ -332,3 +332,72 @@ def test_a_process_named_any_number_of_ranges_before_is_still_known(tmp_path, mo
     assert serial.counters.no_address == 0
     assert [e for _, e in parallel.events] == [e for _, e in serial.events]
     assert parallel.counters == serial.counters
+
+
+def _command(*argv: str, **io) -> subprocess.CompletedProcess:
+    """``lappguard scan`` as a sysadmin runs it; stdout captured unless ``io`` says."""
+    io.setdefault("stdout", subprocess.PIPE)
+    return subprocess.run(
+        [lappguard_command(), "scan", *argv], stderr=subprocess.PIPE, check=False, **io
+    )
+
+
+def _one_line_exit_2(done: subprocess.CompletedProcess, reason: str) -> None:
+    err = done.stderr.decode()
+    assert done.returncode == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err and reason in err, err
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda data: data[:200], "Compressed file ended before the end-of-stream marker"),
+        (lambda data: data[:40] + b"x" * 20 + data[60:], "Error -3 while decompressing"),
+    ],
+    ids=["truncated", "corrupt"],
+)
+def test_a_damaged_gzip_file_is_one_line_and_exit_2(tmp_path: Path, damage, reason: str):
+    packed = tmp_path / "auth.log.2.gz"
+    packed.write_bytes(damage(gzip.compress(Path(AUTH).read_bytes())))
+    _one_line_exit_2(_command(str(packed)), f"cannot read {packed}: {reason}")
+
+
+def test_closed_stdin_is_one_line_and_exit_2():
+    done = _command("-", preexec_fn=lambda: os.close(0))
+    _one_line_exit_2(done, "lappguard scan: cannot read standard input: it is closed")
+
+
+def test_closed_stdout_is_one_line_and_exit_2():
+    done = _command(AUTH, stdout=None, preexec_fn=lambda: os.close(1))
+    _one_line_exit_2(done, "lappguard scan: cannot write the report: standard output is closed")
+
+
+def test_a_full_disk_under_stdout_is_one_line_and_exit_2():
+    with open("/dev/full", "wb") as full:
+        done = _command("--format", "json", AUTH, stdout=full)
+    _one_line_exit_2(done, "lappguard scan: cannot write the report: No space left on device")
+
+
+def test_a_reader_that_stops_reading_ends_the_report_quietly(tmp_path: Path):
+    """``lappguard scan ... | head -1``: the reader chose to stop, which is no error."""
+    log = tmp_path / "auth.log"
+    log.write_bytes(Path(AUTH).read_bytes() * 2000)
+    reader = subprocess.Popen(["head", "-n", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    done = _command("--format", "events", str(log), stdout=reader.stdin)
+    reader.stdin.close()
+    first = reader.stdout.read()
+    reader.wait()
+    assert json.loads(first)["line"] == 4
+    assert (done.returncode, done.stderr) == (0, b"")
+
+
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        (["--trusted-proxy", "abc"], "--trusted-proxy: 'abc' is not an address or CIDR"),
+        (["--trusted-proxy", "10.0.0.0/33"], "--trusted-proxy: '10.0.0.0/33' is not an"),
+        (["--access-log-format", '%u %t "%r"'], "logs no client address (%h or %a)"),
+    ],
+)
+def test_unusable_options_are_one_line_and_exit_2(argv: list[str], reason: str):
+    _one_line_exit_2(_command(*argv, ACCESS), reason)

@@ -57,6 +57,9 @@ from agent.detect.rules import Alternative, Rule, embeddable
 
 #: Longer lines are cut to this many characters before they are inspected.
 MAX_LINE = 16384
+#: The times an event can have (0001-01-01 to 9999-12-31 UTC, what a date can show): a
+#: line stamped outside them (year 1 at +14:00, a PostgreSQL %n of 1e20) is unparsed.
+EARLIEST, LATEST = -62135596800.0, 253402300799.0
 
 #: One line's verdict: (time, rule id, address, user, line number, line text).
 Hit = tuple[float, str, str, "str | None", "int | None", str]
@@ -77,7 +80,7 @@ class Counters:
     events: int = 0
     garbage: int = 0  # invalid UTF-8 or NUL bytes: skipped
     truncated: int = 0  # inspected lines cut to MAX_LINE characters
-    unparsed: int = 0  # candidate lines whose header is not of the kind
+    unparsed: int = 0  # candidate lines whose header is not of the kind, or time no date holds
     ambiguous: int = 0  # matched, but two readings disagree on the address
     no_address: int = 0  # matched, but no trustworthy address (host name, no %h...)
     untied: int = 0  # PostgreSQL: matched, but not tied to its connection (agent.detect.postgres)
@@ -509,6 +512,9 @@ class Detector:
         when = header.time if header.time is not None else time
         if when is None:
             when = self._clock()
+        elif not EARLIEST <= when <= LATEST:
+            counters.unparsed += 1
+            return []
         _, ip_group, user_group, _ = alternative
         stated = None
         if ip_group is not None:  # address: pattern
@@ -641,10 +647,13 @@ class Detector:
     ) -> list[Hit]:
         """The hit of a matched line, once its address is trusted. ``match`` ran on the
         message, or on the whole line with the message from offset ``base``."""
+        counters = self.counters
         if when is None:
             when = self._clock()
+        elif not EARLIEST <= when <= LATEST:
+            counters.unparsed += 1
+            return []
         _, ip_group, user_group, _ = alternative
-        counters = self.counters
         if ip_group is not None:  # address: pattern
             found = match.group(ip_group)
             ip = normalise_ip(found) if found else None
@@ -717,6 +726,9 @@ class Detector:
         when = request.time if request.time is not None else time
         if when is None:
             when = self._clock()
+        elif not EARLIEST <= when <= LATEST:
+            counters.unparsed += 1
+            return []
         counters.matched += 1
         counters.events += len(matched)
         for rule in matched:
