@@ -6,49 +6,40 @@ timestamps as the clock, so the report says which addresses the jails *would* ha
 
 Events travel as plain records, ``(time, rule, ip)`` first: the counts and the jails need
 nothing more, and only ``--format events`` builds Event objects. A big regular file is
-split into ranges scanned by worker processes.
+split into ranges scanned by worker processes (:mod:`agent.scan_ranges`).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import heapq
+import ipaddress
 import json
 import os
-import stat
 import sys
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, tzinfo
-from functools import partial
 from operator import itemgetter
 from typing import BinaryIO, TextIO
 
 from agent.bans.jails import DEFAULT_JAILS_FILE, Decision, JailConfig, Jails, load_jails
 from agent.detect.detector import MAX_LINE, Counters, Detector, Hit, event_of
 from agent.detect.events import Event
+from agent.detect.http import AccessLogParser
 from agent.detect.kinds import KINDS, access_log_format, sniff_access_format, sniff_kind
 from agent.detect.logformats import DEBIAN_PG_PREFIX, PostgresPrefix
+from agent.detect.memory import ProcessMemory
 from agent.detect.postgres import JSONLOG, STDERR, sniff_postgres_format
 from agent.detect.rules import Rule, load_rules, rule_source
 from checks.yamlsource import InputError, Problem
 
 BLOCK_SIZE = 1 << 20
-#: Regular files at least this big are split into ranges scanned by worker processes. When
-#: a line of a range needs the address an earlier line of its process named (``address:
-#: context`` rules) and the range has not named it, the megabyte before the range is read
-#: for that (once per range), as if the range had been read after it.
-PARALLEL_MIN_BYTES = 16 << 20  # measured: two workers win from about 8 MB on 2 cores
-RANGE_BYTES = 16 << 20
-RANGES_PER_WORKER = 4
-WARMUP_BYTES = 1 << 20
-#: The lines in the last bytes before a range are looked at (not scanned) for the range's
-#: first lines: a PostgreSQL line may continue a user name broken just before it.
-LEAD_IN_BYTES = 1 << 16
-MAX_WORKERS = 4
 #: An overlong line keeps this many bytes (enough for MAX_LINE characters of any UTF-8).
 _LONG_LINE_KEEP = 4 * MAX_LINE + 8
 _TOP = 10
@@ -101,6 +92,8 @@ class ScanOptions:
 def open_log(path: str) -> BinaryIO:
     """A binary stream for a path: ``-`` is stdin, ``*.gz`` is decompressed."""
     if path == "-":
+        if sys.stdin is None:  # started with fd 0 closed (``<&-``)
+            raise OSError(errno.EBADF, "it is closed")
         return sys.stdin.buffer
     if path.endswith(".gz"):
         import gzip  # only for compressed input: keeps start-up short
@@ -209,7 +202,7 @@ def _open(path: str) -> BinaryIO:
     try:
         return open_log(path)
     except OSError as exc:
-        raise ScanError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise ScanError(f"cannot read {_name(path)}: {exc.strerror or exc}") from exc
 
 
 def _scan_file(
@@ -228,12 +221,14 @@ def _scan_file(
     elif kind == "postgresql":
         log_format = sniff_postgres_format(_first_lines(first))
     settings = (options, kind, log_format)
-    detector = _detector(settings)
+    detector = detector_for(settings)
     report = FileReport(path, kind, detector.counters, log_format)
-    workers = _workers(path)
+    from agent import scan_ranges  # here: it imports this module
+
+    workers = scan_ranges.workers_for(path)
     if workers > 1:
         blocks.close()
-        hits = _parallel_hits(path, settings, report.counters, workers)
+        hits = scan_ranges.parallel_hits(path, settings, report.counters, workers)
     else:
         hits = _file_hits(path, kind, detector, first, blocks, options.keep_events)
     if options.keep_events:
@@ -241,11 +236,13 @@ def _scan_file(
     return report, hits
 
 
-def _detector(
-    settings: tuple[ScanOptions, str, str | None], history: Callable[[], Detector] | None = None
-) -> Detector:
+#: How one file is scanned: the options, its kind and its format.
+Settings = tuple[ScanOptions, str, "str | None"]
+
+
+def detector_for(settings: Settings, memory: ProcessMemory | None = None) -> Detector:
     """A detector holding only the rules of the file's kind (the others would never run,
-    and building them would import what they need)."""
+    and building them would import what they need), starting from ``memory``."""
     options, kind, log_format = settings
     return Detector(
         [rule for rule in options.rules if rule.kind == kind],
@@ -257,138 +254,22 @@ def _detector(
         postgres_prefix=options.postgres_prefix,
         postgres_format=log_format if kind == "postgresql" and log_format else STDERR,
         tz=options.tz,
-        history=history,
+        memory=memory,
     )
 
 
-def _workers(path: str) -> int:
-    """Worker processes for a file: one per core for a big regular file, else 1."""
-    cores = os.cpu_count() or 1
-    if path == "-" or path.endswith(".gz") or cores < 2:
-        return 1
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode) or os.path.getsize(path) < PARALLEL_MIN_BYTES:
-            return 1
-    except OSError:
-        return 1
-    return min(cores, MAX_WORKERS)
-
-
-def _parallel_hits(path: str, settings: tuple, total: Counters, workers: int) -> Iterator[tuple]:
-    """Records of a big file in file order; ranges are scanned by worker processes while
-    this process replays the results of the ranges before. Workers number lines from the
-    start of their range; events get their line in the file here."""
-    import multiprocessing  # only for big files: keeps start-up short
-
-    keep_events = settings[0].keep_events
-    context = multiprocessing.get_context("fork")
-    with context.Pool(workers, _worker_init, (settings,)) as pool:
-        before = 0  # lines in the ranges already replayed
-        for records, counters in pool.imap(_scan_range, _ranges(path, workers)):
-            _add(total, counters)
-            if keep_events:
-                for when, rule, ip, user, line, text in records:
-                    yield when, rule, ip, user, line + before, text
-            else:
-                yield from records
-            before += counters.lines
-
-
-def _ranges(path: str, workers: int) -> Iterator[tuple[str, int, int]]:
-    """(path, start, end) of consecutive ranges of whole lines, a few per worker so that
-    none waits long for the last one, at most RANGE_BYTES each."""
-    size = os.path.getsize(path)
-    step = max(1, min(RANGE_BYTES, -(-size // (workers * RANGES_PER_WORKER))))
-    with open(path, "rb") as handle:
-        start = 0
-        while start < size:
-            end = _line_end(handle, start + step - 1, size)
-            yield path, start, end
-            start = end
-
-
-def _line_end(handle: BinaryIO, position: int, size: int) -> int:
-    """The offset just past the first newline at or after ``position`` (or the file size)."""
-    while position < size:
-        handle.seek(position)
-        chunk = handle.read(BLOCK_SIZE)
-        newline = chunk.find(b"\n")
-        if newline != -1:
-            return position + newline + 1
-        if not chunk:
-            break
-        position += len(chunk)
-    return size
-
-
-_SETTINGS: tuple | None = None
-
-
-def _worker_init(settings: tuple) -> None:
-    global _SETTINGS
-    _SETTINGS = settings
-    gc.disable()  # see _no_cycle_collection; a worker lives for one scan
-
-
-def _scan_range(task: tuple[str, int, int]) -> tuple[list[tuple], Counters]:
-    """Scan bytes [start, end) of a file (in a worker process), numbering lines from 1.
-    Records travel back as plain tuples, only (time, rule, ip) unless events are kept:
-    pickling costs per field."""
-    path, start, end = task
-    assert _SETTINGS is not None
-    options, kind, _ = _SETTINGS
-    history = partial(_read_before, path, start, _SETTINGS) if start > 0 else None
-    detector = _detector(_SETTINGS, history)
-    with open(path, "rb") as handle:
-        if start > 0:  # the range's first lines may continue the lines just before it
-            handle.seek(max(0, start - LEAD_IN_BYTES))
-            before = handle.read(start - handle.tell())
-            cut = before.find(b"\n") + 1 if start > LEAD_IN_BYTES else 0
-            detector.lead_in(kind, path, before[cut:])
-        handle.seek(start)
-        records: list[tuple] = []
-        line = 1
-        keep = options.keep_events
-        for block in iter_blocks(_Bounded(handle, end - start)):
-            found, count = detector.hits_block(block, kind, path, line, numbered=keep)
-            records += found if keep else [hit[:3] for hit in found]
-            line += count
-    return records, detector.counters
-
-
-def _read_before(path: str, start: int, settings: tuple) -> Detector:
-    """A detector that has read the WARMUP_BYTES before ``start`` (from a line start): what
-    the range's first lines may refer to. Only read when one does. It is shown the range's
-    first line too, which settles a record held back until its next line is known."""
-    detector = _detector(settings)
-    with open(path, "rb") as handle:
-        handle.seek(max(0, start - WARMUP_BYTES))
-        warmup = handle.read(start - handle.tell())
-        following = handle.readline()
-    newline = warmup.find(b"\n") + 1 if start > WARMUP_BYTES else 0
-    detector.hits_block(warmup[newline:], settings[1], path, 0)
-    detector.settle(settings[1], path, following.rstrip(b"\n"))
-    return detector
-
-
-class _Bounded:
-    """A reader that stops after ``size`` bytes (one worker's range)."""
-
-    def __init__(self, handle: BinaryIO, size: int):
-        self._handle = handle
-        self._left = size
-
-    def readinto(self, target: memoryview) -> int:
-        count = self._handle.readinto(target[: self._left])  # type: ignore[attr-defined]
-        self._left -= count
-        return count
-
-
 def _guarded(path: str, blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """Reading errors as ScanError: a bad gzip header is an OSError, corrupt compressed
+    data a zlib.error, a truncated file an EOFError."""
     try:
         yield from blocks
-    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
-        raise ScanError(f"cannot read {path}: {exc}") from exc
+    except (OSError, EOFError, zlib.error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ScanError(f"cannot read {_name(path)}: {reason}") from exc
+
+
+def _name(path: str) -> str:
+    return "standard input" if path == "-" else path
 
 
 def _file_hits(
@@ -433,7 +314,7 @@ def _replay(
     by_ip = Counter(addresses)
     total = Counters()
     for report in reports:
-        _add(total, report.counters)
+        add_counters(total, report.counters)
     result = ScanResult(reports, total, by_ip, bans, options.level, kept)
     result.notes = _notes(result, options)
     return result
@@ -443,12 +324,14 @@ def _no_clock() -> float:
     raise AssertionError("a replay passes the time of each event")
 
 
-def _add(total: Counters, part: Counters) -> None:
+def add_counters(total: Counters, part: Counters, sign: int = 1) -> None:
+    """Add ``part`` to ``total`` (``sign`` -1: take it away)."""
     for item in fields(Counters):
         if item.name == "by_rule":
-            total.by_rule.update(part.by_rule)
+            total.by_rule.update({rule: sign * count for rule, count in part.by_rule.items()})
+            total.by_rule = +total.by_rule  # no rule left at 0
         else:
-            setattr(total, item.name, getattr(total, item.name) + getattr(part, item.name))
+            setattr(total, item.name, getattr(total, item.name) + sign * getattr(part, item.name))
 
 
 def _notes(result: ScanResult, options: ScanOptions) -> list[str]:
@@ -655,14 +538,40 @@ def run_scan(args: argparse.Namespace) -> int:
 
     Rule and jail file problems are raised as InputError (the CLI prints them, exit 2).
     """
+    if sys.stdout is None:  # started with fd 1 closed (``>&-``): fail before scanning
+        print("lappguard scan: cannot write the report: standard output is closed", file=sys.stderr)
+        return 2
     try:
         options = _options(args)
         result = scan(args.files, options)
     except ScanError as exc:
         print(f"lappguard scan: {exc}", file=sys.stderr)
         return 2
-    RENDERERS[args.format](result, sys.stdout)
+    return _write(RENDERERS[args.format], result)
+
+
+def _write(render: Callable[[ScanResult, TextIO], None], result: ScanResult) -> int:
+    """Render to stdout: 0 when written, or when the reader stopped reading (``| head``:
+    its choice, not an error, so nothing is said); 2 with one line for any other failure
+    (a full disk, ENOSPC). Either way stdout then points at /dev/null, so the interpreter's
+    last flush of what is left in its buffer fails no more."""
+    try:
+        render(result, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _drop_stdout()
+        return 0
+    except OSError as exc:
+        _drop_stdout()
+        print(f"lappguard scan: cannot write the report: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _drop_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _options(args: argparse.Namespace) -> ScanOptions:
@@ -684,6 +593,17 @@ def _options(args: argparse.Namespace) -> ScanOptions:
         PostgresPrefix(args.pg_prefix)
     except ValueError as exc:
         raise InputError([Problem("--pg-prefix", 0, "", str(exc))]) from exc
+    for proxy in args.trusted_proxy:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError as exc:
+            problem = Problem("--trusted-proxy", 0, "", f"{proxy!r} is not an address or CIDR")
+            raise InputError([problem]) from exc
+    if args.access_log_format:
+        try:
+            AccessLogParser(access_log_format(args.access_log_format))
+        except ValueError as exc:  # no %h or %a: no client to name
+            raise InputError([Problem("--access-log-format", 0, "", str(exc))]) from exc
     return ScanOptions(
         rules=rules,
         jails=jails,

@@ -20,6 +20,10 @@ file with one worker process per core; fail2ban-regex uses one), and the lines e
 matched. fail2ban's matches are checked to be covered: on the first 100k lines, every
 address fail2ban-regex counts, lappguard counts at least as often.
 
+Also: a 20 MB sshd log whose address-less lines name their process's address megabytes
+before, scanned by one worker and by one per core (``--only far-context``): the same
+events either way.
+
 Also: ``lappguard scan`` of a 1M-line PostgreSQL 15 log (``log_connections = on``, ~15%
 password guessing) written three ways: Debian's ``log_line_prefix``, one with ``%h``, and
 ``jsonlog`` (``--only postgresql`` measures just these).
@@ -130,6 +134,52 @@ def generate_auth_log(path: Path, count: int, seed: int = 1) -> None:
             for line in lines[: count - written]:
                 out.write(head + line + "\n")
             written += len(lines)
+
+
+def generate_far_context_log(path: Path, megabytes: int = 20, seed: int = 4) -> int:
+    """A busy sshd log (LogLevel VERBOSE, 60 lines a second, under an hour) with the mix of
+    :func:`generate_auth_log`, in which slow attackers connect and are disconnected for
+    too many authentication failures megabytes of log later: the address of that line is
+    only in the ``Connection from`` line of the same process. Returns how many there are."""
+    rng = random.Random(seed)
+    target = megabytes * 1_000_000
+    slow: list[tuple[int, str]] = []  # (byte offset to disconnect at, pid)
+    written = lines = attackers = 0
+    pid = 100_000
+    with path.open("w") as out:
+        while written < target or slow:
+            hour, second = divmod(lines // 60, 3600)
+            head = f"Oct  7 {hour + 10:02d}:{second // 60:02d}:{second % 60:02d} web1 "
+            pid += 1
+            if slow and slow[0][0] <= written:
+                _, quitter = slow.pop(0)
+                texts = [f"sshd[{quitter}]: Disconnecting: Too many authentication failures"]
+            elif written < target and rng.random() < 0.0005:
+                attackers += 1
+                texts = [
+                    f"sshd[{pid}]: Connection from {_address(rng)} port 4242 on 10.0.0.1 port 22"
+                ]
+                slow.append((written + rng.randrange(1_500_000, 6_000_000), str(pid)))
+                slow.sort()
+            elif rng.random() < 0.07:
+                ip, user = _address(rng), rng.choice(USERS)
+                texts = [
+                    f"sshd[{pid}]: Invalid user {user} from {ip} port 4022",
+                    f"sshd[{pid}]: pam_unix(sshd:auth): check pass; user unknown",
+                    f"sshd[{pid}]: Failed password for invalid user {user} from {ip} port 22 ssh2",
+                ]
+            else:
+                texts = [
+                    f"CRON[{pid}]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)",  # noqa: E501
+                    f"CRON[{pid}]: pam_unix(cron:session): session closed for user root",
+                    f"systemd-logind[512]: Session {pid} logged out. Waiting for processes.",
+                ][: rng.randrange(1, 4)]
+            for text in texts:
+                line = head + text + "\n"
+                out.write(line)
+                written += len(line)
+                lines += 1
+    return attackers
 
 
 ATTACK_TARGETS = (
@@ -407,14 +457,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--runs", type=int, default=3, help="timed runs of lappguard (median)")
     parser.add_argument("--keep", metavar="DIR", help="write the generated logs here")
-    parser.add_argument("--only", choices=("postgresql",), help="measure only these logs")
+    parser.add_argument(
+        "--only", choices=("postgresql", "far-context"), help="measure only these logs"
+    )
     args = parser.parse_args(argv)
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="lappguard-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        if args.only != "postgresql":
+        if args.only is None:
             bench_sshd_and_apache(work, args)
-        bench_postgres(work, args.lines, args.runs)
+        if args.only in (None, "postgresql"):
+            bench_postgres(work, args.lines, args.runs)
+        if args.only in (None, "far-context"):
+            bench_far_context(work, args.runs)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -432,6 +487,26 @@ def bench_postgres(work: Path, lines: int, runs: int) -> None:
         prefix = {} if log_format == "jsonlog" else {"postgres_prefix": log_format}
         seconds, counts = time_scan(path, "postgresql", max(1, runs), **prefix)
         _rate(f"lappguard in-process scan (median of {max(1, runs)})", seconds, lines, counts)
+
+
+def bench_far_context(work: Path, runs: int) -> None:
+    """A 20 MB log whose address-less lines name their process's address megabytes
+    before: one worker against one per core, which must find the same events."""
+    import agent.scan_ranges as scan_ranges
+
+    path = work / "auth-far-context.log"
+    attackers = generate_far_context_log(path)
+    size = path.stat().st_size / 1e6
+    print(f"\nsshd log, addresses megabytes before their lines ({size:.0f} MB, {attackers} slow)")
+    parallel = time_scan(path, "sshd", max(1, runs))
+    workers, scan_ranges.MAX_WORKERS = scan_ranges.MAX_WORKERS, 1
+    try:
+        serial = time_scan(path, "sshd", max(1, runs))
+    finally:
+        scan_ranges.MAX_WORKERS = workers
+    for label, (seconds, counts) in (("one worker", serial), ("one per core", parallel)):
+        _rate(f"lappguard in-process scan, {label}", seconds, counts["lines"], counts)
+    print(f"  parallel speed-up: {serial[0] / parallel[0]:.2f}x")
 
 
 def bench_sshd_and_apache(work: Path, args: argparse.Namespace) -> None:

@@ -16,6 +16,7 @@ from datetime import UTC
 import pytest
 
 import agent.scan as scan_module
+from agent import scan_ranges
 from agent.bans.jails import load_jails
 from agent.detect.detector import Detector
 from agent.detect.logformats import DEBIAN_PG_PREFIX, PostgresPrefix
@@ -118,10 +119,9 @@ def test_ranges_scanned_in_parallel_name_the_same_hosts(tmp_path, monkeypatch):
         postgres_prefix=HOST_PREFIX,
     )  # fmt: skip
     serial = scan_module.scan([str(log)], options)
-    monkeypatch.setattr(scan_module, "PARALLEL_MIN_BYTES", 1024)
-    monkeypatch.setattr(scan_module, "RANGE_BYTES", 7_919)  # boundaries anywhere
-    monkeypatch.setattr(scan_module, "WARMUP_BYTES", 3_001)
-    monkeypatch.setattr(scan_module, "LEAD_IN_BYTES", 1_009)
+    monkeypatch.setattr(scan_ranges, "PARALLEL_MIN_BYTES", 1024)
+    monkeypatch.setattr(scan_ranges, "RANGE_BYTES", 7_919)  # boundaries anywhere
+    monkeypatch.setattr(scan_ranges, "LEAD_IN_BYTES", 1_009)
     parallel = scan_module.scan([str(log)], options)
     assert FORGED not in serial.by_ip and serial.counters.untied > 0
     assert parallel.by_ip == serial.by_ip

@@ -20,9 +20,10 @@ from datetime import UTC
 import pytest
 from test_detect_injection import SSHD_TEMPLATES, USER_NAMES
 
-from agent.detect.detector import Detector, _ProcessMemory
+from agent.detect.detector import Detector
 from agent.detect.events import normalise_ip
 from agent.detect.logformats import SyslogClock
+from agent.detect.memory import ProcessMemory
 from agent.detect.rules import ip_anchor, load_rules
 from agent.scan import _LONG_LINE_KEEP, iter_blocks
 
@@ -105,7 +106,7 @@ def test_reading_header_and_rule_in_one_regex_changes_no_verdict():
                 line, "sshd", source, number, time
             ), line
     assert fast.counters == slow.counters and fast.counters.events > 300
-    assert fast._memory._entries == slow._memory._entries
+    assert fast.memory.entries == slow.memory.entries
     assert any(fast._patterns["sshd"].fast_by_mask.values())
 
 
@@ -234,30 +235,38 @@ def test_reading_blocks_keeps_every_line_whole_whatever_the_reads(seed: int):
     )
 
 
-def test_a_memory_that_reads_its_history_late_answers_as_if_read_first():
-    """Random remembers and recalls, with a tiny size so that eviction order matters: the
-    memory given its history only at the first unknown process always answers what the
-    memory that read the history first answers."""
+def test_a_memory_extended_by_a_later_one_is_the_memory_that_read_both():
+    """Random remembers, with a tiny size so that eviction order matters: a memory that
+    read the first part, extended by one that read only the second (from any of its
+    change numbers on, the first ones read again by the first memory), is exactly the
+    memory that read everything in order."""
     rng = random.Random(11)
+
+    def remembers(count: int) -> list[tuple[str, str, str, float]]:
+        sources = ("a", "b")
+        return [
+            (rng.choice(sources), str(rng.randrange(8)), rng.choice(("", "192.0.2.1", "::1")),
+             rng.uniform(0, 9000))
+            for _ in range(count)
+        ]  # fmt: skip
+
     for _ in range(500):
         size = rng.randrange(1, 6)
-        before = [(str(rng.randrange(8)), f"192.0.2.{n}", rng.uniform(0, 9000)) for n in range(10)]
-        history = _ProcessMemory(size=size, ttl=3600)
-        eager = _ProcessMemory(size=size, ttl=3600)
-        for pid, ip, when in before:
-            history.remember("a", pid, ip, when)
-            eager.remember("a", pid, ip, when)
-        lazy = _ProcessMemory(size=size, ttl=3600, history=lambda h=history: h)
-        for _ in range(20):
-            pid, when = str(rng.randrange(8)), rng.uniform(0, 9000)
-            if rng.random() < 0.5:
-                ip = f"198.51.100.{rng.randrange(9)}"
-                eager.remember("a", pid, ip, when)
-                lazy.remember("a", pid, ip, when)
-            else:
-                assert lazy.recall("a", pid, when) == eager.recall("a", pid, when)
-        assert lazy.recall("a", "never", 0.0) is None
-        assert lazy._entries == eager._entries
+        first, second = remembers(rng.randrange(12)), remembers(rng.randrange(12))
+        cut = rng.randrange(len(second) + 1)
+        whole, earlier, later = (ProcessMemory(size=size, ttl=3600) for _ in range(3))
+        for change in first + second:
+            whole.remember(*change)
+        for change in first + second[:cut]:
+            earlier.remember(*change)
+        for change in second:
+            later.remember(*change)
+        earlier.extend(later, after=cut)
+        assert list(earlier.entries) == list(whole.entries)
+        assert [entry[:2] for entry in earlier.entries.values()] == [
+            entry[:2] for entry in whole.entries.values()
+        ]
+        assert set(earlier.sources) == set(whole.sources)
 
 
 def test_the_usual_stamp_shortcut_reads_stamps_as_the_general_way_does():

@@ -87,7 +87,7 @@ def test_matching_sample_gives_exactly_the_annotated_event(rule: Rule, sample: S
         header = detector.header(sample.line, rule.kind)
         assert events == []
         detector.settle(rule.kind, "samples", sample.line.encode())
-        assert detector._memory.recall("samples", header.pid, header.time) == sample.ip
+        assert detector.memory.recall("samples", header.pid, header.time) == sample.ip
         return
     if rule.http is not None:
         # one request can be several things at once (a SQLi probe answered 404)

@@ -224,7 +224,7 @@ def test_the_installed_command(tmp_path: Path):
 def test_big_files_scanned_in_parallel_give_exactly_the_serial_result(tmp_path, monkeypatch):
     """Ranges of whole lines, line numbers carried over, and the megabyte before a range
     replayed so an address named by a process in the previous range is still known."""
-    import agent.scan as scan_module
+    from agent import scan_ranges
     from agent.bans.jails import load_jails
     from agent.detect.rules import load_rules
     from agent.scan import ScanOptions
@@ -246,10 +246,9 @@ def test_big_files_scanned_in_parallel_give_exactly_the_serial_result(tmp_path, 
         keep_events=True,
     )  # fmt: skip
     serial = run([str(log)], options)
-    monkeypatch.setattr(scan_module, "PARALLEL_MIN_BYTES", 1024)
-    monkeypatch.setattr(scan_module, "RANGE_BYTES", 20_123)  # ~30 ranges, odd boundaries
-    monkeypatch.setattr(scan_module, "WARMUP_BYTES", 2_000)
-    assert scan_module._workers(str(log)) == min(os.cpu_count() or 1, 4) > 1
+    monkeypatch.setattr(scan_ranges, "PARALLEL_MIN_BYTES", 1024)
+    monkeypatch.setattr(scan_ranges, "RANGE_BYTES", 20_123)  # ~30 ranges, odd boundaries
+    assert scan_ranges.workers_for(str(log)) == min(os.cpu_count() or 1, 4) > 1
     parallel = run([str(log)], options)
     assert serial.counters.events == 3000 and serial.counters.no_address == 0
     assert parallel.counters == serial.counters
@@ -288,3 +287,117 @@ def test_a_scan_pauses_the_cycle_collector_and_restores_it(capsys):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def _scan_both_ways(log: Path, monkeypatch, **settings) -> tuple:
+    """One pass, then ranges of about 200 KB on worker processes (blocks of 16 KiB)."""
+    from agent import scan_ranges
+    from agent.bans.jails import load_jails
+    from agent.detect.rules import load_rules
+    from agent.scan import ScanOptions
+    from agent.scan import scan as run
+
+    rules = load_rules()
+    options = ScanOptions(
+        rules=rules, jails=load_jails(rule_ids=[r.id for r in rules]), keep_events=True, **settings
+    )
+    serial = run([str(log)], options)
+    monkeypatch.setattr(scan_ranges, "PARALLEL_MIN_BYTES", 1024)
+    monkeypatch.setattr(scan_ranges, "RANGE_BYTES", 200_003)
+    monkeypatch.setattr(scan_ranges, "BLOCK_SIZE", 16_384)
+    parallel = run([str(log)], options)
+    return serial, parallel
+
+
+def test_a_process_named_any_number_of_ranges_before_is_still_known(tmp_path, monkeypatch):
+    """sshd names a client once (Connection from); a line of the same process 1.5 MB later
+    (seven ranges later here) still gets its address, in parallel as in one pass."""
+    lines = []
+    for n in range(25_000):
+        head = f"Oct  7 10:{n // 600:02d}:{n // 10 % 60:02d} web1"
+        if n % 2500 == 0:
+            lines.append(
+                f"{head} sshd[{n}]: Connection from 192.0.2.{n // 2500} port 4 on x port 22"
+            )
+        if n % 2500 == 2499 and n > 15_000:
+            pid = n - 14_999
+            lines.append(f"{head} sshd[{pid}]: Disconnecting: Too many authentication failures")
+        lines.append(
+            f"{head} CRON[{n}]: pam_unix(cron:session): session closed for user root (uid=0)"
+        )
+    log = tmp_path / "auth.log"
+    log.write_text("\n".join(lines) + "\n")
+    serial, parallel = _scan_both_ways(log, monkeypatch, kind="sshd")
+    assert [e.ip for _, e in serial.events] == [f"192.0.2.{n}" for n in (1, 2, 3, 4)]
+    assert serial.counters.no_address == 0
+    assert [e for _, e in parallel.events] == [e for _, e in serial.events]
+    assert parallel.counters == serial.counters
+
+
+def _command(*argv: str, **io) -> subprocess.CompletedProcess:
+    """``lappguard scan`` as a sysadmin runs it; stdout captured unless ``io`` says."""
+    io.setdefault("stdout", subprocess.PIPE)
+    return subprocess.run(
+        [lappguard_command(), "scan", *argv], stderr=subprocess.PIPE, check=False, **io
+    )
+
+
+def _one_line_exit_2(done: subprocess.CompletedProcess, reason: str) -> None:
+    err = done.stderr.decode()
+    assert done.returncode == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err and reason in err, err
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda data: data[:200], "Compressed file ended before the end-of-stream marker"),
+        (lambda data: data[:40] + b"x" * 20 + data[60:], "Error -3 while decompressing"),
+    ],
+    ids=["truncated", "corrupt"],
+)
+def test_a_damaged_gzip_file_is_one_line_and_exit_2(tmp_path: Path, damage, reason: str):
+    packed = tmp_path / "auth.log.2.gz"
+    packed.write_bytes(damage(gzip.compress(Path(AUTH).read_bytes())))
+    _one_line_exit_2(_command(str(packed)), f"cannot read {packed}: {reason}")
+
+
+def test_closed_stdin_is_one_line_and_exit_2():
+    done = _command("-", preexec_fn=lambda: os.close(0))
+    _one_line_exit_2(done, "lappguard scan: cannot read standard input: it is closed")
+
+
+def test_closed_stdout_is_one_line_and_exit_2():
+    done = _command(AUTH, stdout=None, preexec_fn=lambda: os.close(1))
+    _one_line_exit_2(done, "lappguard scan: cannot write the report: standard output is closed")
+
+
+def test_a_full_disk_under_stdout_is_one_line_and_exit_2():
+    with open("/dev/full", "wb") as full:
+        done = _command("--format", "json", AUTH, stdout=full)
+    _one_line_exit_2(done, "lappguard scan: cannot write the report: No space left on device")
+
+
+def test_a_reader_that_stops_reading_ends_the_report_quietly(tmp_path: Path):
+    """``lappguard scan ... | head -1``: the reader chose to stop, which is no error."""
+    log = tmp_path / "auth.log"
+    log.write_bytes(Path(AUTH).read_bytes() * 2000)
+    reader = subprocess.Popen(["head", "-n", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    done = _command("--format", "events", str(log), stdout=reader.stdin)
+    reader.stdin.close()
+    first = reader.stdout.read()
+    reader.wait()
+    assert json.loads(first)["line"] == 4
+    assert (done.returncode, done.stderr) == (0, b"")
+
+
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        (["--trusted-proxy", "abc"], "--trusted-proxy: 'abc' is not an address or CIDR"),
+        (["--trusted-proxy", "10.0.0.0/33"], "--trusted-proxy: '10.0.0.0/33' is not an"),
+        (["--access-log-format", '%u %t "%r"'], "logs no client address (%h or %a)"),
+    ],
+)
+def test_unusable_options_are_one_line_and_exit_2(argv: list[str], reason: str):
+    _one_line_exit_2(_command(*argv, ACCESS), reason)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 import time as _time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
@@ -51,14 +51,15 @@ from agent.detect.logformats import (
     PostgresPrefix,
     SyslogParser,
 )
+from agent.detect.memory import ProcessMemory
 from agent.detect.postgres import JSONLOG, POSTGRES_FORMATS, STDERR, PostgresJson, PostgresTie
 from agent.detect.rules import Alternative, Rule, embeddable
 
 #: Longer lines are cut to this many characters before they are inspected.
 MAX_LINE = 16384
-#: How long, and for how many processes, an address seen in a process is remembered.
-PROCESS_MEMORY_SECONDS = 3600.0
-PROCESS_MEMORY_SIZE = 8192
+#: The times an event can have (0001-01-01 to 9999-12-31 UTC, what a date can show): a
+#: line stamped outside them (year 1 at +14:00, a PostgreSQL %n of 1e20) is unparsed.
+EARLIEST, LATEST = -62135596800.0, 253402300799.0
 
 #: One line's verdict: (time, rule id, address, user, line number, line text).
 Hit = tuple[float, str, str, "str | None", "int | None", str]
@@ -79,7 +80,7 @@ class Counters:
     events: int = 0
     garbage: int = 0  # invalid UTF-8 or NUL bytes: skipped
     truncated: int = 0  # inspected lines cut to MAX_LINE characters
-    unparsed: int = 0  # candidate lines whose header is not of the kind
+    unparsed: int = 0  # candidate lines whose header is not of the kind, or time no date holds
     ambiguous: int = 0  # matched, but two readings disagree on the address
     no_address: int = 0  # matched, but no trustworthy address (host name, no %h...)
     untied: int = 0  # PostgreSQL: matched, but not tied to its connection (agent.detect.postgres)
@@ -89,64 +90,6 @@ class Counters:
     def skipped(self) -> int:
         """Lines read but not inspected or not trusted."""
         return self.garbage + self.unparsed + self.ambiguous + self.no_address + self.untied
-
-
-class _ProcessMemory:
-    """Bounded map (source, pid) -> last address that process talked to.
-
-    ``history``, if given, yields the memory of what came before (an offline scan of a
-    range of a big file gets the lines before the range read for it): it is loaded the
-    first time a process is not known, then merged in as older than everything here, which
-    is exactly the state that reading those lines first would have left.
-    """
-
-    def __init__(
-        self,
-        size: int = PROCESS_MEMORY_SIZE,
-        ttl: float = PROCESS_MEMORY_SECONDS,
-        history: Callable[[], _ProcessMemory] | None = None,
-    ):
-        self._size = size
-        self._ttl = ttl
-        self._history = history
-        self._entries: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
-        #: sources that have had an address (not "") remembered, history included once loaded
-        self.sources: set[str] = set()
-
-    def remember(self, source: str, pid: str, ip: str, when: float) -> None:
-        """Remember ``ip`` for a process; ``""`` marks one whose address is not to be
-        believed (a newer connection of a reused pid, say), which no older entry outlives."""
-        if ip:
-            self.sources.add(source)
-        key = (source, pid)
-        self._entries[key] = (ip, when)
-        self._entries.move_to_end(key)
-        if len(self._entries) > self._size:
-            self._entries.popitem(last=False)
-
-    def recall(self, source: str, pid: str, when: float | None) -> str | None:
-        """The address, if remembered within the TTL of ``when`` (None: at any age)."""
-        entry = self._entries.get((source, pid))
-        if entry is None and self._history is not None:
-            self._load_history()
-            entry = self._entries.get((source, pid))
-        if entry is None or (when is not None and abs(when - entry[1]) > self._ttl):
-            return None
-        return entry[0]
-
-    def _load_history(self) -> None:
-        load, self._history = self._history, None
-        assert load is not None
-        history = load()
-        self.sources |= history.sources
-        older = history._entries
-        merged = OrderedDict(
-            (key, value) for key, value in older.items() if key not in self._entries
-        )
-        merged.update(self._entries)  # newer: after, and winning
-        while len(merged) > self._size:  # the least recently seen go first, as they would have
-            merged.popitem(last=False)
-        self._entries = merged
 
 
 #: A rule and one of its patterns, by the group number of that pattern in a regex.
@@ -289,8 +232,8 @@ class Detector:
     server's ``log_line_prefix`` for its ``stderr`` log (``postgres_format``; or
     ``jsonlog``). ``tz`` is the zone of zone-less timestamps (None: local);
     ``clock`` gives the time of lines that carry none and the reference for syslog years.
-    ``history`` gives, when first needed, a detector that has read the lines before these
-    (the processes and addresses they named; see :class:`_ProcessMemory`).
+    ``memory`` is what the lines read before said about their processes (default: nothing
+    yet; see :mod:`agent.detect.memory`).
     """
 
     def __init__(
@@ -304,7 +247,7 @@ class Detector:
         postgres_format: str = STDERR,
         tz: tzinfo | None = None,
         clock: Callable[[], float] = _time.time,
-        history: Callable[[], Detector] | None = None,
+        memory: ProcessMemory | None = None,
     ):
         if level not in ("normal", "aggressive"):
             raise ValueError(f"level must be normal or aggressive, not {level!r}")
@@ -313,7 +256,7 @@ class Detector:
         self.level = level
         self.counters = Counters()
         self._clock = clock
-        self._memory = _ProcessMemory(history=history and (lambda: history()._memory))
+        self.memory = memory if memory is not None else ProcessMemory()
         active = [r for r in rules if level == "aggressive" or r.level == "normal"]
         by_kind: dict[str, list[Rule]] = {}
         for rule in active:
@@ -340,7 +283,7 @@ class Detector:
             else:
                 self._patterns[name] = _PatternKind(KINDS[name], kind_rules, parsers[name])
         if "postgresql" in self._patterns:
-            self._patterns["postgresql"].tie = PostgresTie(postgres, self._memory)
+            self._patterns["postgresql"].tie = PostgresTie(postgres, self.memory)
 
     def header(self, text: str, kind: str) -> Header | None:
         """How a line of a pattern kind splits into header and message (diagnostics, tests)."""
@@ -569,6 +512,9 @@ class Detector:
         when = header.time if header.time is not None else time
         if when is None:
             when = self._clock()
+        elif not EARLIEST <= when <= LATEST:
+            counters.unparsed += 1
+            return []
         _, ip_group, user_group, _ = alternative
         stated = None
         if ip_group is not None:  # address: pattern
@@ -701,10 +647,13 @@ class Detector:
     ) -> list[Hit]:
         """The hit of a matched line, once its address is trusted. ``match`` ran on the
         message, or on the whole line with the message from offset ``base``."""
+        counters = self.counters
         if when is None:
             when = self._clock()
+        elif not EARLIEST <= when <= LATEST:
+            counters.unparsed += 1
+            return []
         _, ip_group, user_group, _ = alternative
-        counters = self.counters
         if ip_group is not None:  # address: pattern
             found = match.group(ip_group)
             ip = normalise_ip(found) if found else None
@@ -720,12 +669,12 @@ class Detector:
         else:
             ip = address
             if ip is None and pid is not None:
-                ip = self._memory.recall(source, pid, when)
+                ip = self.memory.recall(source, pid, when)
             if ip is None:
                 counters.no_address += 1
                 return []
         if pid is not None:
-            self._memory.remember(source, pid, ip, when)
+            self.memory.remember(source, pid, ip, when)
         if rule.track:
             return []
         user = match.group(user_group) if user_group is not None else None
@@ -777,6 +726,9 @@ class Detector:
         when = request.time if request.time is not None else time
         if when is None:
             when = self._clock()
+        elif not EARLIEST <= when <= LATEST:
+            counters.unparsed += 1
+            return []
         counters.matched += 1
         counters.events += len(matched)
         for rule in matched:

@@ -111,13 +111,13 @@ def _looks_json(line: bytes | str) -> bool:
 
 
 class Memory(Protocol):
-    """What the tie needs of the detector's process memory (``_ProcessMemory``)."""
-
-    sources: set[str]  # sources that have had an address remembered (not DISBELIEVED)
+    """What the tie needs of the detector's process memory (agent.detect.memory)."""
 
     def remember(self, source: str, pid: str, ip: str, when: float) -> None: ...
 
     def recall(self, source: str, pid: str, when: float | None) -> str | None: ...
+
+    def has_addresses(self, source: str) -> bool: ...  # one not DISBELIEVED was remembered
 
 
 #: What the memory holds for a process whose connection record was not believed.
@@ -310,7 +310,7 @@ class PostgresTie:
         judging held ones until one is believed. Forged records, never believed, cannot
         switch this on to make ordinary lines of a log without them count for nothing."""
         stream = self.stream(source)
-        while source not in self._memory.sources:
+        while not self._memory.has_addresses(source):
             ready = next(
                 (pid for pid, held in stream.held.items() if held is not stream.last), None
             )

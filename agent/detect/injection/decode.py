@@ -18,6 +18,7 @@ __all__ = [
     "base64_text",
     "html_decode",
     "js_unescape",
+    "nfkc_head",
     "normalise",
     "seven_bit",
     "split_target",
@@ -55,6 +56,17 @@ _SEVEN_BIT = {code: code & 0x7F for code in range(0xA0, 0x100)}
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
 _MIN_BASE64 = 8
 # Look-alikes that NFKC leaves alone but IIS-style "best fit" mapping turns into slashes.
+#: Characters NFKC normalises at a time, and at most past them to where it can cut (see
+#: nfkc_head).
+_NFKC_PIECE, _MAX_UNCUT = 64, 32
+#: Starters that canonical composition joins to the character before them: Indic, Sinhala,
+#: Tibetan, Myanmar and Balinese vowel signs and length marks, and the Hangul vowels and
+#: final consonants. tests/test_detect_hostile.py checks this against Python's Unicode data.
+_JOINS_BACKWARD = frozenset(
+    "\u09be\u09d7\u0b3e\u0b56\u0b57\u0bbe\u0bd7\u0c56\u0cc2\u0cd5\u0cd6\u0d3e\u0d57"
+    "\u0dcf\u0ddf\u0fb5\u0fb7\u102e\u1b35\U00011127\U0001133e\U00011357\U000114b0"
+    "\U000114ba\U000114bd\U000115af\U00011930"
+) | frozenset(map(chr, [*range(0x1161, 0x1176), *range(0x11A8, 0x11C3)]))
 _LOOKALIKES = str.maketrans(
     {"\u2215": "/", "\u2044": "/", "\u2216": "\\", "\ufe68": "\\", "\x00": None}
 )
@@ -113,10 +125,45 @@ def _fold_overlong(match: re.Match[bytes]) -> bytes:
 
 
 def normalise(text: str) -> str:
-    """Lower case, full-width and look-alike characters folded, NUL bytes dropped."""
+    """Lower case, full-width and look-alike characters folded, NUL bytes dropped; at most
+    MAX_VALUE characters of that, at a cost in proportion to them (see :func:`nfkc_head`)."""
     if not text.isascii():
-        text = unicodedata.normalize("NFKC", text)
-    return text.translate(_LOOKALIKES).lower()
+        text = nfkc_head(text, MAX_VALUE)
+    return text[:MAX_VALUE].translate(_LOOKALIKES).lower()[:MAX_VALUE]
+
+
+def nfkc_head(text: str, limit: int, piece: int = _NFKC_PIECE) -> str:
+    """The first ``limit`` characters of the NFKC form of ``text``, at a cost in proportion
+    to ``limit``.
+
+    NFKC writes up to 18 characters for one (U+FDFA; U+FDFB 8, the squared katakana words
+    U+3300... 5 or 6), and sorts a run of combining marks in quadratic time: normalising a
+    whole value could cost hundreds of times its length. Instead the text is normalised
+    ``piece`` characters at a time, each piece cut where NFKC itself cuts
+    (:func:`_piece_end`), until ``limit`` characters are out. The result is NFKC's, except
+    that a run of more than ``_MAX_UNCUT`` characters NFKC would not cut (combining marks:
+    no language needs more than 30 in a row, Unicode's stream-safe limit) is sorted a part
+    at a time."""
+    pieces: list[str] = []
+    written = start = 0
+    while start < len(text) and written < limit:
+        end = _piece_end(text, start + piece)
+        pieces.append(unicodedata.normalize("NFKC", text[start:end]))
+        written += len(pieces[-1])
+        start = end
+    return "".join(pieces)[:limit]
+
+
+def _piece_end(text: str, position: int) -> int:
+    """The first index from ``position`` on before which NFKC can cut ``text`` in two: a
+    character whose decomposition starts with a starter (combining class 0) that composes
+    with nothing before it, so nothing after it reorders or composes with anything before
+    it. At most ``_MAX_UNCUT`` characters on."""
+    for index in range(position, min(len(text), position + _MAX_UNCUT)):
+        first = unicodedata.normalize("NFKD", text[index])[0]
+        if not unicodedata.combining(first) and first not in _JOINS_BACKWARD:
+            return index
+    return min(len(text), position + _MAX_UNCUT)
 
 
 def html_decode(text: str) -> str:
