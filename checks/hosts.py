@@ -261,11 +261,11 @@ class LocalHost(Host):
         self._fs: FileSystem = HostFS() if self.root is None else RootFS(self.root)
 
     def read_bytes(self, path: str, limit: int | None = None) -> bytes:
-        with _host_errors(path):
+        with host_errors(path):
             return self._fs.read(path, limit)
 
     def stat(self, path: str, follow_symlinks: bool = True) -> FileStat:
-        with _host_errors(path):
+        with host_errors(path):
             link = self._fs.stat(path, follow_symlinks=False)
             is_link = statlib.S_ISLNK(link.st_mode)
             info = self._fs.stat(path) if follow_symlinks and is_link else link
@@ -284,15 +284,15 @@ class LocalHost(Host):
         )
 
     def glob(self, pattern: str) -> list[str]:
-        with _host_errors(pattern):
+        with host_errors(pattern):
             return self._fs.glob(pattern)
 
     def readlink(self, path: str) -> str:
-        with _host_errors(path):
+        with host_errors(path):
             return self._fs.readlink(path)
 
     def listdir(self, path: str) -> list[str]:
-        with _host_errors(path):
+        with host_errors(path):
             return sorted(self._fs.listdir(path))
 
     def run(self, argv: Sequence[str], timeout: float = DEFAULT_COMMAND_TIMEOUT) -> CommandResult:
@@ -452,7 +452,7 @@ class CachedHost(Host):
 
 
 @contextmanager
-def _host_errors(path: str) -> Iterator[None]:
+def host_errors(path: str) -> Iterator[None]:
     """Turn the file system's OSError into a HostError naming the path as the check asked."""
     if not path.startswith("/"):
         raise HostError(f"{path}: not an absolute path")
