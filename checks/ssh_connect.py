@@ -271,6 +271,11 @@ def _login(endpoint: Endpoint, sock: socket.socket, options: SSHOptions) -> para
             raise ChangedHostKey(_changed_key_message(endpoint, exc)) from exc
         if isinstance(exc, paramiko.AuthenticationException):
             raise ConnectError(f"{endpoint}: login refused ({exc})") from exc
+        if isinstance(exc, paramiko.SSHException) and "banner" in str(exc):
+            raise ConnectError(
+                f"{endpoint}: accepted the connection but sent no SSH banner within "
+                f"{options.timeout:g}s"
+            ) from exc
         if isinstance(exc, paramiko.SSHException | EOFError):
             raise ConnectError(f"{endpoint}: {exc or 'connection closed'}") from exc
         if isinstance(exc, TimeoutError):
