@@ -106,9 +106,12 @@ class Lan:
         key = private / "ssh_host_ed25519_key"
         _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(key)])
         host.host_key = " ".join(Path(f"{key}.pub").read_text().split()[:2])
+        # the login user reads its keys itself: a world-readable place in the host's /etc
+        keys = host.tree / "etc/lappguard-test-keys"
+        keys.mkdir(mode=0o755)
         public = Path(f"{self.client_key}.pub").read_text()
         for user in ("root", "auditor"):
-            (private / f"{user}.keys").write_text(public)
+            (keys / user).write_text(public)
         sshd = require_program("sshd")
         argv = [
             "ip", "netns", "exec", host.namespace,
@@ -117,7 +120,8 @@ class Lan:
             sshd, "-D", "-e", "-f", "/etc/ssh/sshd_config",
             "-o", f"ListenAddress={host.address}", "-o", "Port=22",
             "-o", f"HostKey={key}", "-o", f"PidFile={private / 'sshd.pid'}",
-            "-o", f"AuthorizedKeysFile={private}/%u.keys", "-o", "AllowUsers=root auditor",
+            "-o", "AuthorizedKeysFile=/etc/lappguard-test-keys/%u",
+            "-o", "AllowUsers=root auditor",
             "-o", "PermitRootLogin=prohibit-password", "-o", "UsePAM=no",
             "-o", "StrictModes=no", "-o", "MaxStartups=200", "-o", "MaxSessions=100",
             *(item for option in sshd_options for item in ("-o", option)),
