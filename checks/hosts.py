@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from checks.probes.wire import Target
 from checks.rootfs import FileSystem, HostFS, RootFS
 
 T = TypeVar("T")
@@ -88,6 +89,9 @@ class Host(ABC):
     #: False when there is no running system behind the files (``--root`` audits):
     #: commands, sockets, processes and live probes are then not applicable.
     is_live: bool
+    #: The address the auditing machine reaches the host at, for probes of its outside
+    #: view; None when the audit runs on the host itself (or reaches it through a jump host).
+    outside_address: str | None = None
 
     @abstractmethod
     def read_bytes(self, path: str, limit: int | None = None) -> bytes: ...
@@ -118,9 +122,18 @@ class Host(ABC):
     @abstractmethod
     def processes(self) -> list[ProcessInfo]: ...
 
-    @abstractmethod
     def probe_address(self, listen_address: str) -> str:
         """The address a live probe should connect to for a socket bound to listen_address."""
+        if listen_address in ("0.0.0.0", ""):
+            return "127.0.0.1"
+        if listen_address == "::":
+            return "::1"
+        return listen_address
+
+    def reach(self, target: Target) -> Target:
+        """``target`` (an address as the host itself sees it) as a live probe reaches it:
+        directly here; a remote host routes it through its connection."""
+        return target
 
     # Derived facts: built only from the primitives above, so every Host gets them.
 
@@ -248,11 +261,11 @@ class LocalHost(Host):
         self._fs: FileSystem = HostFS() if self.root is None else RootFS(self.root)
 
     def read_bytes(self, path: str, limit: int | None = None) -> bytes:
-        with _host_errors(path):
+        with host_errors(path):
             return self._fs.read(path, limit)
 
     def stat(self, path: str, follow_symlinks: bool = True) -> FileStat:
-        with _host_errors(path):
+        with host_errors(path):
             link = self._fs.stat(path, follow_symlinks=False)
             is_link = statlib.S_ISLNK(link.st_mode)
             info = self._fs.stat(path) if follow_symlinks and is_link else link
@@ -271,15 +284,15 @@ class LocalHost(Host):
         )
 
     def glob(self, pattern: str) -> list[str]:
-        with _host_errors(pattern):
+        with host_errors(pattern):
             return self._fs.glob(pattern)
 
     def readlink(self, path: str) -> str:
-        with _host_errors(path):
+        with host_errors(path):
             return self._fs.readlink(path)
 
     def listdir(self, path: str) -> list[str]:
-        with _host_errors(path):
+        with host_errors(path):
             return sorted(self._fs.listdir(path))
 
     def run(self, argv: Sequence[str], timeout: float = DEFAULT_COMMAND_TIMEOUT) -> CommandResult:
@@ -364,13 +377,6 @@ class LocalHost(Host):
             )
         return found
 
-    def probe_address(self, listen_address: str) -> str:
-        if listen_address in ("0.0.0.0", ""):
-            return "127.0.0.1"
-        if listen_address == "::":
-            return "::1"
-        return listen_address
-
     def _require_live(self, what: str) -> None:
         if not self.is_live:
             raise HostError(f"{what} are not available when auditing a directory tree")
@@ -386,6 +392,7 @@ class CachedHost(Host):
         self.inner = inner
         self.name = inner.name
         self.is_live = inner.is_live
+        self.outside_address = inner.outside_address
         self._values: dict[tuple, tuple[bool, Any]] = {}
         self._locks: dict[tuple, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -440,9 +447,12 @@ class CachedHost(Host):
     def probe_address(self, listen_address: str) -> str:
         return self.inner.probe_address(listen_address)
 
+    def reach(self, target: Target) -> Target:
+        return self.inner.reach(target)
+
 
 @contextmanager
-def _host_errors(path: str) -> Iterator[None]:
+def host_errors(path: str) -> Iterator[None]:
     """Turn the file system's OSError into a HostError naming the path as the check asked."""
     if not path.startswith("/"):
         raise HostError(f"{path}: not an absolute path")

@@ -12,6 +12,9 @@ a link by itself, so nothing renamed in the tree during an audit can lead the wa
 Both hand out O_PATH descriptors, which name a file without opening it, and build every
 operation (stat, read, list, readlink, glob) on them, so the two behave alike and a FIFO or
 a device is never opened. Every method raises ``OSError``.
+
+``GlobMatcher`` (glob semantics over any ``listdir`` and ``stat``) and ``refuse_unreadable``
+(which files are read whole) are shared with hosts whose files are not local (SFTP).
 """
 
 from __future__ import annotations
@@ -43,68 +46,31 @@ _KINDS = {
 }
 
 
-class FileSystem(ABC):
-    """Operations on files named by absolute paths, all built on ``lookup``."""
+def refuse_unreadable(path: str, mode: int, size: int, limit: int | None) -> None:
+    """Raise OSError unless a file of this mode and size may be read (whole, or its head).
+
+    Only regular files are read: a FIFO would block the audit, a device may never end
+    (``/dev/zero``) or act when opened. A file past ``MAX_READ_BYTES`` is refused too,
+    unless only its first ``limit`` bytes are asked for.
+    """
+    if stat.S_ISDIR(mode):
+        raise OSError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    if not stat.S_ISREG(mode):
+        kind = _KINDS.get(stat.S_IFMT(mode), "of an unknown kind")
+        raise OSError(errno.EINVAL, f"not a regular file ({kind})", path)
+    if limit is None and size > MAX_READ_BYTES:
+        raise too_large(path, size)
+
+
+class GlobMatcher(ABC):
+    """Python's glob semantics over ``listdir`` and ``stat``, wherever the files are."""
 
     @abstractmethod
-    def _open_path(self, path: str, follow_symlinks: bool) -> int:
-        """An O_PATH descriptor of what ``path`` names (the caller closes it)."""
+    def listdir(self, path: str) -> list[str]: ...
 
-    @contextmanager
-    def lookup(self, path: str, follow_symlinks: bool = True) -> Iterator[int]:
-        """An O_PATH descriptor of what ``path`` names, closed on exit.
-
-        With ``follow_symlinks=False`` a link in the last component is itself the answer.
-        """
-        try:
-            fd = self._open_path(path, follow_symlinks)
-        except OSError as exc:  # name the path asked for, not the component that failed
-            raise OSError(exc.errno, exc.strerror, path) from None
-        try:
-            yield fd
-        finally:
-            os.close(fd)
-
+    @abstractmethod
     def stat(self, path: str, follow_symlinks: bool = True) -> os.stat_result:
-        with self.lookup(path, follow_symlinks) as fd:
-            return os.fstat(fd)
-
-    def readlink(self, path: str) -> str:
-        with self.lookup(path, follow_symlinks=False) as fd:
-            if not stat.S_ISLNK(os.fstat(fd).st_mode):
-                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), path)
-            return os.readlink("", dir_fd=fd)
-
-    def listdir(self, path: str) -> list[str]:
-        with self.lookup(path) as fd:
-            # an O_PATH descriptor of a directory is a valid dir_fd: "." opens that directory
-            directory = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
-        try:
-            return os.listdir(directory)
-        finally:
-            os.close(directory)
-
-    def read(self, path: str, limit: int | None = None) -> bytes:
-        """A regular file's bytes, or its first ``limit`` bytes.
-
-        Anything else is refused before it is opened: a FIFO would block the audit, a
-        device may never end (``/dev/zero``) or act when opened. A file past
-        ``MAX_READ_BYTES`` is refused too, unless only its head is asked for.
-        """
-        with self.lookup(path) as fd:
-            info = os.fstat(fd)
-            if stat.S_ISDIR(info.st_mode):
-                raise OSError(errno.EISDIR, os.strerror(errno.EISDIR), path)
-            if not stat.S_ISREG(info.st_mode):
-                kind = _KINDS.get(stat.S_IFMT(info.st_mode), "of an unknown kind")
-                raise OSError(errno.EINVAL, f"not a regular file ({kind})", path)
-            if limit is None and info.st_size > MAX_READ_BYTES:
-                raise _too_large(path, info.st_size)
-            with open(_reopen(fd, path), "rb") as handle:
-                data = handle.read(MAX_READ_BYTES + 1 if limit is None else limit)
-        if limit is None and len(data) > MAX_READ_BYTES:  # it grew while being read
-            raise _too_large(path, len(data))
-        return data
+        """Anything with ``st_mode``; raises OSError."""
 
     def glob(self, pattern: str) -> list[str]:
         """Sorted paths matching a shell pattern, as ``glob.glob`` lists them on ``/``.
@@ -154,6 +120,62 @@ class FileSystem(ABC):
         except OSError:
             return False
         return True
+
+
+class FileSystem(GlobMatcher):
+    """Operations on files named by absolute paths, all built on ``lookup``."""
+
+    @abstractmethod
+    def _open_path(self, path: str, follow_symlinks: bool) -> int:
+        """An O_PATH descriptor of what ``path`` names (the caller closes it)."""
+
+    @contextmanager
+    def lookup(self, path: str, follow_symlinks: bool = True) -> Iterator[int]:
+        """An O_PATH descriptor of what ``path`` names, closed on exit.
+
+        With ``follow_symlinks=False`` a link in the last component is itself the answer.
+        """
+        try:
+            fd = self._open_path(path, follow_symlinks)
+        except OSError as exc:  # name the path asked for, not the component that failed
+            raise OSError(exc.errno, exc.strerror, path) from None
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    def stat(self, path: str, follow_symlinks: bool = True) -> os.stat_result:
+        with self.lookup(path, follow_symlinks) as fd:
+            return os.fstat(fd)
+
+    def readlink(self, path: str) -> str:
+        with self.lookup(path, follow_symlinks=False) as fd:
+            if not stat.S_ISLNK(os.fstat(fd).st_mode):
+                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), path)
+            return os.readlink("", dir_fd=fd)
+
+    def listdir(self, path: str) -> list[str]:
+        with self.lookup(path) as fd:
+            # an O_PATH descriptor of a directory is a valid dir_fd: "." opens that directory
+            directory = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+        try:
+            return os.listdir(directory)
+        finally:
+            os.close(directory)
+
+    def read(self, path: str, limit: int | None = None) -> bytes:
+        """A regular file's bytes, or its first ``limit`` bytes (see ``refuse_unreadable``).
+
+        Anything else is refused before it is opened.
+        """
+        with self.lookup(path) as fd:
+            info = os.fstat(fd)
+            refuse_unreadable(path, info.st_mode, info.st_size, limit)
+            with open(_reopen(fd, path), "rb") as handle:
+                data = handle.read(MAX_READ_BYTES + 1 if limit is None else limit)
+        if limit is None and len(data) > MAX_READ_BYTES:  # it grew while being read
+            raise too_large(path, len(data))
+        return data
 
 
 class HostFS(FileSystem):
@@ -237,7 +259,7 @@ def _reopen(fd: int, path: str) -> int:
         raise OSError(errno.ENOENT, "cannot reopen it (is /proc mounted?)", path) from None
 
 
-def _too_large(path: str, size: int) -> OSError:
+def too_large(path: str, size: int) -> OSError:
     return OSError(errno.EFBIG, f"file too large ({size} bytes, limit {MAX_READ_BYTES})", path)
 
 

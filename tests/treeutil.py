@@ -61,7 +61,7 @@ def hardened_root(tmp_path: Path) -> Path:
     """A copy of the fully hardened host tree (tests/fixtures/hardened-root) with fresh backups."""
     root = tmp_path / "root"
     shutil.copytree(FIXTURES / "hardened-root", root, symlinks=True)
-    an_hour_ago = time.time() - 3600
+    an_hour_ago = int(time.time()) - 3600  # whole seconds: SFTP carries no fractions
     for backup in (root / "srv/backup").rglob("*"):
         os.utime(backup, (an_hour_ago, an_hour_ago))
         os.chmod(backup, 0o700 if backup.is_dir() else 0o600)  # git keeps no modes

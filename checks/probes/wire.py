@@ -10,7 +10,7 @@ import ipaddress
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -19,10 +19,19 @@ class ProbeError(Exception):
     """The target could not be probed at all (bad target, connection refused, timeout)."""
 
 
+#: Opens a TCP connection to (host, port) within a timeout, raising OSError: how a probe
+#: reaches a port that this machine does not connect to directly (through an SSH
+#: connection to the host, as ``ssh -L`` would).
+Connector = Callable[[str, int, float], socket.socket]
+
+
 @dataclass(frozen=True)
 class Target:
     host: str  # a name or an IP address, IPv6 without brackets
     port: int
+    #: None: a direct connection from this machine. Part of the identity: 127.0.0.1:443
+    #: reached through a host's connection is another port than this machine's.
+    via: Connector | None = field(default=None, repr=False)
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
@@ -73,7 +82,10 @@ class Outcome:
 def connect(target: Target, timeout: float) -> socket.socket:
     """A TCP connection to the target; raises ProbeError with the reason."""
     try:
-        sock = socket.create_connection((target.host, target.port), timeout=timeout)
+        if target.via is not None:
+            sock = target.via(target.host, target.port, timeout)
+        else:
+            sock = socket.create_connection((target.host, target.port), timeout=timeout)
     except TimeoutError as exc:
         raise ProbeError(f"{target}: no answer within {timeout:g}s") from exc
     except OSError as exc:

@@ -15,6 +15,7 @@ from checks.types.backups import BackupCheck
 from checks.types.base import CheckType
 from checks.types.files import FileCheck, FileContentCheck
 from checks.types.firewall import FirewallDefaultDenyCheck
+from checks.types.outside import HttpRedirectCheck, PortClosedCheck
 from checks.types.php import PhpIni
 from checks.types.postgres import PgHbaCheck, PostgresConfCheck
 from checks.types.probes import SSHProbeCheck, TLSProbeCheck
@@ -60,5 +61,7 @@ REGISTRY: dict[str, type[CheckType]] = {
         PgHbaCheck,
         AptConfCheck,
         FirewallDefaultDenyCheck,
+        PortClosedCheck,
+        HttpRedirectCheck,
     )
 }

@@ -1,9 +1,12 @@
 """Check types that ask the running servers themselves: TLS versions and certificates, SSH
 authentication methods. Config files say what should happen; a probe sees what does.
 
-Targets are either listed (``host:port``) or discovered: every TCP socket the named
-processes listen on, connected to at the host's probe address for it. Each port is probed
-once per audit, however many checks look at it.
+Targets are either listed (``host:port``, connected to from the auditing machine) or
+discovered: every TCP socket the named processes listen on. A discovered port is seen from
+the host itself (``vantage: inside``: at the host's probe address for it, through the SSH
+connection when the host is remote) or, for a remote host, from the auditing machine
+(``vantage: outside``: at the address it reaches the host at). Each port is probed once
+per audit, however many checks look at it.
 """
 
 from __future__ import annotations
@@ -18,10 +21,22 @@ from checks.probes.tls import TLS_VERSIONS, TLSProbe, probe_tls
 from checks.probes.wire import ProbeError, Target, parse_target
 from checks.result import Status, Verdict, errored, failed, passed, skipped
 from checks.types.base import CheckContext, CheckType
+from checks.types.system import is_loopback
 
 Finding = tuple[Status, str]
 
-_TARGETS_HELP = "host:port list to probe; empty (default): discover the owners' listening ports"
+_TARGETS_HELP = (
+    "host:port list to probe from the auditing machine; "
+    "empty (default): discover the owners' listening ports"
+)
+VANTAGE = Param(
+    "choice",
+    default="inside",
+    choices=("inside", "outside"),
+    help="discovered ports seen from the host itself, or from the auditing machine",
+)
+OUTSIDE_ONLY = "the outside view needs a remote audit (a host audited over SSH, reached directly)"
+WILDCARDS = ("0.0.0.0", "::", "")
 
 
 class _ProbeCheck(CheckType):
@@ -33,12 +48,15 @@ class _ProbeCheck(CheckType):
     def run(self, ctx: CheckContext) -> Verdict:
         owners = self.params["owners"]
         unseen: list[str] = []
+        outside = self.params["vantage"] == "outside"
+        if outside and not self.params["targets"] and ctx.host.outside_address is None:
+            return skipped(OUTSIDE_ONLY)
         try:
             if self.params["targets"]:
                 texts = self.params["targets"]
                 targets = [parse_target(text, self.default_port) for text in texts]
             else:
-                targets, unseen = discover(ctx, owners)
+                targets, unseen = discover(ctx, owners, outside)
         except (ValueError, HostError) as exc:
             return errored(str(exc))
         if not targets:
@@ -52,12 +70,26 @@ class _ProbeCheck(CheckType):
     def judge(self, ctx: CheckContext, targets: list[Target], discovered: bool) -> Verdict: ...
 
 
-def discover(ctx: CheckContext, owners: tuple[str, ...]) -> tuple[list[Target], list[str]]:
+def discover(
+    ctx: CheckContext, owners: tuple[str, ...], outside: bool = False
+) -> tuple[list[Target], list[str]]:
     """Where to connect to reach each TCP port that a process named in ``owners`` listens on,
-    and the TCP sockets whose owning process could not be seen (they might be such ports)."""
-    sockets = [s for s in ctx.host.listening_sockets() if s.proto == "tcp"]
+    and the TCP sockets whose owning process could not be seen (they might be such ports).
+
+    From inside, the host's probe address for the socket, reached as the host reaches it;
+    from outside, the host's outside address for a wildcard socket and the bound address
+    for others, reached directly. Loopback sockets cannot be reached from outside.
+    """
+    host = ctx.host
+    sockets = [s for s in host.listening_sockets() if s.proto == "tcp"]
+    if outside:
+        sockets = [s for s in sockets if not is_loopback(s.address)]
     found = {
-        Target(ctx.host.probe_address(s.address), s.port) for s in sockets if s.process in owners
+        Target(host.outside_address if s.address in WILDCARDS else s.address, s.port)
+        if outside
+        else host.reach(Target(host.probe_address(s.address), s.port))
+        for s in sockets
+        if s.process in owners
     }
     unseen = [str(Target(s.address, s.port)) for s in sockets if s.process is None]
     return sorted(found, key=lambda t: (t.port, t.host)), unseen
@@ -84,6 +116,7 @@ class TLSProbeCheck(_ProbeCheck):
         "mode": Param("choice", required=True, choices=("protocols", "certificate")),
         "targets": Param("str_list", default=(), help=_TARGETS_HELP),
         "owners": Param("str_list", default=("apache2", "httpd"), help="processes to discover"),
+        "vantage": VANTAGE,
         "min_version": Param(
             "choice", default="1.2", choices=("1.0", "1.1", "1.2", "1.3"), help="lowest TLS allowed"
         ),
@@ -183,6 +216,7 @@ class SSHProbeCheck(_ProbeCheck):
     schema: ClassVar[dict[str, Param]] = {
         "targets": Param("str_list", default=(), help=_TARGETS_HELP),
         "owners": Param("str_list", default=("sshd",), help="processes to discover"),
+        "vantage": VANTAGE,
         "expected": Param("str_list", default=("publickey",), help="methods allowed to be offered"),
     }
 

@@ -1,0 +1,440 @@
+"""A host audited over SSH: files over SFTP, argv commands over exec, probes through the link.
+
+``SSHHost`` answers every ``Host`` question as ``LocalHost`` would on that machine: the same
+read rules (regular files of at most 32 MiB), the same glob matcher (over SFTP listdir),
+sockets and processes shaped as psutil gives them (from ``ss`` and ``ps``), packages from
+the remote dpkg status file. Commands are argv lists joined with ``shlex.join`` into the one
+string SSH carries, so no argument is ever read by the remote shell as syntax.
+
+With ``sudo``, the SFTP server itself runs as root (``sudo -n sftp-server``) and commands
+run under ``sudo -n``, so root-only files are read with the same semantics as any other;
+without it, a file the login user cannot read is an error naming the file, never a pass.
+Live probes of the host's ports go through the SSH connection (as ``ssh -L`` does), so they
+see what a probe on the host would see, loopback-only ports included.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import queue
+import selectors
+import shlex
+import socket
+import stat as statlib
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from checks.hosts import (
+    DEFAULT_COMMAND_TIMEOUT,
+    CommandNotFound,
+    CommandResult,
+    FileStat,
+    Host,
+    HostError,
+    ListeningSocket,
+    ProcessInfo,
+    host_errors,
+)
+from checks.probes.wire import Target
+from checks.remote_facts import PS_ARGV, SS_ARGV, names_by_uid, parse_ps, parse_ss
+from checks.rootfs import MAX_READ_BYTES, GlobMatcher, refuse_unreadable, too_large
+from checks.ssh_connect import ConnectError, Connection, SSHOptions, connect, resolve
+
+if TYPE_CHECKING:
+    import paramiko
+
+#: Where Debian's openssh-server installs the SFTP server that ``sudo`` runs.
+DEFAULT_SFTP_SERVER = "/usr/lib/openssh/sftp-server"
+#: The PATH a root login on Debian has; ``which`` looks there, as LocalHost adds the sbins.
+REMOTE_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+#: SFTP sessions per host: checks run concurrently, and one session answers one at a time.
+DEFAULT_SFTP_SESSIONS = 3
+#: An SFTP request or a tunnelled connection that gets no answer this long has failed.
+IO_TIMEOUT = 30.0
+#: Seconds a timed-out command gets between TERM and KILL (coreutils ``timeout -k``).
+_KILL_AFTER = 2
+_CHUNK = 65536
+
+
+class SSHHost(Host):
+    """A logged-in SSH connection seen as a Host. Close it when the audit is done."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        name: str | None = None,
+        *,
+        sudo: bool = False,
+        sftp_server: str = DEFAULT_SFTP_SERVER,
+        sftp_sessions: int = DEFAULT_SFTP_SESSIONS,
+    ):
+        self.connection = connection
+        self.name = name or connection.endpoint.alias
+        self.is_live = True
+        # through a jump host, this machine's view of the host is not the outside one
+        self.outside_address = None if connection.jumps else connection.endpoint.hostname
+        self.sudo = sudo
+        self._sudo = ("sudo", "-n", "--") if sudo else ()
+        self._files = _SFTPFiles(self._open_sftp, sftp_server, sftp_sessions)
+        self._names: dict[str, dict[int, str]] = {}
+        self._names_lock = threading.Lock()
+        if sudo:
+            self._files.check_sudo()
+
+    @classmethod
+    def open(
+        cls,
+        destination: str,
+        options: SSHOptions | None = None,
+        *,
+        name: str | None = None,
+        user: str | None = None,
+        port: int | None = None,
+        sudo: bool = False,
+    ) -> SSHHost:
+        """Log in to ``destination`` (a name the SSH config may know) and wrap the connection.
+
+        Raises ConnectError (a HostError) saying why the host could not be audited.
+        """
+        options = options or SSHOptions()
+        connection = connect(resolve(destination, options, user=user, port=port), options)
+        try:
+            return cls(connection, name or destination, sudo=sudo)
+        except BaseException:
+            connection.close()
+            raise
+
+    def close(self) -> None:
+        """End the connection; operations still under way fail at once (a HostError)."""
+        self._files.close()
+        self.connection.close()
+
+    def __enter__(self) -> SSHHost:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- files ---------------------------------------------------------------------------
+
+    def read_bytes(self, path: str, limit: int | None = None) -> bytes:
+        with host_errors(path):
+            return self._files.read(path, limit)
+
+    def stat(self, path: str, follow_symlinks: bool = True) -> FileStat:
+        with host_errors(path):
+            link = self._files.stat(path, follow_symlinks=False)
+            is_link = statlib.S_ISLNK(link.st_mode or 0)
+            info = self._files.stat(path) if follow_symlinks and is_link else link
+        uid, gid = info.st_uid or 0, info.st_gid or 0
+        return FileStat(
+            path=path,
+            mode=statlib.S_IMODE(info.st_mode or 0),
+            uid=uid,
+            gid=gid,
+            owner=self._name("/etc/passwd", uid),
+            group=self._name("/etc/group", gid),
+            size=info.st_size or 0,
+            mtime=float(info.st_mtime or 0),
+            is_dir=statlib.S_ISDIR(info.st_mode or 0),
+            is_file=statlib.S_ISREG(info.st_mode or 0),
+            is_link=is_link,
+        )
+
+    def glob(self, pattern: str) -> list[str]:
+        with host_errors(pattern):
+            return self._files.glob(pattern)
+
+    def readlink(self, path: str) -> str:
+        with host_errors(path):
+            return self._files.readlink(path)
+
+    def listdir(self, path: str) -> list[str]:
+        with host_errors(path):
+            return sorted(self._files.listdir(path))
+
+    def _name(self, database: str, number: int) -> str:
+        """A uid or gid's name from the host's own passwd or group file (else the number)."""
+        with self._names_lock:
+            if database not in self._names:
+                try:
+                    text = self.read_text(database)
+                except HostError:
+                    text = ""
+                names: dict[int, str] = {}
+                for line in text.splitlines():
+                    fields = line.split(":")
+                    if len(fields) > 2 and fields[2].isdigit():
+                        names.setdefault(int(fields[2]), fields[0])
+                self._names[database] = names
+        return self._names[database].get(number, str(number))
+
+    # --- commands ------------------------------------------------------------------------
+
+    def which(self, program: str) -> str | None:
+        for directory in REMOTE_PATH:
+            path = f"{directory}/{program}"
+            try:
+                info = self._files.stat(path)
+            except OSError:
+                continue
+            if statlib.S_ISREG(info.st_mode or 0) and (info.st_mode or 0) & 0o111:
+                return path
+        return None
+
+    def run(self, argv: Sequence[str], timeout: float = DEFAULT_COMMAND_TIMEOUT) -> CommandResult:
+        program = argv[0] if "/" in argv[0] else self.which(argv[0])
+        if program is None or (program == argv[0] and not self.exists(program)):
+            raise CommandNotFound(f"{argv[0]}: command not found")
+        # coreutils timeout ends the command on the host too, not only our wait for it
+        remote = [*self._sudo, "env", "LC_ALL=C", "timeout", "-k", str(_KILL_AFTER),
+                  f"{timeout:g}", program, *argv[1:]]  # fmt: skip
+        begin = time.monotonic()
+        try:
+            code, stdout, stderr = self._exec(shlex.join(remote), timeout + _KILL_AFTER + 3)
+        except TimeoutError:
+            code, stdout, stderr = 124, b"", b""
+        if code in (124, 137) and time.monotonic() - begin >= timeout:
+            raise HostError(f"{argv[0]}: timed out after {timeout:g}s")
+        return CommandResult(
+            tuple(argv),
+            code,
+            stdout.decode("utf-8", errors="replace"),
+            stderr.decode("utf-8", errors="replace"),
+        )
+
+    def _exec(self, command: str, timeout: float) -> tuple[int, bytes, bytes]:
+        """Exit code, stdout and stderr of one command; raises TimeoutError past ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with _ssh_errors(self.connection):
+            channel = self.connection.transport.open_session(timeout=IO_TIMEOUT)
+            try:
+                channel.exec_command(command)
+                channel.shutdown_write()  # stdin: nothing, as LocalHost's /dev/null
+                stdout, stderr = bytearray(), bytearray()
+                channel.settimeout(0.05)
+                while True:
+                    try:
+                        chunk = channel.recv(_CHUNK)
+                    except TimeoutError:
+                        chunk = None
+                    while channel.recv_stderr_ready():
+                        stderr += channel.recv_stderr(_CHUNK)
+                    if chunk == b"":
+                        break
+                    stdout += chunk or b""
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(command)
+                channel.settimeout(max(0.1, deadline - time.monotonic()))
+                while chunk := channel.recv_stderr(_CHUNK):
+                    stderr += chunk
+                if not channel.status_event.wait(max(0.1, deadline - time.monotonic())):
+                    raise TimeoutError(command)
+                return channel.recv_exit_status(), bytes(stdout), bytes(stderr)
+            finally:
+                channel.close()
+
+    # --- sockets, processes, probes ------------------------------------------------------
+
+    def listening_sockets(self) -> list[ListeningSocket]:
+        sockets = parse_ss(self._facts(SS_ARGV))
+        if any(s.pid is None for s in sockets):  # no right to see some owners: who may it be?
+            by_uid = names_by_uid(parse_ps(self._facts(PS_ARGV)))
+            sockets = [
+                replace(s, candidates=by_uid.get(s.uid, ())) if s.pid is None else s
+                for s in sockets
+            ]
+        return sorted(set(sockets), key=lambda s: (s.proto, s.port, s.address, s.pid or 0))
+
+    def processes(self) -> list[ProcessInfo]:
+        return [process for process, _ in parse_ps(self._facts(PS_ARGV))]
+
+    def _facts(self, argv: Sequence[str]) -> str:
+        done = self.run(argv)
+        if done.exit_code != 0:
+            raise HostError(f"{shlex.join(argv)} exited {done.exit_code}: {done.stderr.strip()}")
+        return done.stdout
+
+    def reach(self, target: Target) -> Target:
+        return replace(target, via=self._tunnel)
+
+    def _tunnel(self, host: str, port: int, timeout: float) -> socket.socket:
+        """A local socket connected, through the SSH connection, to host:port as the
+        host reaches it; raises OSError like a direct connection would."""
+        import paramiko
+
+        try:
+            channel = self.connection.transport.open_channel(
+                "direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=timeout
+            )
+        except paramiko.ChannelException as exc:
+            if exc.code == paramiko.common.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED:
+                raise PermissionError(
+                    errno.EACCES,
+                    f"{self.name} refuses TCP forwarding (AllowTcpForwarding), so the port "
+                    "cannot be probed as the host sees it",
+                ) from exc
+            refused = os.strerror(errno.ECONNREFUSED)
+            raise ConnectionRefusedError(errno.ECONNREFUSED, refused) from exc
+        except (paramiko.SSHException, ConnectError, EOFError) as exc:
+            raise ConnectionResetError(errno.ECONNRESET, f"SSH connection: {exc}") from exc
+        ours, theirs = socket.socketpair()
+        ours.settimeout(timeout)
+        threading.Thread(
+            target=_relay, args=(theirs, channel), name="lappguard-ssh-tunnel", daemon=True
+        ).start()
+        return ours
+
+    def _open_sftp(self, server: str, as_root: bool) -> paramiko.SFTPClient:
+        import paramiko
+
+        with _ssh_errors(self.connection):
+            if not as_root:
+                client = self.connection.client.open_sftp()
+                client.get_channel().settimeout(IO_TIMEOUT)
+                return client
+            channel = self.connection.transport.open_session(timeout=IO_TIMEOUT)
+            channel.settimeout(IO_TIMEOUT)
+            channel.exec_command(shlex.join(["sudo", "-n", "--", server]))
+            try:
+                return paramiko.SFTPClient(channel)
+            except (paramiko.SSHException, EOFError) as exc:
+                said = channel.recv_stderr(4096).decode("utf-8", "replace").strip()
+                channel.close()
+                raise ConnectError(
+                    f"{self.connection.endpoint}: sudo -n {server} failed: {said or exc}"
+                ) from exc
+
+
+class _SFTPFiles(GlobMatcher):
+    """File operations over a few SFTP sessions, each used by one thread at a time (an SFTP
+    client answers requests in order and is not safe to share). Raises OSError."""
+
+    def __init__(self, opener, server: str, sessions: int):
+        self._open = opener
+        self._server = server
+        self._idle: queue.LifoQueue = queue.LifoQueue()
+        self._slots = threading.Semaphore(max(1, sessions))
+        self._all: list = []
+        self._lock = threading.Lock()
+        self.as_root = False
+        self.closed = False
+
+    def check_sudo(self) -> None:
+        """Switch to root's SFTP server; raises ConnectError when sudo -n refuses."""
+        self.as_root = True
+        with self._session():
+            pass
+
+    @contextmanager
+    def _session(self) -> Iterator[paramiko.SFTPClient]:
+        import paramiko
+
+        with self._slots:
+            try:
+                client = self._idle.get_nowait()
+            except queue.Empty:
+                client = self._open(self._server, self.as_root)
+                with self._lock:
+                    self._all.append(client)
+            try:
+                yield client
+            except (paramiko.SSHException, EOFError) as exc:
+                client.close()  # a session that failed mid-request is not reused
+                raise ConnectionResetError(errno.ECONNRESET, f"SSH connection lost: {exc}") from exc
+            except BaseException:
+                self._idle.put(client)  # a refused request leaves the session usable
+                raise
+            self._idle.put(client)
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            for client in self._all:
+                client.close()
+
+    def stat(self, path: str, follow_symlinks: bool = True) -> paramiko.SFTPAttributes:
+        with self._session() as sftp, _as_kernel_says():
+            return sftp.stat(path) if follow_symlinks else sftp.lstat(path)
+
+    def listdir(self, path: str) -> list[str]:
+        with self._session() as sftp, _as_kernel_says():
+            return sftp.listdir(path)
+
+    def readlink(self, path: str) -> str:
+        with self._session() as sftp, _as_kernel_says():
+            target = sftp.readlink(path)
+        if target is None:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        return target
+
+    def read(self, path: str, limit: int | None = None) -> bytes:
+        """As ``FileSystem.read``: a regular file, whole up to MAX_READ_BYTES, or its head."""
+        with self._session() as sftp:
+            with _as_kernel_says():
+                info = sftp.stat(path)
+            refuse_unreadable(path, info.st_mode or 0, info.st_size or 0, limit)
+            wanted = MAX_READ_BYTES + 1 if limit is None else limit
+            with _as_kernel_says(), sftp.open(path, "rb") as handle:
+                if (info.st_size or 0) > _CHUNK:
+                    handle.prefetch(min(info.st_size, wanted))  # pipelined, not 1 RTT per 32K
+                data = handle.read(wanted)
+        if limit is None and len(data) > MAX_READ_BYTES:  # it grew while being read
+            raise too_large(path, len(data))
+        return data
+
+
+@contextmanager
+def _as_kernel_says() -> Iterator[None]:
+    """SFTP errors worded as the kernel words them, so a remote host's errors read as a local
+    one's: paramiko keeps the server's text ("No such file"), and sftp-server answers
+    "bad message", without an errno, where the kernel said EINVAL (readlink of no link)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno is not None:
+            raise OSError(exc.errno, os.strerror(exc.errno)) from exc
+        if str(exc) == "Bad message":
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL)) from exc
+        raise
+
+
+@contextmanager
+def _ssh_errors(connection: Connection) -> Iterator[None]:
+    """A lost or refused channel becomes a HostError naming the host."""
+    import paramiko
+
+    try:
+        yield
+    except (paramiko.SSHException, EOFError) as exc:
+        raise HostError(f"{connection.endpoint}: SSH connection: {exc or 'closed'}") from exc
+
+
+def _relay(sock: socket.socket, channel: paramiko.Channel) -> None:
+    """Copy bytes both ways until either side closes, then close both."""
+    selector = selectors.DefaultSelector()
+    selector.register(sock, selectors.EVENT_READ, channel)
+    selector.register(channel, selectors.EVENT_READ, sock)
+    channel.settimeout(IO_TIMEOUT)
+    sock.settimeout(IO_TIMEOUT)
+    try:
+        while True:
+            events = selector.select(IO_TIMEOUT)
+            if not events:
+                return
+            for key, _ in events:
+                data = key.fileobj.recv(_CHUNK)
+                if not data:
+                    return
+                key.data.sendall(data)
+    except (OSError, EOFError):
+        return
+    finally:
+        selector.close()
+        channel.close()
+        sock.close()
