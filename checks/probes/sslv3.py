@@ -11,17 +11,11 @@ from __future__ import annotations
 import os
 from functools import partial
 
+from checks.probes.hello import HANDSHAKE, VERSION_NAMES, first_handshake
 from checks.probes.wire import BoundedReader, Outcome, Target, exchange
 
 PROTOCOL = "SSLv3"
 SSL3 = 0x0300
-VERSION_NAMES = {
-    0x0300: "SSLv3",
-    0x0301: "TLSv1.0",
-    0x0302: "TLSv1.1",
-    0x0303: "TLSv1.2",
-    0x0304: "TLSv1.3",
-}
 
 #: RSA/DH/DHE/anon suites of the SSLv3 spec (NULL, RC4, RC2, IDEA, DES, 3DES, export), then
 #: the AES, Camellia, SEED and ECC suites that SSLv3 stacks such as OpenSSL also negotiated.
@@ -36,19 +30,6 @@ CIPHER_SUITES: tuple[int, ...] = (
 
 _refused = partial(Outcome, PROTOCOL, False)
 _undecided = partial(Outcome, PROTOCOL, None)
-_HANDSHAKE, _ALERT = 22, 21
-_SERVER_HELLO = 2
-_MAX_RECORD = 2**14 + 2048  # the largest record length RFC 6101 allows (compressed)
-_MAX_RECORDS = 4  # a ServerHello is ~80 bytes: more fragments than this is not a real server
-_ALERTS = {
-    10: "unexpected_message",
-    40: "handshake_failure",
-    47: "illegal_parameter",
-    50: "decode_error",
-    70: "protocol_version",
-    71: "insufficient_security",
-    80: "internal_error",
-}
 
 
 def client_hello(random: bytes | None = None) -> bytes:
@@ -67,10 +48,7 @@ def client_hello(random: bytes | None = None) -> bytes:
     )
     handshake = b"\x01" + len(body).to_bytes(3, "big") + body
     return (
-        bytes([_HANDSHAKE])
-        + SSL3.to_bytes(2, "big")
-        + len(handshake).to_bytes(2, "big")
-        + handshake
+        bytes([HANDSHAKE]) + SSL3.to_bytes(2, "big") + len(handshake).to_bytes(2, "big") + handshake
     )
 
 
@@ -81,37 +59,8 @@ def probe(target: Target, timeout: float) -> Outcome:
 
 def judge_reply(reader: BoundedReader) -> Outcome:
     """Read records until the first handshake message is complete, then judge it."""
-    handshake = bytearray()
-    for _ in range(_MAX_RECORDS):
-        header = reader.read(5)
-        if not header:
-            return _refused("closed the connection without answering")
-        if len(header) < 5:
-            return _undecided("truncated record header")
-        content_type, major, length = header[0], header[1], int.from_bytes(header[3:5], "big")
-        if content_type not in (_HANDSHAKE, _ALERT) or major != 3:
-            return _refused(f"answered with something other than SSL/TLS ({header.hex()})")
-        if not 0 < length <= _MAX_RECORD:
-            return _undecided(f"record length {length} is out of range")
-        payload = reader.read(length)
-        if len(payload) < length:
-            return _undecided("record truncated")
-        if content_type == _ALERT:
-            if len(payload) != 2:
-                return _undecided("malformed alert")
-            return _refused(f"alert {_ALERTS.get(payload[1], payload[1])}")
-        handshake += payload
-        if len(handshake) >= 4:
-            if handshake[0] != _SERVER_HELLO:
-                return _undecided(
-                    f"first handshake message is type {handshake[0]}, not ServerHello"
-                )
-            size = int.from_bytes(handshake[1:4], "big")
-            if len(handshake) >= 4 + size:
-                return judge_server_hello(bytes(handshake[4 : 4 + size]))
-            if size > _MAX_RECORD:
-                return _undecided(f"ServerHello length {size} is out of range")
-    return _undecided(f"ServerHello not complete after {_MAX_RECORDS} records")
+    body = first_handshake(reader, PROTOCOL)
+    return body if isinstance(body, Outcome) else judge_server_hello(body)
 
 
 def judge_server_hello(body: bytes) -> Outcome:
