@@ -122,16 +122,16 @@ def ask(
     timeout: float,
     *,
     compression: bool = False,
-) -> Outcome:
-    """Offer ``suites`` at ``protocol``; accepted means the server chose one of them at that
-    version, and the Outcome's detail is then ``suite 0xNNNN`` (``compression N`` follows)."""
+) -> ServerHello | Outcome:
+    """Offer ``suites`` at ``protocol``: the ServerHello when the server chose one of them at
+    that version, else the refusal (an alert, a close, another version) or undecided."""
     hello = client_hello(VERSIONS[protocol], suites, server_name, compression=compression)
     return exchange(protocol, target, hello, partial(judge_reply, protocol), timeout)
 
 
-def judge_reply(protocol: str, reader: BoundedReader) -> Outcome:
-    """Accepted when the ServerHello is at ``protocol``; refused on an alert, a close or
-    another version; undecided on anything malformed."""
+def judge_reply(protocol: str, reader: BoundedReader) -> ServerHello | Outcome:
+    """The ServerHello if it is at ``protocol``; refused on an alert, a close or another
+    version; undecided on anything malformed."""
     body = first_handshake(reader, protocol)
     if isinstance(body, Outcome):
         return body
@@ -141,7 +141,7 @@ def judge_reply(protocol: str, reader: BoundedReader) -> Outcome:
     if hello.version != VERSIONS[protocol]:
         answered = VERSION_NAMES.get(hello.version, hex(hello.version))
         return Outcome(protocol, False, f"answered with {answered}")
-    return Outcome(protocol, True, f"suite 0x{hello.suite:04x} compression {hello.compression}")
+    return hello
 
 
 def first_handshake(reader: BoundedReader, protocol: str) -> bytes | Outcome:

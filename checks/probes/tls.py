@@ -48,6 +48,14 @@ class Certificate:
     #: None when the verifying handshake could not be made at all.
     trusted: bool | None
     trust_detail: str
+    key_type: str = ""  # "rsa", "ecdsa", "ed25519", "dsa", ...
+    key_bits: int = 0
+    signature_hash: str = ""  # "sha256", ...; "" for signatures without one (Ed25519)
+
+    @property
+    def lifetime_days(self) -> int:
+        """Whole days from notBefore to notAfter, as Mozilla's profiles count them."""
+        return (self.not_after - self.not_before).days
 
     def valid_at(self, now: float) -> bool:
         return self.not_before.timestamp() <= now <= self.not_after.timestamp()
@@ -120,8 +128,9 @@ def probe_tls(
     return TLSProbe(target, (*legacy, *modern), certificate)
 
 
-def _context(protocol: str, verify: bool, cafile: str | None) -> ssl.SSLContext:
-    """A client context pinned to one version; verifying or not."""
+def client_context(protocol: str, verify: bool, cafile: str | None) -> ssl.SSLContext:
+    """A client context pinned to one version, offering every suite it knows; verifying
+    or not."""
     if verify:
         context = ssl.create_default_context(cafile=cafile)
     else:
@@ -150,7 +159,7 @@ def _probe_version(
     target: Target, protocol: str, name: str, timeout: float
 ) -> tuple[Outcome, bytes]:
     try:
-        der = _handshake(target, _context(protocol, False, None), name, timeout)
+        der = _handshake(target, client_context(protocol, False, None), name, timeout)
     except ssl.SSLError as exc:
         if exc.reason == "NO_PROTOCOLS_AVAILABLE":  # our side, not the server's answer
             return Outcome(protocol, None, f"this machine's OpenSSL cannot offer {protocol}"), b""
@@ -172,7 +181,7 @@ def _verify(
     """Does the served chain verify for ``name`` against the trust store (or ``cafile``)?"""
     store = cafile or "the system trust store"
     try:
-        _handshake(target, _context(protocol, True, cafile), name, timeout)
+        _handshake(target, client_context(protocol, True, cafile), name, timeout)
     except ssl.SSLCertVerificationError as exc:
         return False, f"does not verify for {name} against {store}: {exc.verify_message}"
     except ssl.SSLError as exc:
@@ -203,7 +212,23 @@ def _describe(der: bytes, trust: tuple[bool | None, str]) -> Certificate:
         ip_addresses=ip_addresses,
         trusted=trust[0],
         trust_detail=trust[1],
+        key_type=_key_type(cert.public_key()),
+        key_bits=getattr(cert.public_key(), "key_size", 0),
+        signature_hash=cert.signature_hash_algorithm.name if cert.signature_hash_algorithm else "",
     )
+
+
+def _key_type(key: object) -> str:
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+
+    kinds = {
+        rsa.RSAPublicKey: "rsa",
+        ec.EllipticCurvePublicKey: "ecdsa",
+        ed25519.Ed25519PublicKey: "ed25519",
+        ed448.Ed448PublicKey: "ed448",
+        dsa.DSAPublicKey: "dsa",
+    }
+    return next((name for kind, name in kinds.items() if isinstance(key, kind)), "unknown")
 
 
 def _ssl_reason(exc: ssl.SSLError) -> str:

@@ -11,8 +11,10 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 DEFAULT_TIMEOUT = 5.0
+Reply = TypeVar("Reply")
 
 
 class ProbeError(Exception):
@@ -123,9 +125,9 @@ def exchange(
     protocol: str,
     target: Target,
     hello: bytes,
-    judge: Callable[[BoundedReader], Outcome],
+    judge: Callable[[BoundedReader], Reply],
     timeout: float,
-) -> Outcome:
+) -> Reply | Outcome:
     """Send a hand-built hello and let ``judge`` read and rate the reply.
 
     A reset or close is a refusal; silence until the deadline is undecided.

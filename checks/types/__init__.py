@@ -32,6 +32,7 @@ from checks.types.system import (
     ProcessCheck,
     ServiceCheck,
 )
+from checks.types.tls_live import HSTSProbeCheck, TLSCertificateProbeCheck, TLSCipherProbeCheck
 
 REGISTRY: dict[str, type[CheckType]] = {
     cls.name: cls
@@ -47,6 +48,9 @@ REGISTRY: dict[str, type[CheckType]] = {
         BackupCheck,
         TLSProbeCheck,
         SSHProbeCheck,
+        TLSCipherProbeCheck,
+        HSTSProbeCheck,
+        TLSCertificateProbeCheck,
         ApacheModules,
         ApacheDirective,
         ApacheForbidden,

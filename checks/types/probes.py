@@ -25,7 +25,7 @@ from checks.types.system import is_loopback
 
 Finding = tuple[Status, str]
 
-_TARGETS_HELP = (
+TARGETS_HELP = (
     "host:port list to probe from the auditing machine; "
     "empty (default): discover the owners' listening ports"
 )
@@ -39,7 +39,7 @@ OUTSIDE_ONLY = "the outside view needs a remote audit (a host audited over SSH, 
 WILDCARDS = ("0.0.0.0", "::", "")
 
 
-class _ProbeCheck(CheckType):
+class ProbeCheck(CheckType):
     """Target selection and verdict assembly shared by the probe check types."""
 
     needs_live_host = True
@@ -106,7 +106,7 @@ def combine(findings: list[Finding]) -> Verdict:
     return passed(*lines)
 
 
-class TLSProbeCheck(_ProbeCheck):
+class TLSProbeCheck(ProbeCheck):
     """``protocols``: no SSLv2/SSLv3 and nothing below ``min_version`` is accepted.
     ``certificate``: the served certificate is valid now and for ``expiry_days`` more."""
 
@@ -114,7 +114,7 @@ class TLSProbeCheck(_ProbeCheck):
     default_port = 443
     schema: ClassVar[dict[str, Param]] = {
         "mode": Param("choice", required=True, choices=("protocols", "certificate")),
-        "targets": Param("str_list", default=(), help=_TARGETS_HELP),
+        "targets": Param("str_list", default=(), help=TARGETS_HELP),
         "owners": Param("str_list", default=("apache2", "httpd"), help="processes to discover"),
         "vantage": VANTAGE,
         "min_version": Param(
@@ -133,18 +133,11 @@ class TLSProbeCheck(_ProbeCheck):
     }
 
     def judge(self, ctx: CheckContext, targets: list[Target], discovered: bool) -> Verdict:
-        probes: list[tuple[Target, TLSProbe | ProbeError]] = []
-        for target in targets:
-            try:
-                probes.append((target, self._probe(ctx, target, discovered)))
-            except ProbeError as exc:
-                probes.append((target, exc))
-        if discovered:
-            # Only ports that complete a TLS handshake are HTTPS ports; plain HTTP is ignored.
-            probes = [(t, p) for t, p in probes if isinstance(p, ProbeError) or p.speaks_tls]
-            if not probes:
-                ports = ", ".join(map(str, targets))
-                return skipped(f"no HTTPS port: none of {ports} completes a TLS handshake")
+        probes = https_ports(
+            ctx, targets, discovered, self.params["server_name"], self.params["ca_file"]
+        )
+        if not probes:
+            return skipped(no_https_port(targets))
         findings = []
         for target, probe in probes:
             if isinstance(probe, ProbeError):
@@ -156,15 +149,6 @@ class TLSProbeCheck(_ProbeCheck):
             else:
                 findings.append(self._judge_certificate(probe, ctx.clock()))
         return combine(findings)
-
-    def _probe(self, ctx: CheckContext, target: Target, discovered: bool) -> TLSProbe:
-        server_name, ca_file = self.params["server_name"], self.params["ca_file"]
-        return ctx.memo(
-            ("tls_probe", target, server_name, ca_file, discovered),
-            lambda: probe_tls(
-                target, server_name=server_name, cafile=ca_file, legacy_needs_tls=discovered
-            ),
-        )
 
     def _judge_protocols(self, probe: TLSProbe) -> Finding:
         minimum = f"TLSv{self.params['min_version']}"
@@ -203,18 +187,50 @@ class TLSProbeCheck(_ProbeCheck):
         return Status.PASS, f"{about}: {days:.1f} days left{trust}"
 
 
+def https_ports(
+    ctx: CheckContext,
+    targets: list[Target],
+    discovered: bool,
+    server_name: str | None = None,
+    ca_file: str | None = None,
+) -> list[tuple[Target, TLSProbe | ProbeError]]:
+    """Each target's protocol probe (once per audit, shared by every TLS check). Discovered
+    ports that complete no TLS handshake are plain HTTP and left out; listed ones stay."""
+    probes: list[tuple[Target, TLSProbe | ProbeError]] = []
+    for target in targets:
+        try:
+            probe = ctx.memo(
+                ("tls_probe", target, server_name, ca_file, discovered),
+                lambda t=target: probe_tls(
+                    t, server_name=server_name, cafile=ca_file, legacy_needs_tls=discovered
+                ),
+            )
+        except ProbeError as exc:
+            probes.append((target, exc))
+        else:
+            probes.append((target, probe))
+    if discovered:
+        probes = [(t, p) for t, p in probes if isinstance(p, ProbeError) or p.speaks_tls]
+    return probes
+
+
+def no_https_port(targets: list[Target]) -> str:
+    ports = ", ".join(map(str, targets))
+    return f"no HTTPS port: none of {ports} completes a TLS handshake"
+
+
 def _refusals(probe: TLSProbe) -> str:
     detail = "; ".join(f"{o.protocol}: {o.detail}" for o in probe.outcomes)
     return f"no SSL/TLS handshake succeeded ({detail})"
 
 
-class SSHProbeCheck(_ProbeCheck):
+class SSHProbeCheck(ProbeCheck):
     """The SSH server offers no authentication method outside ``expected``."""
 
     name = "ssh_probe"
     default_port = 22
     schema: ClassVar[dict[str, Param]] = {
-        "targets": Param("str_list", default=(), help=_TARGETS_HELP),
+        "targets": Param("str_list", default=(), help=TARGETS_HELP),
         "owners": Param("str_list", default=("sshd",), help="processes to discover"),
         "vantage": VANTAGE,
         "expected": Param("str_list", default=("publickey",), help="methods allowed to be offered"),
