@@ -10,6 +10,14 @@ from checks.types.apache import (
     ApacheModules,
     ApacheTlsProtocols,
 )
+from checks.types.apache_hardening import (
+    ApacheAccessLog,
+    ApacheFileModes,
+    ApacheMethods,
+    ApacheOptions,
+    ApacheStatusPages,
+)
+from checks.types.apache_tls import ApacheHsts, ApacheTlsCiphers
 from checks.types.apt import AptConfCheck
 from checks.types.backups import BackupCheck
 from checks.types.base import CheckType
@@ -56,6 +64,13 @@ REGISTRY: dict[str, type[CheckType]] = {
         ApacheForbidden,
         ApacheHttpsRedirect,
         ApacheTlsProtocols,
+        ApacheTlsCiphers,
+        ApacheHsts,
+        ApacheOptions,
+        ApacheMethods,
+        ApacheAccessLog,
+        ApacheStatusPages,
+        ApacheFileModes,
         PhpIni,
         SshdConfigCheck,
         SshdEffectiveCheck,

@@ -85,6 +85,7 @@ class ApacheModules(ApacheCheck):
     schema = {
         "present": Param("str_list", default=(), help="modules that must be loaded"),
         "absent": Param("str_list", default=(), help="modules that must not be loaded"),
+        "present_any": Param("str_list", default=(), help="at least one of these must be loaded"),
     }
 
     def judge(self, config: ApacheConfig, ctx: CheckContext) -> Findings:
@@ -103,6 +104,12 @@ class ApacheModules(ApacheCheck):
                 found.evidence.append(f"{module} is loaded")
             else:
                 found.violations.append(f"{module} is not loaded")
+        alternatives = [module_id(m) for m in self.params["present_any"]]
+        loaded = [m for m in alternatives if m in config.modules]
+        if alternatives and loaded:
+            found.evidence.append(f"{' and '.join(loaded)} loaded")
+        elif alternatives:
+            found.violations.append(f"none of {', '.join(alternatives)} is loaded")
         return found
 
 
@@ -114,18 +121,22 @@ class ApacheDirective(ApacheCheck):
     schema = {
         "directive": Param("str", required=True),
         "expect": Param("expect", required=True),
-        "scope": Param("choice", default="all", choices=("all", "server", "vhosts")),
+        "scope": Param("choice", default="all", choices=("all", "server", "vhosts", "ssl_sites")),
         "default": Param("str", help="httpd's compiled-in value when the directive is unset"),
     }
 
     def judge(self, config: ApacheConfig, ctx: CheckContext) -> Findings:
         name, scope = self.params["directive"], self.params["scope"]
         targets: list[VirtualHost | None] = []
-        if scope != "vhosts" or not config.vhosts:
+        if scope == "ssl_sites":
+            targets.extend(site for site in config.sites() if site.ssl)
+        elif scope != "vhosts" or not config.vhosts:
             targets.append(None)
-        if scope != "server":
+        if scope in ("all", "vhosts"):
             targets.extend(config.vhosts)
         found = Findings()
+        if not targets:
+            found.evidence.append("no SSL site in the configuration")
         for vhost in targets:
             label = "server level" if vhost is None else str(vhost)
             setting = config.effective(name, vhost)
@@ -160,16 +171,20 @@ class ApacheForbidden(ApacheCheck):
         "enables": Param("str", help="only lines turning this keyword on count"),
         "except_values": Param("str_list", default=()),
         "allowed_in_ssl_vhosts": Param("bool", default=False),
+        "value_pattern": Param("regex", help="only lines whose value matches count"),
     }
 
     def judge(self, config: ApacheConfig, ctx: CheckContext) -> Findings:
         harmless = {v.lower() for v in self.params["except_values"]}
+        pattern = self.params["value_pattern"]
         keyword = (self.params["enables"] or "").lower()
         found = Findings()
         for directive in config.anywhere(self.params["directives"]):
             if directive.value.lower() in harmless:
                 continue
             if keyword and keyword not in option_changes(directive)[1]:
+                continue
+            if pattern is not None and not pattern.search(directive.value):
                 continue
             vhost = config.vhost_of(directive)
             if self.params["allowed_in_ssl_vhosts"] and vhost is not None and vhost.ssl:
