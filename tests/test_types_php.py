@@ -209,7 +209,7 @@ def test_missing_php_or_unreadable_apache_is_an_error(tmp_path: Path) -> None:
     verdict = php_ini(tmp_path, BASELINE["LAPP-PHP-001"])
     assert (verdict.status, verdict.reason) == (
         Status.ERROR,
-        "no PHP configuration for Apache found (/etc/php/*/apache2)",
+        "no PHP configuration for a web server found (/etc/php/*/apache2, /etc/php/*/fpm)",
     )
     make_tree(tmp_path, {INI82: PRODUCTION})
     (tmp_path / "etc" / "apache2" / "apache2.conf").mkdir(parents=True)

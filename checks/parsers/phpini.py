@@ -1,8 +1,11 @@
-"""php.ini files as PHP's Apache module reads them on Debian, through a Host.
+"""php.ini files as PHP's web SAPIs read them on Debian, through a Host.
 
-For each ``/etc/php/VERSION/apache2`` directory: ``php.ini`` first, then ``conf.d/*.ini`` in
-lexical order (PHP's scan directory for that SAPI); a later value wins. ``[HOST=...]`` and
-``[PATH=...]`` sections only apply to the CGI/FastCGI SAPIs, so they are left out here.
+For each ``/etc/php/VERSION/apache2`` (mod_php) and ``/etc/php/VERSION/fpm`` (PHP-FPM)
+directory: ``php.ini`` first, then ``conf.d/*.ini`` in lexical order (PHP's scan directory
+for that SAPI); a later value wins. The CLI's directory is not a web server's and is left
+out. ``[HOST=...]`` and ``[PATH=...]`` sections only apply to the CGI/FastCGI SAPIs, so they
+are left out here. The same reader serves PHP-FPM's own files (``checks.parsers.fpm``),
+whose ``php_admin_value[name]`` keys are PHP's ``key[offset]`` syntax.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from checks.hosts import Host, HostError
 from checks.parsers.origin import Origin
 from checks.yamlsource import Problem
 
-APACHE_SAPI_DIRS = "/etc/php/*/apache2"
+#: The web SAPIs' configuration directories (mod_php, PHP-FPM).
+SAPI_DIRS = ("/etc/php/*/apache2", "/etc/php/*/fpm")
 # PHP's own ini scanner (Zend/zend_ini_scanner.l): a line ends at LF, CR LF or a lone CR and
 # at nothing else (but a quoted value goes on across lines); only space and tab are blanks; a
 # key is any run of LABEL characters.
@@ -24,7 +28,7 @@ _NEWLINE = re.compile(r"(\r\n|\r|\n)")  # captured: a quoted value keeps its lin
 _BLANKS = " \t"
 _LABEL = r'[^=\r\n\t;&|^$~(){}!"\[\]\0]'
 _SECTION = re.compile(r"^\[([^\]]*)\][ \t]*(?:;.*)?$")
-_KEY = re.compile(rf"{_LABEL}+")
+_KEY = re.compile(rf"{_LABEL}+(?:\[[^\]\r\n]*\])?")
 #: What ends a value outside quotes, and a run of plain value characters.
 _VALUE_END = ";\0\r\n"
 _UNQUOTED = re.compile(r"[^'\";\0\r\n]+")
@@ -46,12 +50,22 @@ class IniSetting:
 
 @dataclass
 class PhpConfig:
-    """The effective php.ini settings of one PHP version's Apache module."""
+    """The effective php.ini settings of one PHP version's web SAPI."""
 
     directory: str  # /etc/php/8.2/apache2
     files: list[str] = field(default_factory=list)
     settings: dict[str, IniSetting] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def sapi(self) -> str:
+        """``apache2`` or ``fpm``."""
+        return self.directory.rstrip("/").rpartition("/")[2]
+
+    @property
+    def version_dir(self) -> str:
+        """``/etc/php/8.2``."""
+        return self.directory.rstrip("/").rpartition("/")[0]
 
 
 def ini_bool(value: str) -> bool | None:
@@ -180,10 +194,10 @@ def _double_quoted(raw: str, i: int) -> tuple[str, int]:
     return "".join(chars), i + 1
 
 
-def load_apache_php(host: Host) -> list[PhpConfig]:
-    """One PhpConfig per installed PHP version that has an Apache module configuration."""
+def load_php_sapis(host: Host) -> list[PhpConfig]:
+    """One PhpConfig per installed PHP version and web SAPI (mod_php, PHP-FPM)."""
     configs = []
-    for directory in host.glob(APACHE_SAPI_DIRS):
+    for directory in sorted(d for pattern in SAPI_DIRS for d in host.glob(pattern)):
         config = PhpConfig(directory)
         main = f"{directory}/php.ini"
         files = ([main] if host.lexists(main) else []) + host.glob(f"{directory}/conf.d/*.ini")

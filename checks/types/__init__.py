@@ -24,7 +24,7 @@ from checks.types.base import CheckType
 from checks.types.files import FileCheck, FileContentCheck
 from checks.types.firewall import FirewallDefaultDenyCheck
 from checks.types.outside import HttpRedirectCheck, PortClosedCheck
-from checks.types.php import PhpIni
+from checks.types.php import PhpFpmPools, PhpIni
 from checks.types.postgres import PgHbaCheck, PostgresConfCheck
 from checks.types.probes import SSHProbeCheck, TLSProbeCheck
 from checks.types.sshd import (
@@ -72,6 +72,7 @@ REGISTRY: dict[str, type[CheckType]] = {
         ApacheStatusPages,
         ApacheFileModes,
         PhpIni,
+        PhpFpmPools,
         SshdConfigCheck,
         SshdEffectiveCheck,
         SshdAuthModeCheck,
