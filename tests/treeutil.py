@@ -16,6 +16,9 @@ from conftest import FIXTURES
 from checks.hosts import CachedHost, LocalHost
 from checks.types.base import CheckContext
 
+#: Stands for the key file's bytes: the audit looks at its owner and mode, never its content.
+TEST_KEY = b"-----BEGIN PRIVATE KEY-----\n(test placeholder)\n-----END PRIVATE KEY-----\n"
+
 
 def make_tree(
     root: Path,
@@ -58,9 +61,18 @@ def dpkg_status(*packages: str) -> str:
 
 
 def hardened_root(tmp_path: Path) -> Path:
-    """A copy of the fully hardened host tree (tests/fixtures/hardened-root) with fresh backups."""
+    """A copy of the fully hardened host tree (tests/fixtures/hardened-root) with fresh
+    backups, the modes git does not keep, and a TLS key (made here: no key is committed)."""
     root = tmp_path / "root"
     shutil.copytree(FIXTURES / "hardened-root", root, symlinks=True)
+    for path in [root / "etc/apache2", *(root / "etc/apache2").rglob("*")]:
+        if not path.is_symlink():
+            os.chmod(path, 0o750 if path.is_dir() else 0o640)
+    key = root / "etc/ssl/private/ssl-cert-snakeoil.key"
+    key.parent.mkdir(parents=True)
+    key.write_bytes(TEST_KEY)
+    os.chmod(key.parent, 0o710)
+    os.chmod(key, 0o640)
     an_hour_ago = int(time.time()) - 3600  # whole seconds: SFTP carries no fractions
     for backup in (root / "srv/backup").rglob("*"):
         os.utime(backup, (an_hour_ago, an_hour_ago))
