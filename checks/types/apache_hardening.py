@@ -39,11 +39,11 @@ class ApacheOptions(ApacheCheck):
             for d in config.directives
             if d.key == "options" and (not d.sections or _is_root_directory(d.sections))
         ]
+        where = f"'{root[-1]}'" if root else "httpd's default (no Options line)"
         if word in merge_options(root):
-            where = f"'{root[-1]}'" if root else "httpd's default (no Options line)"
             found.violations.append(f"the root directory <Directory /> has {keyword}: {where}")
         else:
-            found.evidence.append(f"the root directory has no {keyword} ({root[-1]})")
+            found.evidence.append(f"the root directory has no {keyword}: {where}")
         for directive in config.anywhere(["Options"]):
             if word in option_changes(directive)[1]:
                 found.violations.append(f"{directive} turns {keyword} on")
