@@ -347,11 +347,16 @@ def _pg_quote(value: str) -> str:
 
 @contextmanager
 def run_canned_server(
-    reply: Callable[[bytes], bytes], listen: str = "127.0.0.1", request_size: int = 5
+    reply: Callable[[bytes], bytes],
+    listen: str = "127.0.0.1",
+    request_size: int = 5,
+    *,
+    whole_record: bool = False,
 ) -> Iterator[RunningServer]:
-    """A loopback TCP server that reads the first ``request_size`` bytes of each connection,
-    sends ``reply(those bytes)`` and closes. Stands in for SSLv2/SSLv3 servers, which no
-    current OpenSSL can run; never use it where a real daemon exists."""
+    """A loopback TCP server that reads the first ``request_size`` bytes of each connection
+    (with ``whole_record``: one whole TLS record, header and body), sends ``reply(those
+    bytes)`` and closes. Stands in for servers no current OpenSSL can run (SSLv2, SSLv3, RC4,
+    3DES, export suites); never use it where a real daemon exists."""
     family = socket.AF_INET6 if ":" in listen else socket.AF_INET
     server = socket.socket(family, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -371,7 +376,10 @@ def run_canned_server(
             with conn:
                 conn.settimeout(5)
                 try:
-                    conn.sendall(reply(_recv_exact(conn, request_size)))
+                    request = _recv_exact(conn, request_size)
+                    if whole_record and len(request) >= 5:
+                        request += _recv_exact(conn, int.from_bytes(request[3:5], "big"))
+                    conn.sendall(reply(request))
                 except OSError:
                     continue
 
