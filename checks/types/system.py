@@ -183,15 +183,19 @@ def _owner_among(sock: ListeningSocket, names: Sequence[str]) -> bool | None:
     """Whether the socket's process is one of ``names``; None when that cannot be told.
 
     Without the right to ptrace the owner, the socket's user tells: a user who runs none of
-    these programs (root never runs postgres) does not hold their sockets, one who runs
-    only these does; a user who runs both kinds leaves it open.
+    these programs (root never runs postgres) does not hold their sockets; a service
+    account that runs one of them does (the postgres user's sockets are PostgreSQL's, even
+    while a pg_dump of it runs); root runs everything, so for root only "all of them" counts
+    and anything else is left open.
     """
     if sock.process is not None or sock.pid is not None:
         return sock.process in names
     if not sock.candidates:
         return None
     wanted = [name in names for name in sock.candidates]
-    return True if all(wanted) else False if not any(wanted) else None
+    if not any(wanted):
+        return False
+    return True if all(wanted) or sock.uid != 0 else None
 
 
 def _describe(sock: ListeningSocket) -> str:
