@@ -50,7 +50,9 @@ def test_the_units_credentials_give_roots_verdicts(tmp_path):
             other.kill()
             other.wait()
     assert as_root["LAPP-PG-010"][0] == "fail"
-    assert any(f":{pg.port}" in line for line in unprivileged["LAPP-PG-010"][1]), unprivileged["LAPP-PG-010"]
+    assert any(f":{pg.port}" in line for line in unprivileged["LAPP-PG-010"][1]), unprivileged[
+        "LAPP-PG-010"
+    ]
     differ = {check: (as_root[check][0], unprivileged[check][0]) for check in as_root
               if as_root[check][0] != unprivileged[check][0]}  # fmt: skip
     assert differ == {}
