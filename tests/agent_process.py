@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -66,6 +67,24 @@ class AgentProcess:
     def ready(self, timeout: float = 60.0) -> dict:
         return self.receive(lambda m: m.get("READY") == "1", timeout)
 
+    def keep_reading_notifications(self) -> None:
+        """From now on read (and drop) what the agent tells systemd, in a thread, as systemd
+        does: an unread datagram socket fills after a few messages (net.unix.max_dgram_qlen)
+        and the agent's next notify blocks its main thread. For tests that run the agent for
+        long without calling :meth:`receive` again (that would race with the thread)."""
+
+        def drain() -> None:
+            self.notify.settimeout(0.5)  # so that close() is noticed
+            while True:
+                try:
+                    self.notify.recv(65536)
+                except TimeoutError:
+                    continue
+                except OSError:  # closed by close()
+                    return
+
+        threading.Thread(target=drain, name="notify drain", daemon=True).start()
+
     def scrape(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """Every sample the agent exposes: (name, sorted labels) -> value."""
         url = f"http://127.0.0.1:{self.port}/metrics"
@@ -84,6 +103,17 @@ class AgentProcess:
             for (sample, sample_labels), value in self.scrape().items()
             if sample == name and set(labels.items()) <= set(sample_labels)
         )
+
+    def memory(self) -> dict[str, int]:
+        """The agent's resident memory now (``VmRSS``) and at its peak (``VmHWM``), bytes,
+        from /proc/PID/status: the kernel's account, whatever the process thinks it holds."""
+        assert self.process is not None
+        found = {}
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                found[key] = int(value.split()[0]) * 1024  # the kernel prints kB
+        return found
 
     def send(self, signum: int) -> None:
         assert self.process is not None
