@@ -15,8 +15,8 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from conftest import free_port, lappguard_command
@@ -58,7 +58,7 @@ class AgentProcess:
                 data = self.notify.recv(65536)
             except TimeoutError:
                 continue
-            message = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
+            message = _message(data)
             self.messages.append(message)
             if wanted(message):
                 return message
@@ -67,23 +67,29 @@ class AgentProcess:
     def ready(self, timeout: float = 60.0) -> dict:
         return self.receive(lambda m: m.get("READY") == "1", timeout)
 
-    def keep_reading_notifications(self) -> None:
-        """From now on read (and drop) what the agent tells systemd, in a thread, as systemd
-        does: an unread datagram socket fills after a few messages (net.unix.max_dgram_qlen)
-        and the agent's next notify blocks its main thread. For tests that run the agent for
-        long without calling :meth:`receive` again (that would race with the thread)."""
+    @contextmanager
+    def notifications_read(self) -> Iterator[None]:
+        """Read what the agent tells systemd in a thread for the block, as systemd does: an
+        unread datagram socket fills after a few messages (net.unix.max_dgram_qlen) and the
+        agent's next notify then blocks its main thread. For long stretches without
+        :meth:`receive`, which must not be called meanwhile."""
+        done = threading.Event()
 
         def drain() -> None:
-            self.notify.settimeout(0.5)  # so that close() is noticed
-            while True:
+            self.notify.settimeout(0.2)  # to notice the end of the block
+            while not done.is_set():
                 try:
-                    self.notify.recv(65536)
+                    self.messages.append(_message(self.notify.recv(65536)))
                 except TimeoutError:
                     continue
-                except OSError:  # closed by close()
-                    return
 
-        threading.Thread(target=drain, name="notify drain", daemon=True).start()
+        thread = threading.Thread(target=drain, name="notify reader", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
     def scrape(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """Every sample the agent exposes: (name, sorted labels) -> value."""
@@ -135,6 +141,11 @@ class AgentProcess:
             self.process.kill()
             self.process.wait(30)
         self.notify.close()
+
+
+def _message(data: bytes) -> dict[str, str]:
+    """A notify datagram's ``KEY=VALUE`` lines as a dict."""
+    return dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:

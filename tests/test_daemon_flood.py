@@ -14,6 +14,7 @@ store), the same with any firewall.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 import tracemalloc
@@ -26,6 +27,7 @@ from attack_lines import AttackLog, attacker, failed_login, flood_lines
 from conftest import lappguard_command
 
 from agent.bans.jails import MAX_TRACKED, Jails, load_jails
+from agent.pipeline import MAX_KEPT_EVENTS
 from agent.sources.base import DEFAULT_BATCH
 
 FLOOD = 1_000_000
@@ -43,6 +45,10 @@ WINDOW_BUDGET = 1024
 #: 2 KiB a line), the address-normalising memo (65,536 entries, ~10 MiB), SQLite's page
 #: cache and the allocator's slack.
 FIXED_ALLOWANCE = DEFAULT_BATCH * 2048 + 32 * 2**20
+#: A kept event being replayed at start: its (time, rule, address) row, read all at once.
+REPLAYED_EVENT_BUDGET = 256
+RULE = "sshd-failed-auth"
+TOTAL_LINES = FLOOD + REPEATERS * MAXRETRY
 
 
 def repeater(number: int) -> str:
@@ -122,7 +128,7 @@ def test_a_jail_window_costs_less_than_its_budget() -> None:
     try:
         before = tracemalloc.get_traced_memory()[0]
         for number in range(MAX_TRACKED + extra):  # each address text made here, as a line's is
-            jails.count("sshd-failed-auth", attacker(number), now, now)
+            jails.count(RULE, attacker(number), now, now)
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
@@ -130,50 +136,63 @@ def test_a_jail_window_costs_less_than_its_budget() -> None:
     assert held <= MAX_TRACKED * WINDOW_BUDGET, f"{held / MAX_TRACKED:.0f} B a window"
 
 
-def test_a_million_distinct_attackers_leave_memory_bounded_and_bans_working(agent, tmp_path):
-    agent.start()
-    agent.ready()
-    agent.keep_reading_notifications()
-    wait_until(lambda: agent.value("lappguard_audit_runs_total", trigger="start") >= 1,
-               what="the first audit")  # fmt: skip
-    idle = agent.memory()["VmRSS"]
-
-    total = FLOOD + REPEATERS * MAXRETRY
-    with AttackLog(tmp_path / "auth.log") as log:
-        for chunk in flood_chunks():
-            log.write(chunk)
-
-    mid_flood = 0  # scrapes answered while the flood was being read
+def read_while_scraping(agent: AgentProcess) -> float:
+    """Scrape until the agent has counted the whole flood: every scrape must be answered
+    (within AgentProcess.scrape's 10 s) and show at most MAX_TRACKED windows, and several
+    must come while it reads. The most windows seen."""
+    mid_flood = 0
     most_windows = 0.0
     deadline = time.monotonic() + 600  # a hang guard, not a measure (1,700 lines/s would do)
     while True:
-        metrics = agent.scrape()  # raises if the daemon does not answer within 10 s
+        metrics = agent.scrape()
         most_windows = max(most_windows, metrics[("lappguard_jail_windows", ())])
         assert most_windows <= MAX_TRACKED
-        events = metrics[
-            ("lappguard_events_total", (("jail", "sshd"), ("rule", "sshd-failed-auth")))
-        ]
-        if events >= total:
+        events = metrics[("lappguard_events_total", (("jail", "sshd"), ("rule", RULE)))]
+        if events >= TOTAL_LINES:
             break
         mid_flood += events > 0
-        assert time.monotonic() < deadline, f"hung: {events:,.0f} of {total:,} events"
+        assert time.monotonic() < deadline, f"hung: {events:,.0f} of {TOTAL_LINES:,} events"
         time.sleep(0.2)
     assert mid_flood >= 3, f"only {mid_flood} scrapes while the flood was read"
-    peak = agent.memory()["VmHWM"]
+    return most_windows
 
-    assert agent.value("lappguard_source_lines_total") == total
-    assert most_windows == MAX_TRACKED
-    evicted = FLOOD + REPEATERS - MAX_TRACKED  # every distinct address made one window
-    wait_until(lambda: agent.value("lappguard_jail_windows_evicted_total") == evicted,
-               what=f"{evicted:,} windows evicted")  # fmt: skip
-    repeaters = {f"{repeater(number)}/32" for number in range(REPEATERS)}
-    wait_until(lambda: banned(tmp_path / "state") == repeaters, what="exactly the repeaters")
-    assert agent.value("lappguard_bans_total", jail="sshd") == REPEATERS
-    dry_run = json.loads((tmp_path / "state" / "dry-run-firewall.json").read_text())
-    assert set(dry_run) == repeaters
 
+def test_a_million_distinct_attackers_leave_memory_bounded_and_bans_working(agent, tmp_path):
+    agent.start()
+    agent.ready()
+    with agent.notifications_read():
+        wait_until(lambda: agent.value("lappguard_audit_runs_total", trigger="start") >= 1,
+                   what="the first audit")  # fmt: skip
+        idle = agent.memory()["VmRSS"]
+        with AttackLog(tmp_path / "auth.log") as log:
+            for chunk in flood_chunks():
+                log.write(chunk)
+        most_windows = read_while_scraping(agent)
+        peak = agent.memory()["VmHWM"]
+
+        assert agent.value("lappguard_source_lines_total") == TOTAL_LINES
+        assert most_windows == MAX_TRACKED
+        evicted = FLOOD + REPEATERS - MAX_TRACKED  # every distinct address made one window
+        wait_until(lambda: agent.value("lappguard_jail_windows_evicted_total") == evicted,
+                   what=f"{evicted:,} windows evicted")  # fmt: skip
+        repeaters = {f"{repeater(number)}/32" for number in range(REPEATERS)}
+        wait_until(lambda: banned(tmp_path / "state") == repeaters, what="the repeaters")
+        assert agent.value("lappguard_bans_total", jail="sshd") == REPEATERS
+        dry_run = json.loads((tmp_path / "state" / "dry-run-firewall.json").read_text())
+        assert set(dry_run) == repeaters
     bound = idle + MAX_TRACKED * WINDOW_BUDGET + FIXED_ALLOWANCE
     assert peak <= bound, (
         f"VmHWM {peak / 2**20:.0f} MiB above {bound / 2**20:.0f} MiB"
         f" (idle {idle / 2**20:.0f} MiB + {MAX_TRACKED:,} windows + allowance)"
     )
+
+    # Restarted at once, before the firewall worker's next prune of the kept events: the
+    # replay refills the windows from at most MAX_KEPT_EVENTS of them, not the whole flood.
+    assert agent.stop() == 0
+    agent.start()
+    agent.ready()
+    replayed = int(re.findall(r"\((\d+) kept events replayed\)", agent.logs())[-1])
+    assert replayed == MAX_KEPT_EVENTS
+    restarted = agent.memory()["VmHWM"]
+    bound += MAX_KEPT_EVENTS * REPLAYED_EVENT_BUDGET
+    assert restarted <= bound, f"VmHWM {restarted / 2**20:.0f} MiB after the restart"
