@@ -45,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+from abc import ABC, abstractmethod
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +53,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from agent_process import AgentProcess  # noqa: E402
+from agent_process import AgentProcess, process_memory  # noqa: E402
 from attack_lines import AttackLog, attacker, failed_login, flood_lines  # noqa: E402
 from fail2ban_server import running_fail2ban  # noqa: E402
 from namespaces import entered, in_namespace, network_namespace  # noqa: E402
@@ -60,6 +61,7 @@ from namespaces import entered, in_namespace, network_namespace  # noqa: E402
 from agent.bans.jails import MAX_TRACKED  # noqa: E402
 from agent.firewall.libnftables import Libnftables  # noqa: E402
 
+#: The shipped sshd jail's, and fail2ban's here.
 MAXRETRY = 5
 #: Pause between the first 4 failures and the 5th: both tools have counted the 4 by then,
 #: so the figure is the handling of the line that crosses the threshold. Plus a random part:
@@ -89,7 +91,7 @@ enabled = true
 filter = sshd
 logpath = {log}
 backend = {backend}
-maxretry = 5
+maxretry = {maxretry}
 findtime = 10m
 bantime = 1h
 action = nftables-allports
@@ -108,7 +110,7 @@ _ADDED = re.compile(r"^add element ")
 _IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
 
 
-class SetWatch:
+class SetWatch(ABC):
     """When each address first showed up in an nft set of one namespace (monotonic time)."""
 
     def __init__(self) -> None:
@@ -126,8 +128,9 @@ class SetWatch:
             self._changed.wait_for(lambda: address in self.seen, timeout)
             return self.seen.get(address)
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Stop watching."""
 
 
 class Monitor(SetWatch):
@@ -164,19 +167,8 @@ class Poller(SetWatch):
 
     def __init__(self, namespace: str, family: str, table: str, name: str) -> None:
         super().__init__()
-        self._argv = [
-            "ip",
-            "netns",
-            "exec",
-            namespace,
-            "nft",
-            "-j",
-            "list",
-            "set",
-            family,
-            table,
-            name,
-        ]
+        where = (family, table, name)
+        self._argv = ["ip", "netns", "exec", namespace, "nft", "-j", "list", "set", *where]
         self._stop = threading.Event()
         self.polls = 0
         self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -238,25 +230,10 @@ def calibrate(samples: int = 30) -> Calibration:
             for _ in range(samples):
                 address = attacker(number)
                 number += 1
-                document = json.dumps(
-                    {
-                        "nftables": [
-                            {
-                                "add": {
-                                    "element": {
-                                        "family": "inet",
-                                        "table": "probe",
-                                        "name": "s",
-                                        "elem": [{"elem": {"val": address, "timeout": 3600}}],
-                                    }
-                                }
-                            }
-                        ]
-                    }
-                )
+                command = f"add element inet probe s {{ {address} timeout 1h }}"
                 with entered(namespace):
                     before = time.monotonic()
-                    library.run(document)
+                    library.run(command)
                     after = time.monotonic()
                 seen = watch.wait(address, 5.0)
                 if seen is not None:
@@ -305,16 +282,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (every thread), from /proc/PID/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def status_memory(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of any process (fail2ban-server), bytes."""
-    found = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            found[key] = int(value.split()[0]) * 1024
-    return found
 
 
 class Scrape:
@@ -641,11 +608,11 @@ def main() -> None:
         )
 
         fail2ban_log = work / "fail2ban" / "auth.log"
-        jail = FAIL2BAN_JAIL.format(log=fail2ban_log, backend=backend)
+        jail = FAIL2BAN_JAIL.format(log=fail2ban_log, backend=backend, maxretry=MAXRETRY)
         server = stack.enter_context(running_fail2ban(theirs, work / "fail2ban", jail))
         print(
             f"   fail2ban-server idle, for comparison: VmRSS "
-            f"{mb(status_memory(server.pid)['VmRSS'])}"
+            f"{mb(process_memory(server.pid)['VmRSS'])}"
         )
         tools = [
             Tool(

@@ -111,15 +111,9 @@ class AgentProcess:
         )
 
     def memory(self) -> dict[str, int]:
-        """The agent's resident memory now (``VmRSS``) and at its peak (``VmHWM``), bytes,
-        from /proc/PID/status: the kernel's account, whatever the process thinks it holds."""
+        """The agent's resident memory now and at its peak: :func:`process_memory`."""
         assert self.process is not None
-        found = {}
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                found[key] = int(value.split()[0]) * 1024  # the kernel prints kB
-        return found
+        return process_memory(self.process.pid)
 
     def send(self, signum: int) -> None:
         assert self.process is not None
@@ -141,6 +135,17 @@ class AgentProcess:
             self.process.kill()
             self.process.wait(30)
         self.notify.close()
+
+
+def process_memory(pid: int) -> dict[str, int]:
+    """Resident memory now (``VmRSS``) and at its peak (``VmHWM``), bytes, from
+    /proc/PID/status: the kernel's account, whatever the process thinks it holds."""
+    found = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            found[key] = int(value.split()[0]) * 1024  # the kernel prints kB
+    return found
 
 
 def _message(data: bytes) -> dict[str, str]:
