@@ -21,7 +21,7 @@ lines in one write(2), as a syslog daemon does). Figures, in the order they are 
    fast as this process can: the drain rate (lines/s, and per CPU second of the agent),
    jail windows and evictions, then RSS (VmRSS, VmHWM, process_resident_memory_bytes).
 5. The sustained rate: failed logins (new addresses) appended at fixed rates, rising
-   fractions of the drain rate, for some seconds each, watching
+   fractions of the flood's rate, for some seconds each, watching
    ``lappguard_source_lag_bytes``, until a step ends with more than a second of input
    unread.
 
@@ -60,6 +60,7 @@ from namespaces import entered, in_namespace, network_namespace  # noqa: E402
 
 from agent.bans.jails import MAX_TRACKED  # noqa: E402
 from agent.firewall.libnftables import Libnftables  # noqa: E402
+from agent.pipeline import MAX_KEPT_EVENTS  # noqa: E402
 
 #: The shipped sshd jail's, and fail2ban's here.
 MAXRETRY = 5
@@ -76,7 +77,7 @@ GOAL_MEDIAN_MS = 20.0
 GOAL_RATIO = 10.0
 GOAL_IDLE_MB = 60.0
 GOAL_FLOOD_MB = 250.0
-#: Sustained-rate steps, as fractions of the measured drain rate, and their length.
+#: Sustained-rate steps, as fractions of the flood's rate (see flood_phase), and their length.
 #: The steps stop at the first one the agent fell behind in.
 RATE_STEPS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 STEP_SECONDS = 10.0
@@ -520,7 +521,9 @@ def ban_latencies(tools: list[Tool], addresses: int, goals: list[str]) -> None:
 
 
 def flood_phase(agent: AgentProcess, log: AttackLog, count: int, goals: list[str]) -> float:
-    """Flood the agent; print the drain and the memory after it; the drain rate."""
+    """Flood the agent; print the drain, the memory and the store's size after it. Returns
+    the rate the rate steps start from: the drain rate, or the rate per CPU second when
+    this shared machine gave the agent less than a core."""
     drained = flood(agent, log, 0, count)
     after = agent.memory()
     rate = drained.lines / drained.seconds
@@ -534,18 +537,24 @@ def flood_phase(agent: AgentProcess, log: AttackLog, count: int, goals: list[str
         f" {drained.evicted:,.0f} evicted; {drained.scrapes} scrapes meanwhile, all answered"
     )
     print(f"   after the flood: {agent_memory(agent)}")
+    database = sum(path.stat().st_size for path in agent.directory.glob("state/state.db*"))
+    print(
+        f"   state.db and its WAL on disk: {mb(database)} (kept events: pruned every minute to"
+        f" {MAX_KEPT_EVENTS:,}; SQLite reuses the space, never gives it back)"
+    )
     goals.append(
         f"RSS after the flood {mb(after['VmRSS'])}, peak {mb(after['VmHWM'])} <= "
         f"{GOAL_FLOOD_MB:.0f} MB: {verdict(after['VmHWM'] <= GOAL_FLOOD_MB * 1e6)}"
     )
-    return rate
+    return max(rate, drained.lines / drained.cpu)
 
 
-def rate_phase(agent: AgentProcess, log: AttackLog, first: int, drain_rate: float) -> None:
-    """Rising fixed rates until the agent falls behind; print each step and the result."""
+def rate_phase(agent: AgentProcess, log: AttackLog, first: int, base: float) -> None:
+    """Rising fixed rates (fractions of ``base``) until the agent falls behind; print each
+    step and the result."""
     sustained = 0.0
     for fraction in RATE_STEPS:
-        step = rate_step(agent, log, first, fraction * drain_rate)
+        step = rate_step(agent, log, first, fraction * base)
         first += int(step.offered * STEP_SECONDS) + 1
         print(
             f"   offered {step.offered:>9,.0f}/s  read {step.read:>9,.0f}/s  lag max"
@@ -559,7 +568,7 @@ def rate_phase(agent: AgentProcess, log: AttackLog, first: int, drain_rate: floa
         sustained = step.offered
     print(
         f"   sustained: {sustained:,.0f} lines/s (the fastest step that ended with less than"
-        f" 1 s of input unread); drain rate {drain_rate:,.0f} lines/s"
+        f" 1 s of input unread)"
     )
 
 
@@ -643,13 +652,13 @@ def main() -> None:
             " as fast as this process writes",
             flush=True,
         )
-        drain_rate = flood_phase(agent, tools[0].log, args.flood, goals)
+        base = flood_phase(agent, tools[0].log, args.flood, goals)
         print(
             f"\n5. sustained rate: new attackers' failed logins at rising fixed rates,"
             f" {STEP_SECONDS:.0f} s each",
             flush=True,
         )
-        rate_phase(agent, tools[0].log, args.flood, drain_rate)
+        rate_phase(agent, tools[0].log, args.flood, base)
 
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
     print("goals")
