@@ -374,12 +374,15 @@ def fail2ban_backend(install: bool) -> str:
 
 @dataclass
 class Drain:
+    """What a flood took: lines, wall and agent CPU seconds, and what scrapes saw meanwhile."""
+
     lines: int
     seconds: float
     cpu: float
     windows_max: float
     evicted: float
     scrapes: int
+    slowest_scrape: float  # seconds
 
 
 def bulk_lines(first: int, count: int) -> list[str]:
@@ -405,9 +408,11 @@ def flood(agent: AgentProcess, log: AttackLog, first: int, count: int) -> Drain:
     chunk = 50_000
     for offset in range(0, count, chunk):
         log.write(bulk_lines(first + offset, min(chunk, count - offset)))
-    windows_max, scrapes = 0.0, 0
+    windows_max, scrapes, slowest = 0.0, 0, 0.0
     while True:
+        asked = time.monotonic()
         scrape = Scrape(agent)
+        slowest = max(slowest, time.monotonic() - asked)
         scrapes += 1
         windows_max = max(windows_max, scrape.value("lappguard_jail_windows"))
         if scrape.value("lappguard_events_total") - events0 >= count:
@@ -417,11 +422,13 @@ def flood(agent: AgentProcess, log: AttackLog, first: int, count: int) -> Drain:
     cpu = cpu_seconds(pid) - cpu0
     time.sleep(0.1)  # the last event's window is made just after it is counted
     evicted = Scrape(agent).value("lappguard_jail_windows_evicted_total") - evicted0
-    return Drain(count, seconds, cpu, windows_max, evicted, scrapes)
+    return Drain(count, seconds, cpu, windows_max, evicted, scrapes, slowest)
 
 
 @dataclass
 class Step:
+    """One fixed-rate step of the sustained-rate search."""
+
     offered: float  # lines/s written
     read: float  # lines/s the agent read during the step
     lag_max: float  # bytes
@@ -534,7 +541,8 @@ def flood_phase(agent: AgentProcess, log: AttackLog, count: int, goals: list[str
     )
     print(
         f"   jail windows at most {drained.windows_max:,.0f} (cap {MAX_TRACKED:,}),"
-        f" {drained.evicted:,.0f} evicted; {drained.scrapes} scrapes meanwhile, all answered"
+        f" {drained.evicted:,.0f} evicted; {drained.scrapes} scrapes meanwhile, all answered,"
+        f" the slowest in {drained.slowest_scrape * 1000:.0f} ms"
     )
     print(f"   after the flood: {agent_memory(agent)}")
     database = sum(path.stat().st_size for path in agent.directory.glob("state/state.db*"))
