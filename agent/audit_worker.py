@@ -21,7 +21,21 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirAttribEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+    FileAttribEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 from agent.config import AuditConfig
@@ -35,6 +49,13 @@ log = logging.getLogger("lappguard")
 
 #: Seconds to let an edit settle before auditing again.
 SETTLE_SECONDS = 0.3
+#: The changes an audit can see: writes, mode and owner (the Modified events ask the kernel
+#: for IN_ATTRIB, which watchdog 7 delivers as Attrib events), entries made, moved or
+#: removed. Only these: a watch that also took opens and no-write closes woke the agent for
+#: every process reading /etc/passwd (13% of a core idle at 1,800 opens a second).
+CHANGES = [FileModifiedEvent, FileAttribEvent, FileClosedEvent, FileCreatedEvent,
+           FileMovedEvent, FileDeletedEvent, DirModifiedEvent, DirAttribEvent, DirCreatedEvent,
+           DirMovedEvent, DirDeletedEvent]  # fmt: skip
 
 
 class RecordingHost(LocalHost):
@@ -73,8 +94,6 @@ class _Changed(FileSystemEventHandler):
         self.worker = worker
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in ("opened", "closed_no_write"):
-            return
         for path in (event.src_path, getattr(event, "dest_path", "")):
             if path and self.worker.concerns(os.fsdecode(path)):
                 self.worker.changed()
@@ -162,7 +181,7 @@ class AuditWorker(threading.Thread):
         handler = _Changed(self)
         for folder in sorted(folders):
             try:
-                observer.schedule(handler, folder, recursive=False)
+                observer.schedule(handler, folder, recursive=False, event_filter=CHANGES)
             except OSError as exc:  # too many watches, or the folder vanished
                 log.warning("cannot watch %s for changes: %s", folder, exc)
         observer.daemon = True

@@ -102,8 +102,14 @@ class Pipeline:
         return decisions
 
     def replay(self, horizon: float) -> int:
-        """Refill the jail windows from events stored since ``horizon``; how many."""
+        """Refill the jail windows from events stored since ``horizon``; how many.
+
+        The kept events are pruned to MAX_KEPT_EVENTS first: the firewall worker prunes only
+        every minute, so a restart right after a flood would otherwise replay all of it
+        (1M events: 350 MB at start instead of 125)."""
         now = self._clock()
+        with self.manager.state.transaction() as conn:
+            store.prune_events(conn, horizon, MAX_KEPT_EVENTS)
         with self._lock, self.manager.state.reading() as conn:
             count = 0
             for when, rule, ip in store.events_since(conn, horizon):

@@ -12,10 +12,11 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from conftest import free_port, lappguard_command
@@ -57,7 +58,7 @@ class AgentProcess:
                 data = self.notify.recv(65536)
             except TimeoutError:
                 continue
-            message = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
+            message = _message(data)
             self.messages.append(message)
             if wanted(message):
                 return message
@@ -65,6 +66,30 @@ class AgentProcess:
 
     def ready(self, timeout: float = 60.0) -> dict:
         return self.receive(lambda m: m.get("READY") == "1", timeout)
+
+    @contextmanager
+    def notifications_read(self) -> Iterator[None]:
+        """Read what the agent tells systemd in a thread for the block, as systemd does: an
+        unread datagram socket fills after a few messages (net.unix.max_dgram_qlen) and the
+        agent's next notify then blocks its main thread. For long stretches without
+        :meth:`receive`, which must not be called meanwhile."""
+        done = threading.Event()
+
+        def drain() -> None:
+            self.notify.settimeout(0.2)  # to notice the end of the block
+            while not done.is_set():
+                try:
+                    self.messages.append(_message(self.notify.recv(65536)))
+                except TimeoutError:
+                    continue
+
+        thread = threading.Thread(target=drain, name="notify reader", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
     def scrape(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """Every sample the agent exposes: (name, sorted labels) -> value."""
@@ -84,6 +109,11 @@ class AgentProcess:
             for (sample, sample_labels), value in self.scrape().items()
             if sample == name and set(labels.items()) <= set(sample_labels)
         )
+
+    def memory(self) -> dict[str, int]:
+        """The agent's resident memory now and at its peak: :func:`process_memory`."""
+        assert self.process is not None
+        return process_memory(self.process.pid)
 
     def send(self, signum: int) -> None:
         assert self.process is not None
@@ -105,6 +135,22 @@ class AgentProcess:
             self.process.kill()
             self.process.wait(30)
         self.notify.close()
+
+
+def process_memory(pid: int) -> dict[str, int]:
+    """Resident memory now (``VmRSS``) and at its peak (``VmHWM``), bytes, from
+    /proc/PID/status: the kernel's account, whatever the process thinks it holds."""
+    found = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            found[key] = int(value.split()[0]) * 1024  # the kernel prints kB
+    return found
+
+
+def _message(data: bytes) -> dict[str, str]:
+    """A notify datagram's ``KEY=VALUE`` lines as a dict."""
+    return dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:

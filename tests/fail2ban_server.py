@@ -21,6 +21,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONTRIB = PROJECT_ROOT / "contrib" / "fail2ban"
 SYSTEM_ACTIONS = Path("/etc/fail2ban/action.d")
+SYSTEM_FILTERS = Path("/etc/fail2ban/filter.d")
 JAIL = "lappguard"
 BULK_JAIL = "lappguard-bulk"
 START_TIMEOUT = 30.0
@@ -65,8 +66,12 @@ class Fail2banServer:
         ).stdout  # fmt: skip
 
 
-def write_config(conf: Path, workdir: Path) -> None:
-    """fail2ban.conf for a private server, the stock nftables action, contrib's two files."""
+def write_config(conf: Path, workdir: Path, jails: str = "") -> None:
+    """fail2ban.conf for a private server, the stock nftables action, contrib's two files.
+
+    ``jails``: more jail.conf sections, for a server that also reads logs itself (the
+    latency bench's sshd jail); the distribution's filters and nftables actions come along.
+    """
     (conf / "action.d").mkdir(parents=True)
     (conf / "jail.d").mkdir()
     (conf / "fail2ban.conf").write_text(
@@ -79,13 +84,19 @@ def write_config(conf: Path, workdir: Path) -> None:
     shutil.copy(CONTRIB / "jail.d" / "lappguard.local", conf / "jail.d")
     (conf / "jail.conf").write_text(
         f"[{BULK_JAIL}]\nenabled = true\nfilter =\nbackend = polling\nbantime = -1\naction =\n"
+        + jails
     )
+    if jails:
+        shutil.copytree(SYSTEM_FILTERS, conf / "filter.d")
+        for action in ("nftables-allports.conf", "nftables-multiport.conf"):
+            shutil.copy(SYSTEM_ACTIONS / action, conf / "action.d")
 
 
 @contextmanager
-def running_fail2ban(namespace: str, workdir: Path) -> Iterator[Fail2banServer]:
-    """fail2ban-server in ``namespace`` with its files in ``workdir``, stopped afterwards."""
-    write_config(workdir / "conf", workdir)
+def running_fail2ban(namespace: str, workdir: Path, jails: str = "") -> Iterator[Fail2banServer]:
+    """fail2ban-server in ``namespace`` with its files in ``workdir`` (and ``jails``, see
+    :func:`write_config`), stopped afterwards."""
+    write_config(workdir / "conf", workdir, jails)
     output = workdir / "server.out"
     argv = [
         "ip", "netns", "exec", namespace, "fail2ban-server", "-f", "-x",
