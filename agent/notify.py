@@ -28,13 +28,14 @@ class Notifier:
         return bool(self._address)
 
     def send(self, **fields: str) -> None:
-        """Send ``KEY=VALUE`` lines; errors are ignored (systemd may be gone at shutdown)."""
+        """Send ``KEY=VALUE`` lines without ever blocking: a message systemd cannot take now
+        (its queue full, or gone at shutdown) is dropped, the daemon's loop never waits."""
         if not self._address:
             return
         message = "\n".join(f"{key}={value}" for key, value in fields.items())
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-                sock.sendto(message.encode("utf-8", "replace"), self._address)
+                sock.sendto(message.encode("utf-8", "replace"), socket.MSG_DONTWAIT, self._address)
         except OSError:
             pass
 
