@@ -27,6 +27,7 @@ from checks.parsers.sshd import (
     run_sshd_t,
 )
 from checks.result import Status
+from checks.rootfs import MAX_READ_BYTES
 from checks.types.apache import ApacheHttpsRedirect
 
 STANDALONE = (
@@ -215,7 +216,11 @@ def test_long_values_parse_in_linear_time(tmp_path):
 
 
 def test_a_32_mib_sshd_line_is_read_in_seconds(tmp_path):
+    """The largest file a host reads (MAX_READ_BYTES, 32 MiB), as one line of 16 M words."""
+    words = (MAX_READ_BYTES - len("AllowUsers \n")) // 2
     path = tmp_path / "sshd_config"
-    path.write_text("AllowUsers " + "a " * (16 * 2**20) + "\n")
+    path.write_text("AllowUsers " + "a " * words + "\n")
+    assert path.stat().st_size == MAX_READ_BYTES
     config = finishes(lambda: parse_sshd_config(LocalHost(), str(path)))
-    assert len(config.directives[0].args) == 16 * 2**20
+    assert len(config.directives[0].args) == words
+
