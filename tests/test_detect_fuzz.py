@@ -36,9 +36,7 @@ RULES = load_rules()
 NOW = 1767225600.0
 #: A hang detector, not a speed test: CPU seconds of this thread for a 16 KiB line.
 BUDGET = 0.05
-FUZZ = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
-)
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 STAMPS = [
     "Jan  5 10:00:00", "Feb 30 25:61:61", "Dec 31 23:59:59.999999", "Jan 5 1:2:3",
@@ -203,7 +201,7 @@ def test_jsonlog_records(record: dict):
 
 
 @given(st.lists(RAW.filter(lambda raw: len(raw) < 2000), min_size=20, max_size=60), st.data())
-@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 def test_a_scan_in_ranges_finds_what_one_pass_finds(tmp_path_factory, lines, data):
     """Fuzz lines between real attack lines and connection records, scanned in ranges
     of about 2 KB (so that processes straddle many of them) and in one pass."""
