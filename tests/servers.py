@@ -79,8 +79,11 @@ class ServersOnlyHost(LocalHost):
         self._servers = servers
 
     def listening_sockets(self) -> list[ListeningSocket]:
+        sockets = super().listening_sockets()
+        # the servers' processes listed after their sockets: a socket is shown with one of
+        # the processes holding it, which may be an Apache child started a moment ago
         ours = set().union(*(server.pids() for server in self._servers))
-        return [s for s in super().listening_sockets() if s.pid in ours]
+        return [s for s in sockets if s.pid in ours]
 
 
 def new_audit(host: Host | None = None, clock: Callable[[], float] = time.time) -> CheckContext:
