@@ -145,7 +145,8 @@ class _Block:
     looks that up from the root; we find the block's node once, when a key is first set in it
     (apt creates it only then), so a statement costs the length of its own tag, not of the
     path above it. ``tags`` is empty for a block named ``""`` outside any named block: apt
-    adds nothing to the path for it."""
+    adds nothing to the path for it. (An empty tag inside the path makes one unnamed node for
+    the block where apt makes one per key; no key can name either.)"""
 
     outer: _Block | None
     tags: list[str]
