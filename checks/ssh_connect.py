@@ -257,7 +257,9 @@ def _login(endpoint: Endpoint, sock: socket.socket, options: SSHOptions) -> para
             key_filename=list(endpoint.identity_files) or None,
             allow_agent=options.use_agent and not endpoint.identities_only,
             look_for_keys=not endpoint.identity_files,
-            timeout=options.timeout,
+            # with the socket given, ``timeout`` only bounds the wait for the handshake; equal
+            # to banner_timeout it raced it, and a silent server came out as "No existing session"
+            timeout=2 * options.timeout,
             banner_timeout=options.timeout,
             auth_timeout=options.timeout,
             channel_timeout=options.timeout,

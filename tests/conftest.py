@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from hypothesis import Phase, settings
 
 TESTS_DIR = Path(__file__).resolve().parent
 FIXTURES = TESTS_DIR / "fixtures"
@@ -15,6 +16,22 @@ PROJECT_ROOT = TESTS_DIR.parent
 #: Evaluation-only data sets are read in place, never copied into the project.
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 IN_CI = os.environ.get("CI") == "true"
+
+#: Property tests run under one of these profiles, named by $LAPPGUARD_HYPOTHESIS_PROFILE
+#: (scripts/test sets ``ci`` when CI=true). ``ci`` tries the same examples on every run and
+#: reports a failure with the example as found: shrinking a slow input once took ten minutes.
+#: ``dev`` explores new examples, keeps failures in .hypothesis/ and shrinks them to a small
+#: one. A test's own ``@settings`` keep the rest (its max_examples) and inherit these, since
+#: settings objects built at import take unset values from the profile loaded here.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target],
+    deadline=None,
+    print_blob=True,
+)
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("LAPPGUARD_HYPOTHESIS_PROFILE", "ci" if IN_CI else "dev"))
 
 
 def require_root() -> None:
@@ -62,3 +79,18 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A property test that sets derandomize or phases itself escapes the profile: refuse it."""
+    profile = settings.default
+    for item in items:
+        own = getattr(getattr(item, "function", None), "_hypothesis_internal_use_settings", None)
+        if own is not None and (own.derandomize, own.phases) != (
+            profile.derandomize,
+            profile.phases,
+        ):
+            raise pytest.UsageError(
+                f"{item.nodeid}: its @settings set derandomize or phases; "
+                "leave them to the profile (tests/conftest.py)"
+            )

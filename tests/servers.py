@@ -9,6 +9,7 @@ Checks are only worth what they are tested against, hence real servers instead o
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import glob
 import ipaddress
@@ -78,8 +79,11 @@ class ServersOnlyHost(LocalHost):
         self._servers = servers
 
     def listening_sockets(self) -> list[ListeningSocket]:
+        sockets = super().listening_sockets()
+        # the servers' processes listed after their sockets: a socket is shown with one of
+        # the processes holding it, which may be an Apache child started a moment ago
         ours = set().union(*(server.pids() for server in self._servers))
-        return [s for s in super().listening_sockets() if s.pid in ours]
+        return [s for s in sockets if s.pid in ours]
 
 
 def new_audit(host: Host | None = None, clock: Callable[[], float] = time.time) -> CheckContext:
@@ -282,7 +286,7 @@ Listen {host}:{port}
 def run_postgres(
     tmp_path: Path, listen_addresses: str = "localhost", extra_conf: str = ""
 ) -> Iterator[RunningServer]:
-    """A throw-away PostgreSQL cluster (initdb as ``postgres``) on a free port.
+    """A throw-away PostgreSQL cluster (a copy of one initdb as ``postgres``) on a free port.
 
     The cluster lives in its own directory under the system temp dir because the postgres
     user cannot enter pytest's root-only ``tmp_path``; its server log is copied into
@@ -298,14 +302,7 @@ def run_postgres(
         data, sockets, log = base / "data", base / "sockets", base / "server.log"
         as_postgres = ["runuser", "-u", "postgres", "--"]
         _check_call([*as_postgres, "mkdir", str(sockets)])
-        _check_call(
-            [
-                *as_postgres,
-                str(bindir / "initdb"),
-                *("-D", str(data), "-U", "postgres", "--no-sync", "--auth=peer"),
-                *("--encoding=UTF8", "--locale=C"),
-            ]
-        )
+        _check_call(["cp", "-a", str(_initdb_once(bindir)), str(data)])
         port = free_port()
         with (data / "postgresql.conf").open("a") as conf:
             conf.write(
@@ -327,6 +324,27 @@ def run_postgres(
                 shutil.copyfile(log, tmp_path / f"postgresql-{port}.log")
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+_CLUSTERS: dict[Path, Path] = {}
+
+
+def _initdb_once(bindir: Path) -> Path:
+    """A data directory made by initdb once per test run, which each cluster copies: initdb
+    takes seconds of CPU, a copy (the same files, owners and modes) a fraction of one."""
+    if bindir not in _CLUSTERS:
+        base = Path(tempfile.mkdtemp(prefix="lappguard-pg-initdb-"))
+        atexit.register(shutil.rmtree, base, ignore_errors=True)
+        shutil.chown(base, "postgres", "postgres")
+        _check_call(
+            [
+                *("runuser", "-u", "postgres", "--", str(bindir / "initdb")),
+                *("-D", str(base / "data"), "-U", "postgres", "--no-sync", "--auth=peer"),
+                *("--encoding=UTF8", "--locale=C"),
+            ]
+        )
+        _CLUSTERS[bindir] = base / "data"
+    return _CLUSTERS[bindir]
 
 
 def _postgres_bindir() -> Path:

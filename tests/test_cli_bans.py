@@ -4,6 +4,7 @@ the dry-run backend, a state directory of the test's own."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -134,9 +135,21 @@ def _tamper(state_dir: Path, *statements: str) -> None:
     conn.close()
 
 
-def _trail_of_four(state_dir: Path) -> None:
+@pytest.fixture(scope="module")
+def trail_of_four(tmp_path_factory) -> Path:
+    """A state directory whose trail holds four bans and verifies: made once (eight runs
+    of the command), copied by each test that tampers with it."""
+    state_dir = tmp_path_factory.mktemp("trail-of-four")
     for address in ("203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"):
         assert lappguard(state_dir, "bans", "add", address).returncode == 0
+    ok = lappguard(state_dir, "trail", "verify")
+    assert ok.returncode == 0 and ok.stdout.startswith("trail OK: 4 records"), ok.stdout
+    return state_dir
+
+
+def _copy_of(state_dir: Path, target: Path) -> Path:
+    shutil.copytree(state_dir, target, dirs_exist_ok=True)
+    return target
 
 
 @pytest.mark.parametrize(
@@ -154,20 +167,19 @@ def _trail_of_four(state_dir: Path) -> None:
         (["DELETE FROM trail WHERE seq = 4"], 4, "cut off the end"),
     ],
 )  # fmt: skip
-def test_trail_verify_names_the_first_tampered_record(tmp_path, statements, bad, problem):
-    _trail_of_four(tmp_path)
-    ok = lappguard(tmp_path, "trail", "verify")
-    assert ok.returncode == 0 and ok.stdout.startswith("trail OK: 4 records")
-    _tamper(tmp_path, *statements)
+def test_trail_verify_names_the_first_tampered_record(
+    tmp_path, trail_of_four, statements, bad, problem
+):
+    _tamper(_copy_of(trail_of_four, tmp_path), *statements)
     done = lappguard(tmp_path, "trail", "verify")
     assert done.returncode == 1, done.stdout
     assert f"trail BROKEN at record {bad}:" in done.stdout and problem in done.stdout
 
 
-def test_a_consistently_rewritten_chain_fails_against_an_anchor(tmp_path):
+def test_a_consistently_rewritten_chain_fails_against_an_anchor(tmp_path, trail_of_four):
     from agent.bans import trail
 
-    _trail_of_four(tmp_path)
+    _copy_of(trail_of_four, tmp_path)
     head = lappguard(tmp_path, "trail", "verify").stdout.split("head ")[1].strip()
     conn = sqlite3.connect(tmp_path / "state.db")
     with conn:  # an attacker who knows the scheme re-hashes everything after his edit

@@ -197,8 +197,9 @@ def test_a_server_running_as_another_user_is_refused(private_dir: Path) -> None:
         "s.listen(4)\n"
         "time.sleep(60)\n"
     )
-    # Somewhere nobody can bind; the system's python, which nobody may run.
-    with tempfile.TemporaryDirectory(dir="/tmp") as drop:
+    # Somewhere nobody can bind; the system's python, which nobody may run. The temporary
+    # directory (not tmp_path, which only root may enter) is on tmp_path's file system.
+    with tempfile.TemporaryDirectory() as drop:
         os.chmod(drop, 0o777)
         bound = Path(drop) / "f2b.sock"
         server = subprocess.Popen([SYSTEM_PYTHON, "-c", script, str(bound)], user=NOBODY)

@@ -18,6 +18,7 @@ from treeutil import context, make_tree
 
 from checks.hosts import HostError, LocalHost
 from checks.parsers.apache import load_apache_config
+from checks.parsers.apt import AptConfig, parse_apt_config
 from checks.parsers.postgres import parse_pg_hba, parse_postgresql_conf
 from checks.parsers.sshd import (
     ConnectionSpec,
@@ -27,6 +28,7 @@ from checks.parsers.sshd import (
     run_sshd_t,
 )
 from checks.result import Status
+from checks.rootfs import MAX_READ_BYTES
 from checks.types.apache import ApacheHttpsRedirect
 
 STANDALONE = (
@@ -215,7 +217,66 @@ def test_long_values_parse_in_linear_time(tmp_path):
 
 
 def test_a_32_mib_sshd_line_is_read_in_seconds(tmp_path):
+    """The largest file a host reads (MAX_READ_BYTES, 32 MiB), as one line of 16 M words."""
+    words = (MAX_READ_BYTES - len("AllowUsers \n")) // 2
     path = tmp_path / "sshd_config"
-    path.write_text("AllowUsers " + "a " * (16 * 2**20) + "\n")
+    path.write_text("AllowUsers " + "a " * words + "\n")
+    assert path.stat().st_size == MAX_READ_BYTES
     config = finishes(lambda: parse_sshd_config(LocalHost(), str(path)))
-    assert len(config.directives[0].args) == 16 * 2**20
+    assert len(config.directives[0].args) == words
+
+
+APT_ENABLE = 'APT::Periodic::Enable "1";'
+APT_INCLUDE_PARTS = '#include "/etc/apt/apt.conf.d/";'
+
+
+def test_apt_blocks_and_includes_found_by_the_fuzzer_parse_in_linear_time(tmp_path):
+    """The shapes of tests/test_fuzz_parsers.py's 8.6 s input (44 s and 29 s here before):
+    a block named by 3000 ``::`` (apt makes 3000 nodes for each key set in it) and a
+    directory included 9000 times beside runs of blocks, comments, ``#clear`` and VT/FF."""
+    blocks = (
+        "::" * 3000 + " {",
+        APT_ENABLE * 3000,
+        "};",
+        "A {" * 90 + "B::C {};" + "};" * 90,
+        "\v" * 3000 + "\f" * 3000,
+        "/*" * 3000,
+        "*/" + "#clear A;" * 3000 + "]" * 3000,
+    )
+    files = {
+        "/etc/apt/apt.conf.d/50x": "\n".join([APT_ENABLE * 100] * 30),
+        "/etc/apt/apt.conf.d/60blocks": "\n".join(blocks),
+        "/etc/apt/apt.conf": "\n".join([APT_INCLUDE_PARTS * 3000] * 3),
+    }
+    config: list[AptConfig] = []
+    spent = finishes(lambda: cpu(lambda: config.append(parse_files(tmp_path, files))))
+    assert spent < 2.0
+    parts = ["/etc/apt/apt.conf.d/50x", "/etc/apt/apt.conf.d/60blocks"]
+    assert config[0].files == [*parts, "/etc/apt/apt.conf", *parts]  # then none again
+    assert str(config[0].get("APT::Periodic::Enable")) == (
+        'APT::Periodic::Enable "1" (/etc/apt/apt.conf.d/50x:30)'  # not in the block
+    )
+    assert [str(p) for p in config[0].problems] == 2 * [  # apt-config says so too
+        "/etc/apt/apt.conf.d/60blocks:7: syntax error: extra junk after value"
+    ]
+
+
+def test_apt_files_included_again_are_read_once_and_reported_after_a_change(tmp_path):
+    """apt applies a file each time it is included; we read it once per chain. Again with no
+    key changed in between changes nothing; after a change apt's value differs from ours."""
+    parts = {"/etc/apt/apt.conf.d/50x": 'A::B "x";\n', "/etc/apt/apt.conf.d/60y": 'A::C "y";\n'}
+    again = parse_files(tmp_path / "again", {**parts, "/etc/apt/apt.conf": APT_INCLUDE_PARTS * 2})
+    assert again.problems == []
+    assert len(again.files) == 5 and str(again.get("A::B")).endswith("(/etc/apt/apt.conf.d/50x:1)")
+    changed = parse_files(
+        tmp_path / "changed",
+        {**parts, "/etc/apt/apt.conf": f'{APT_INCLUDE_PARTS}\nA::B "main";\n{APT_INCLUDE_PARTS}\n'},
+    )
+    assert [str(p) for p in changed.problems] == [
+        "/etc/apt/apt.conf:3: /etc/apt/apt.conf.d/ is included again after keys changed: "
+        "apt applies it again here, lappguard reads it once per include chain (not audited)"
+    ]
+
+
+def parse_files(root: Path, files: dict[str, str]) -> AptConfig:
+    return parse_apt_config(LocalHost(str(make_tree(root, files))))

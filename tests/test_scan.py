@@ -202,6 +202,33 @@ def test_a_broken_rule_file_exits_2_naming_file_line_and_field(capsys, tmp_path:
     assert f"lappguard: {rules}:5: rules[0](x).severity: 'huge' is not one of" in err
 
 
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        ("^a{4294967296}(?P<ip>x)", "the repetition number is too large"),  # OverflowError
+        ("^" + "(" * 10_000 + "(?P<ip>x)" + ")" * 10_000, "groups nested too deep"),  # Recursion
+    ],
+)
+def test_a_pattern_re_cannot_build_exits_2_at_its_line_without_a_traceback(
+    tmp_path: Path, pattern: str, reason: str
+):
+    rules = tmp_path / "local.yaml"
+    rules.write_text(
+        "rules:\n  - id: x\n    title: t\n    kind: sshd\n    severity: low\n"
+        f"    prefilter: ['x']\n    patterns: ['{pattern}']\n"
+        "    samples: {match: [{line: 'x', ip: 192.0.2.1}]}\n"
+    )
+    done = subprocess.run(
+        [lappguard_command(), "scan", "--rules", str(rules), AUTH],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith(f"lappguard: {rules}:7: rules[0](x).patterns[0]: invalid regex")
+    assert reason in done.stderr and "Traceback" not in done.stderr
+
+
 def test_overlong_lines_are_cut_at_a_character_boundary_in_one_pass():
     line = ("é" * 700_000).encode() + b"\nnext\n"
     blocks = list(iter_blocks(io.BytesIO(line), block_size=65536))

@@ -451,6 +451,21 @@ class Detector:
             return []
         return self._inspect_pattern(matcher, text, source, line_no, time, 0)
 
+    def _prepared(self, matcher: _PatternKind, text: str, mask: int) -> tuple[str, int]:
+        """A candidate line as the rules see it: without its CR, cut to MAX_LINE (counted
+        when a rule may still match the cut line), and its literal mask, 0 when no rule can
+        match. ``mask`` 0 means not computed yet; a cut line is masked again."""
+        if text.endswith("\r"):
+            text = text[:-1]
+        if len(text) > MAX_LINE:
+            text = text[:MAX_LINE]
+            mask = matcher.mask(text)
+            if mask:
+                self.counters.truncated += 1
+        elif not mask:
+            mask = matcher.mask(text)
+        return text, mask
+
     def _inspect_postgres(
         self,
         matcher: _PatternKind,
@@ -464,18 +479,9 @@ class Detector:
         """A PostgreSQL line. ``where``: its block and line (a scan: the lines around it
         are looked at only if it matches), or whether it could start inside a user or
         database name (fed line by line, every line was looked at)."""
-        if text.endswith("\r"):
-            text = text[:-1]
-        if len(text) > MAX_LINE:
-            text = text[:MAX_LINE]
-            mask = matcher.mask(text)
-            if not mask:
-                return []
-            self.counters.truncated += 1
-        elif not mask:
-            mask = matcher.mask(text)
-            if not mask:
-                return []
+        text, mask = self._prepared(matcher, text, mask)
+        if not mask:
+            return []
         header = matcher.parse(text)
         if header is None:
             self.counters.unparsed += 1
@@ -561,18 +567,9 @@ class Detector:
     ) -> list[Hit]:
         """A line of a pattern kind; ``mask`` 0 means not computed yet. (This and
         :meth:`_decide` run once per candidate line: written for speed, as straight code.)"""
-        if text.endswith("\r"):
-            text = text[:-1]
-        if len(text) > MAX_LINE:
-            text = text[:MAX_LINE]
-            mask = matcher.mask(text)
-            if not mask:
-                return []
-            self.counters.truncated += 1
-        elif not mask:
-            mask = matcher.mask(text)
-            if not mask:
-                return []
+        text, mask = self._prepared(matcher, text, mask)
+        if not mask:
+            return []
         if source.startswith("journal:"):
             header: Header | None = Header(time, None, None, text)
         else:

@@ -333,7 +333,7 @@ class _RuleBuilder:
             self.problem(container, key, field, f"expected a regex, got {value!r}")
             return None
         try:
-            return re.compile(value)
+            return _compile(value)
         except re.error as exc:
             self.problem(container, key, field, f"invalid regex: {exc}")
             return None
@@ -388,7 +388,7 @@ class _RuleBuilder:
             where = f"{field}[{index}]"
             if regex is None:
                 try:
-                    re.compile(pattern)
+                    _compile(pattern)
                 except re.error as exc:
                     self.problem(container, index, where, f"invalid regex: {exc}")
                     broken = True
@@ -534,11 +534,23 @@ def _alternation(patterns: tuple[str, ...], strict: bool = False) -> re.Pattern[
     (see :func:`rewrite`); None when that does not compile (raise with ``strict``)."""
     source = "|".join(f"(?P<_{i}>{rewrite(p, i)})" for i, p in enumerate(patterns))
     try:
-        return re.compile(source, re.DOTALL)
+        return _compile(source, re.DOTALL)
     except re.error:
         if strict:
             raise
         return None
+
+
+def _compile(source: str, flags: int = 0) -> re.Pattern[str]:
+    """``re.compile`` that fails only with re.error: ``re`` raises OverflowError for a repeat
+    count past 2**32 (``a{4294967296}``) and RecursionError for thousands of nested groups,
+    and a rule file must report those at their line like any other invalid regex."""
+    try:
+        return re.compile(source, flags)
+    except OverflowError as exc:
+        raise re.error(str(exc)) from exc
+    except RecursionError as exc:
+        raise re.error("groups nested too deep") from exc
 
 
 def _balanced(pattern: str) -> bool:

@@ -10,6 +10,7 @@ apt refuse the rest of that file (and apt then fails): it is recorded as a probl
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import dataclass, field
 
@@ -43,16 +44,27 @@ class AptItem:
     #: the first child of each lower-cased tag, so a lookup is not a scan of thousands
     named: dict[str, AptItem] = field(default_factory=dict, repr=False, compare=False)
 
-    def child(self, tag: str, create: bool) -> AptItem | None:
-        """The child named ``tag``; an empty tag always makes a new one (a list item)."""
-        if tag and tag.lower() in self.named:
-            return self.named[tag.lower()]
-        if not create:
-            return None
-        item = AptItem(tag)
-        self.children.append(item)
-        if tag:
-            self.named[tag.lower()] = item
+    def find(self, tags: list[str]) -> AptItem | None:
+        """The node at ``tags`` (a key split at ``::``) below this one, if it exists."""
+        item: AptItem | None = self
+        for tag in tags:
+            item = item.named.get(tag.lower()) if tag else None
+            if item is None:
+                return None
+        return item
+
+    def make(self, tags: list[str]) -> AptItem:
+        """The node at ``tags``, created where missing. As in apt's Lookup, an empty tag always
+        makes a new node (a list item), so nothing finds it by name."""
+        item = self
+        for tag in tags:
+            found = item.named.get(tag.lower()) if tag else None
+            if found is None:
+                found = AptItem(tag)
+                item.children.append(found)
+                if tag:
+                    item.named[tag.lower()] = found
+            item = found
         return item
 
 
@@ -72,18 +84,8 @@ class AptConfig:
     files: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
-    def _lookup(self, key: str, create: bool = False) -> AptItem | None:
-        item: AptItem | None = self.root
-        for part in key.split("::"):
-            item = item.child(part, create)
-            if item is None:
-                return None
-        return item
-
-    def set(self, key: str, value: str, origin: Origin) -> None:
-        item = self._lookup(key, create=True)
-        if item is not None:
-            item.value, item.origin = value, origin
+    def _lookup(self, key: str) -> AptItem | None:
+        return self.root.find(key.split("::"))
 
     def clear(self, key: str) -> None:
         """``#clear``: the key loses its value and everything below it (apt keeps the node)."""
@@ -126,46 +128,201 @@ def accepted_parts(names: list[str]) -> list[str]:
 
 def parse_apt_config(host: Host, parts: str = PARTS_DIR, main: str = MAIN_FILE) -> AptConfig:
     """apt.conf.d/* then apt.conf. An unreadable existing file raises HostError."""
-    config = AptConfig()
-    guard = IncludeGuard(config.problems.append, MAX_DEPTH, "apt refuses this")
-    _read_dir(host, config, guard, parts, (), None)
+    reader = _Reader(host, AptConfig())
+    for path in reader.parts(parts):
+        reader.read_file((path,))
     if host.lexists(main):
-        _read_file(host, config, guard, (main,))
-    return config
+        reader.read_file((main,))
+    return reader.config
 
 
-def _read_dir(
-    host: Host,
-    config: AptConfig,
-    guard: IncludeGuard,
-    directory: str,
-    chain: tuple[str, ...],
-    origin: Origin | None,
-) -> None:
-    """The accepted files of a directory, read from ``chain`` (included at ``origin``)."""
-    try:
-        names = host.listdir(directory)
-    except HostError:
-        return
-    for name in accepted_parts(names):
-        path = f"{directory.rstrip('/')}/{name}"
+Chain = tuple[str, ...]
+
+
+@dataclass
+class _Block:
+    """An open ``Tag {`` block. apt names each key in it by its full path (``A::B::Key``) and
+    looks that up from the root; we find the block's node once, when a key is first set in it
+    (apt creates it only then), so a statement costs the length of its own tag, not of the
+    path above it. ``tags`` is empty for a block named ``""`` outside any named block: apt
+    adds nothing to the path for it. (An empty tag inside the path makes one unnamed node for
+    the block where apt makes one per key; no key can name either.)"""
+
+    outer: _Block | None
+    tags: list[str]
+    node: AptItem | None = None
+
+    def base(self, root: AptItem) -> AptItem:
+        """The node the keys of this block are set under."""
+        if not self.tags:
+            return root
+        if self.node is None:
+            outer = self.outer.base(root) if self.outer else root
+            self.node = outer.make(self.tags)
+        return self.node
+
+
+class _Reader:
+    """apt-pkg's ReadConfigFile over the files of one configuration, includes followed.
+
+    apt reads a file again each time it is included, so N includes of one large file cost N
+    times its size. We read a file once per include chain: reading it again changes nothing
+    when no key was set or cleared since (its keys already hold its values; only list entries
+    would repeat), and otherwise it is reported, since apt's values may then differ from ours.
+    """
+
+    def __init__(self, host: Host, config: AptConfig) -> None:
+        self.host = host
+        self.config = config
+        self.guard = IncludeGuard(config.problems.append, MAX_DEPTH, "apt refuses this")
+        #: keys set or cleared so far
+        self.changes = 0
+        #: (chain, file or directory/) of each include read -> ``changes`` after reading it
+        self.included: dict[tuple[Chain, str], int] = {}
+        self.reported: set[tuple[Chain, str]] = set()
+        self.listings: dict[str, list[str]] = {}
+
+    def parts(self, directory: str) -> list[str]:
+        """The files apt reads from ``directory``, listed once per reading: a directory may be
+        included thousands of times."""
+        if directory not in self.listings:
+            try:
+                names = self.host.listdir(directory)
+            except HostError:
+                names = []
+            self.listings[directory] = [
+                path
+                for path in (f"{directory.rstrip('/')}/{name}" for name in accepted_parts(names))
+                if self._is_file(path)
+            ]
+        return self.listings[directory]
+
+    def _is_file(self, path: str) -> bool:
         try:
-            if not host.stat(path).is_file:
-                continue
+            return self.host.stat(path).is_file
         except HostError:
-            continue  # a dangling link: apt skips it too
-        if origin is None or guard.admit(chain, path, origin):
-            _read_file(host, config, guard, (*chain, path))
+            return False  # a dangling link: apt skips it too
 
+    def include(self, chain: Chain, target: str, origin: Origin) -> None:
+        """A file, or the files of a directory (``target`` ends in /), included at ``origin``
+        by the last file of ``chain``."""
+        key = (chain, posixpath.normpath(target) + ("/" if target.endswith("/") else ""))
+        if key in self.included:
+            if self.included[key] != self.changes and key not in self.reported:
+                self.reported.add(key)
+                self.config.problems.append(
+                    origin.problem(
+                        f"{target} is included again after keys changed: apt applies it again "
+                        "here, lappguard reads it once per include chain (not audited)"
+                    )
+                )
+            return
+        for path in self.parts(target) if target.endswith("/") else [target]:
+            if self.guard.admit(chain, path, origin):
+                self.read_file((*chain, path))
+        self.included[key] = self.changes
 
-def _read_file(host: Host, config: AptConfig, guard: IncludeGuard, chain: tuple[str, ...]) -> None:
-    """The last file of the include ``chain``."""
-    path = chain[-1]
-    text = host.read_text(path)
-    config.files.append(path)
-    problem = _parse(host, config, guard, text, chain)
-    if problem:
-        config.problems.append(problem)
+    def read_file(self, chain: Chain) -> None:
+        """The last file of the include ``chain``."""
+        path = chain[-1]
+        text = self.host.read_text(path)
+        self.config.files.append(path)
+        problem = self.parse(text, chain)
+        if problem:
+            self.config.problems.append(problem)
+
+    def parse(self, text: str, chain: Chain) -> Problem | None:
+        """apt-pkg's ReadConfigFile; returns the syntax error that made apt stop, if any."""
+        path = chain[-1]
+        root = self.config.root
+        blocks: list[_Block] = []
+        buffer = ""
+        in_comment = False
+        number = 0
+        for number, raw in numbered(text):
+            origin = Origin(path, number)
+            line = cut_at_nul(raw).replace("\t", " " * 8).strip(C_SPACE)  # apt's ReadLine + Strip
+            fragment, in_comment = _strip_comments(line, in_comment)
+            if not fragment:
+                continue
+            in_quote = False
+            start = 0
+            for index, ch in enumerate(fragment):
+                if ch == '"':
+                    in_quote = not in_quote
+                if in_quote or ch not in "{;}":
+                    continue
+                piece = fragment[start:index].strip(C_SPACE)
+                if buffer and piece:
+                    buffer += " "
+                buffer += piece
+                start = index + 1
+                if ch == "{" and not buffer:
+                    return origin.problem("syntax error: block starts with no name")
+                if not buffer:
+                    if ch == "}" and blocks:
+                        blocks.pop()
+                    continue
+                statement = _statement(buffer, ch)
+                if isinstance(statement, str):
+                    return origin.problem(f"syntax error: {statement}")
+                tag, word = statement
+                buffer = ""
+                block = blocks[-1] if blocks else None
+                named = block is not None and bool(block.tags)  # apt's ParentTag is not empty
+                if ch == "{":
+                    if len(blocks) >= MAX_BLOCK_DEPTH:
+                        return origin.problem(f"blocks nested more than {MAX_BLOCK_DEPTH} deep")
+                    opened = _Block(block, tag.split("::") if named or tag else [])
+                    blocks.append(opened)
+                    if word is not None:  # ``Tag "value" {`` sets the block's own value
+                        item = opened.base(root) if opened.tags else root.make([""])
+                        self.set(item, word, origin)
+                elif tag.startswith("#"):
+                    if named:
+                        return origin.problem("syntax error: directives only at the top level")
+                    problem = self.directive(tag[1:], word, origin, chain)
+                    if problem:
+                        return problem
+                elif word is not None:
+                    base = block.base(root) if block is not None else root
+                    self.set(base.make(tag.split("::")), word, origin)
+                if ch == "}" and blocks:
+                    blocks.pop()
+            rest = fragment[start:].strip(C_SPACE)
+            if rest:
+                buffer = f"{buffer} {rest}" if buffer else rest
+        if buffer:
+            return Origin(path, number).problem("syntax error: extra junk at end of file")
+        return None
+
+    def set(self, item: AptItem, value: str, origin: Origin) -> None:
+        item.value, item.origin = value, origin
+        self.changes += 1
+
+    def directive(
+        self, name: str, word: str | None, origin: Origin, chain: Chain
+    ) -> Problem | None:
+        """``#clear``, ``#include`` and ``#x-apt-configure-index``; a problem for the rest."""
+        if name == "clear":
+            if word:
+                self.config.clear(word)
+                self.changes += 1
+            return None
+        if name == "include":
+            target = word or ""
+            # apt takes a relative path from its working directory, which an audit cannot
+            # know: the including file's directory is the only stable reading
+            if not target.startswith("/"):
+                target = f"{chain[-1].rsplit('/', 1)[0]}/{target}"
+            try:
+                self.include(chain, target, origin)
+            except HostError as exc:
+                return origin.problem(f"#include {word}: {exc}")
+            return None
+        if name == "x-apt-configure-index":
+            return None
+        return origin.problem(f"syntax error: unsupported directive #{name}")
 
 
 def _strip_comments(line: str, in_comment: bool) -> tuple[str, bool]:
@@ -205,70 +362,6 @@ def _strip_comments(line: str, in_comment: bool) -> tuple[str, bool]:
     return "".join(kept), False
 
 
-def _parse(
-    host: Host, config: AptConfig, guard: IncludeGuard, text: str, chain: tuple[str, ...]
-) -> Problem | None:
-    """apt-pkg's ReadConfigFile; returns the syntax error that made apt stop, if any."""
-    path = chain[-1]
-    stack: list[str] = []
-    parent = ""
-    buffer = ""
-    in_comment = False
-    number = 0
-    for number, raw in numbered(text):
-        origin = Origin(path, number)
-        line = cut_at_nul(raw).replace("\t", " " * 8).strip(C_SPACE)  # apt's ReadLine + Strip
-        fragment, in_comment = _strip_comments(line, in_comment)
-        if not fragment:
-            continue
-        in_quote = False
-        start = 0
-        for index, ch in enumerate(fragment):
-            if ch == '"':
-                in_quote = not in_quote
-            if in_quote or ch not in "{;}":
-                continue
-            piece = fragment[start:index].strip(C_SPACE)
-            if buffer and piece:
-                buffer += " "
-            buffer += piece
-            start = index + 1
-            if ch == "{" and not buffer:
-                return origin.problem("syntax error: block starts with no name")
-            if not buffer:
-                if ch == "}":
-                    parent = stack.pop() if stack else ""
-                continue
-            statement = _statement(buffer, ch)
-            if isinstance(statement, str):
-                return origin.problem(f"syntax error: {statement}")
-            tag, word = statement
-            buffer = ""
-            if ch == "{":
-                if len(stack) >= MAX_BLOCK_DEPTH:
-                    return origin.problem(f"blocks nested more than {MAX_BLOCK_DEPTH} deep")
-                stack.append(parent)
-                parent = f"{parent}::{tag}" if parent else tag
-                tag = ""
-            item = parent if ch == "{" and not tag else f"{parent}::{tag}" if parent else tag
-            if tag.startswith("#"):
-                if parent:
-                    return origin.problem("syntax error: directives only at the top level")
-                problem = _directive(host, config, guard, tag[1:], word, origin, chain)
-                if problem:
-                    return problem
-            elif word is not None:
-                config.set(item, word, origin)
-            if ch == "}":
-                parent = stack.pop() if stack else ""
-        rest = fragment[start:].strip(C_SPACE)
-        if rest:
-            buffer = f"{buffer} {rest}" if buffer else rest
-    if buffer:
-        return Origin(path, number).problem("syntax error: extra junk at end of file")
-    return None
-
-
 def _statement(buffer: str, terminator: str) -> tuple[str, str | None] | str:
     """(tag, word) of one statement; word None for ``Tag {`` with no value."""
     parsed = _quote_word(buffer)
@@ -284,39 +377,6 @@ def _statement(buffer: str, terminator: str) -> tuple[str, str | None] | str:
     if rest:
         return "extra junk after value"
     return tag, word
-
-
-def _directive(
-    host: Host,
-    config: AptConfig,
-    guard: IncludeGuard,
-    name: str,
-    word: str | None,
-    origin: Origin,
-    chain: tuple[str, ...],
-) -> Problem | None:
-    if name == "clear":
-        if word:
-            config.clear(word)
-        return None
-    if name == "include":
-        path = chain[-1]
-        target = word or ""
-        # apt takes a relative path from its working directory, which an audit cannot know:
-        # the including file's directory is the only stable reading
-        if not target.startswith("/"):
-            target = f"{path.rsplit('/', 1)[0]}/{target}"
-        try:
-            if target.endswith("/"):
-                _read_dir(host, config, guard, target, chain, origin)
-            elif guard.admit(chain, target, origin):
-                _read_file(host, config, guard, (*chain, target))
-        except HostError as exc:
-            return origin.problem(f"#include {word}: {exc}")
-        return None
-    if name == "x-apt-configure-index":
-        return None
-    return origin.problem(f"syntax error: unsupported directive #{name}")
 
 
 def _quote_word(text: str) -> tuple[str, str] | None:
