@@ -32,7 +32,6 @@ from checks.yamlsource import InputError, Problem
 
 EXIT_REFUSED = 1
 EXIT_FIREWALL = 3
-FORMAT_HELP = "text for people (default) or json for scripts"
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -42,7 +41,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     listing = actions.add_parser("list", help="active bans (with --all, ended ones too)")
     _common(listing)
     listing.add_argument("--all", action="store_true", help="include expired and removed bans")
-    listing.add_argument("--format", choices=("text", "json"), default="text", help=FORMAT_HELP)
+    listing.add_argument("--format", choices=("text", "json"), default="text", help="text or json")
     listing.set_defaults(handler=run_list)
 
     add = actions.add_parser("add", help="ban addresses or networks by hand")
@@ -67,13 +66,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     show = actions.add_parser("show", help="why an address is (or was) banned")
     _common(show)
     show.add_argument("target", metavar="IP|CIDR", help="the address or network asked about")
-    show.add_argument("--format", choices=("text", "json"), default="text", help=FORMAT_HELP)
+    show.add_argument("--format", choices=("text", "json"), default="text", help="text or json")
     show.set_defaults(handler=run_show)
 
     record = commands.add_parser("trail", help="the tamper-evident record of ban actions")
     _common(record, firewall=False)
     record.add_argument("--since", metavar="DURATION", help="only the last DURATION (e.g. 1d)")
-    record.add_argument("--format", choices=("text", "json"), default="text", help=FORMAT_HELP)
+    record.add_argument("--format", choices=("text", "json"), default="text", help="text or json")
     record.set_defaults(handler=run_trail)
     verify = record.add_subparsers(metavar="ACTION").add_parser(
         "verify", help="check the hash chain; exit 1 naming the first bad record"
