@@ -111,7 +111,8 @@ def run_audit(args: argparse.Namespace) -> int:
     only = select(policies, selectors(args.only))
 
     report = audit_host(policies, LocalHost(root=args.root), only=only, workers=args.jobs)
-    provenance = describe_run(policies, config=config.file, root=args.root, origins=origins)
+    root = os.path.abspath(args.root) if args.root else None
+    provenance = describe_run(policies, config=config.file, root=root, origins=origins)
     fail_on = Severity(args.fail_on)
     colour = use_colour(args.color, args.output)
     render = RENDERERS[args.format]

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from checks.policy import Origin, Policy
 from checks.variables import as_json, as_text
+from checks.visible import visible
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,26 @@ class Provenance:
     def generated_iso(self) -> str:
         return iso8601(self.generated)
 
+    def visible(self) -> Provenance:
+        """File names and values as every report shows text from outside (``visible``)."""
+
+        def shown(text: str | None) -> str | None:
+            return None if text is None else visible(text)
+
+        return replace(
+            self,
+            config=shown(self.config),
+            root=shown(self.root),
+            policies=tuple(
+                PolicyUsed(visible(p.id), visible(p.title), visible(p.version), visible(p.file))
+                for p in self.policies
+            ),
+            variables=tuple(
+                replace(v, value=_visible_value(v.value), origin=visible(v.origin))
+                for v in self.variables
+            ),
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "tool": {"name": "lappguard", "version": self.tool_version},
@@ -60,9 +81,18 @@ class Provenance:
                 for p in self.policies
             ],
             "variables": {
-                v.name: {"value": as_json(v.value), "from": v.origin} for v in self.variables
+                v.name: {"value": as_json(v.value), "text": v.text, "from": v.origin}
+                for v in self.variables
             },
         }
+
+
+def _visible_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return visible(value)
+    if isinstance(value, list | tuple):
+        return [_visible_value(item) for item in value]
+    return value
 
 
 def iso8601(epoch: float) -> str:
