@@ -19,6 +19,7 @@ from checks.params import _Invalid as InvalidValue
 from checks.result import Severity
 from checks.types import REGISTRY
 from checks.types.base import CheckType
+from checks.variables import as_text
 from checks.yamlsource import InputError, LineDict, LineList, Problem, load_yaml
 
 AREAS = ("SSH", "TLS", "WEB", "PHP", "PG", "PATCH", "SVC", "AUTH", "FW", "BAK")
@@ -377,15 +378,20 @@ def _load_check(
             Problem(file, entry.line_of("references"), f"{where}.references", "must be a list")
         )
         references = []
+    title = _with_values(str(entry["title"]), values, variables)
+    for name in _VAR_REF.findall(title):
+        message = f"unknown variable ${{{name}}}"
+        problems.append(Problem(file, entry.line_of("title"), f"{where}.title", message))
     if param_problems or condition_problems:
         return None
     return Check(
         id=check_id,
-        title=str(entry["title"]),
+        title=title,
         area=match.group("area"),
         severity=severity,
         rationale=_folded(entry.get("rationale", "")),
-        remediation=_folded(entry.get("remediation", "")),
+        # a fix may quote another tool's ${...} (apt's ${distro_codename}): left as written
+        remediation=_with_values(_folded(entry.get("remediation", "")), values, variables),
         references=tuple(str(r) for r in references),
         conditions=conditions,
         type_name=type_name,
@@ -417,7 +423,7 @@ def _substitute(
                 return value
         if whole:
             return values[whole.group(1)]
-        return _VAR_REF.sub(lambda m: _as_text(values[m.group(1)]), value)
+        return _with_values(value, values, variables)
     if isinstance(value, LineDict):
         result = LineDict()
         result.line, result.key_lines = value.line, value.key_lines
@@ -438,10 +444,17 @@ def _substitute(
     return value
 
 
-def _as_text(value: Any) -> str:
-    if isinstance(value, list | tuple):
-        return ",".join(str(v) for v in value)
-    return "" if value is None else str(value)
+def _with_values(text: str, values: dict[str, Any], variables: dict[str, Variable]) -> str:
+    """``${name}`` of each declared variable replaced by its value as a person writes it
+    (``4``, ``26h``, ``10.0.0.0/8,192.0.2.0/24``); other ``${...}`` stay as written."""
+
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in variables:
+            return match.group(0)
+        return as_text(variables[name].kind, values.get(name))
+
+    return _VAR_REF.sub(value, text)
 
 
 __all__ = [
