@@ -88,7 +88,7 @@ hba_file = '/etc/postgresql/15/main/pg_hba.conf'
 listen_addresses = 'localhost'
 password_encryption = scram-sha-256
 log_connections = on
-log_line_prefix = '%m [%p] %q%u@%d %h '
+log_line_prefix = '%m [%p] %h %q%u@%d '
 """
 BAD_PG = """\
 data_directory = '/var/lib/postgresql/15/main'
@@ -184,7 +184,7 @@ def test_insecure_tree_fails_exactly_the_violated_controls(tmp_path):
     )
     assert results["LAPP-PG-006"][1] == (
         "/etc/postgresql/15/main/postgresql.conf: log_line_prefix = '%m [%p] ' (built-in default)"
-        ": is '%m [%p] ', which does not match /%[hr]/",
+        ": is '%m [%p] ', expected %h (or %r) before any client-chosen %u, %d or %a",
     )
 
 
