@@ -38,6 +38,7 @@ from checks.parsers.sshd import (
 from checks.result import Verdict, errored, failed, passed
 from checks.types.base import CheckContext, CheckType
 from checks.types.firewall import firewall_state
+from checks.variables import how_to_set
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
@@ -290,7 +291,8 @@ class SshdAuthModeCheck(CheckType):
         mode = ctx.variables.get("ssh_auth")
         if mode not in ("keys", "certificates"):
             return errored(
-                f"set the policy variable ssh_auth to keys or certificates (is {mode!r})"
+                f"the policy variable ssh_auth is {mode!r}, not keys or certificates: set it "
+                f"with {how_to_set('ssh_auth', 'keys')}"
             )
         p = self.params
         spec = connection_spec(ctx, p)
@@ -479,7 +481,10 @@ class SshdNetworkRestrictionCheck(CheckType):
         try:
             office = office_networks(ctx.variables.get("office_networks"))
         except ValueError as exc:
-            return errored(f"office_networks is not a list of networks: {exc}")
+            return errored(
+                f"office_networks is not a list of networks: {exc} (set it with "
+                f"{how_to_set('office_networks', '198.51.100.0/24,2001:db8:1::/48')})"
+            )
         path = self.params["config"]
         spec = ConnectionSpec(user=self.params["user"])
         try:
@@ -498,7 +503,8 @@ class SshdNetworkRestrictionCheck(CheckType):
             if found:
                 return errored(
                     "SSH access is restricted, but the policy variable office_networks is "
-                    "empty: set it to the networks allowed to reach SSH",
+                    "empty: set it to the networks allowed to reach SSH, with "
+                    + how_to_set("office_networks", "198.51.100.0/24,2001:db8:1::/48"),
                     *found,
                     *notes,
                 )
