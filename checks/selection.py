@@ -23,8 +23,9 @@ def selectors(items: Iterable[str]) -> list[str]:
 
 
 def select(policies: Sequence[Policy], wanted: Sequence[str]) -> Selection | None:
-    """A predicate for the checks ``wanted`` names (None: every check); InputError naming
-    each selector that matches no check of these policies, with the names that would."""
+    """A predicate for the checks ``wanted`` names (None: every check); InputError, in one
+    line, naming each selector that matches no check of these policies and the names that
+    would."""
     if not wanted:
         return None
     checks = [check for policy in policies for check in policy.checks]
@@ -34,26 +35,26 @@ def select(policies: Sequence[Policy], wanted: Sequence[str]) -> Selection | Non
         by_name.setdefault(check.area.casefold(), set()).add(check.id)
         by_name.setdefault(display_name(check.area).casefold(), set()).add(check.id)
     chosen: set[str] = set()
-    problems = []
+    unknown = []
     for selector in wanted:
         ids = by_name.get(selector.casefold())
         if ids:
             chosen |= ids
         else:
-            message = f"{selector!r} is no check ID or area of the loaded policies"
-            problems.append(Problem("--only", 0, "", message + _suggestion(selector, checks)))
-    if problems:
-        raise InputError([*problems, Problem("--only", 0, "", _known(checks))])
+            unknown.append(f"{selector!r}{_suggestion(selector, checks)}")
+    if unknown:
+        message = f"no check ID or area of the loaded policies: {', '.join(unknown)}"
+        raise InputError([Problem("--only", 0, "", f"{message}; {_known(checks)}")])
     return lambda check: check.id in chosen
 
 
 def _suggestion(selector: str, checks: Sequence[Check]) -> str:
-    """``; did you mean LAPP-SSH-001?`` for a near miss, else nothing."""
+    """`` (did you mean LAPP-SSH-001?)`` for a near miss, else nothing."""
     spelled = {check.id.casefold(): check.id for check in checks}
     for area in {check.area for check in checks}:
         spelled |= {name.casefold(): name for name in (area, display_name(area))}
     close = difflib.get_close_matches(selector.casefold(), list(spelled), n=3, cutoff=0.6)
-    return f"; did you mean {' or '.join(spelled[c] for c in close)}?" if close else ""
+    return f" (did you mean {' or '.join(spelled[c] for c in close)}?)" if close else ""
 
 
 def _known(checks: Sequence[Check]) -> str:

@@ -44,19 +44,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def run_explain(args: argparse.Namespace) -> int:
     entries = known_entries(args.policy)
     by_id = {key.casefold(): entry for key, entry in entries.items()}
-    problems = []
-    found = []
+    unknown, found = [], []
     for wanted in args.ids:
         entry = by_id.get(wanted.casefold())
-        if entry is None:
-            close = difflib.get_close_matches(wanted.upper(), list(entries), n=3, cutoff=0.5)
-            hint = f"; did you mean {' or '.join(close)}?" if close else ""
-            message = f"{wanted!r} is no check ID or rule id{hint} (lappguard policy list)"
-            problems.append(Problem("explain", 0, "", message))
-        else:
+        if entry is not None:
             found.append(entry)
-    if problems:
-        raise InputError(problems)
+            continue
+        close = difflib.get_close_matches(wanted.upper(), list(entries), n=3, cutoff=0.5)
+        unknown.append(f"{wanted!r}" + (f" (did you mean {' or '.join(close)}?)" if close else ""))
+    if unknown:
+        message = f"no check or rule has the ID {', '.join(unknown)}; lappguard policy list"
+        raise InputError([Problem("explain", 0, "", message + " shows them all")])
     print("\n\n".join(found))
     return 0
 
