@@ -54,7 +54,7 @@ class Condition:
             value = variables.get(self.value)
             if value not in (None, "", [], ()):
                 return None
-            return f"variable {self.value} is not set (set it with {how_to_set(self.value)})"
+            return f"variable {self.value} is not set ({how_to_set(self.value)})"
         if self.kind == "var_equals":
             for name, expected in self.value.items():
                 if str(variables.get(name)) != str(expected):

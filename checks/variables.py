@@ -40,4 +40,4 @@ def as_json(value: Any) -> Any:
 
 def how_to_set(name: str, example: str = "VALUE") -> str:
     """Where a sysadmin sets a policy variable: the command line or the agent config."""
-    return f"--var {name}={example}, or {name} under audit.vars in the agent config"
+    return f"--var {name}={example} or audit.vars.{name} in the agent config"

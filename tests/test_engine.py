@@ -101,8 +101,8 @@ def test_conditions_skip_with_reasons(tmp_path):
         "LAPP-SSH-001": (Status.PASS, ""),
         "LAPP-BAK-001": (
             Status.SKIP,
-            "variable backup_dir is not set (set it with --var backup_dir=VALUE, or backup_dir "
-            "under audit.vars in the agent config)",
+            "variable backup_dir is not set (--var backup_dir=VALUE or audit.vars.backup_dir in "
+            "the agent config)",
         ),
         "LAPP-TLS-050": (
             Status.SKIP,

@@ -394,7 +394,7 @@ def test_auth_mode_for_an_office_client_and_without_the_variable(tmp_path):
     assert unset.status is Status.ERROR
     assert unset.reason == (
         "the policy variable ssh_auth is None, not keys or certificates: set it with "
-        "--var ssh_auth=keys, or ssh_auth under audit.vars in the agent config"
+        "--var ssh_auth=keys or audit.vars.ssh_auth in the agent config"
     )
 
 
@@ -529,8 +529,8 @@ def test_empty_office_networks(tmp_path):
     )
     assert reason.endswith(
         "office_networks is empty: set it to the networks allowed to reach SSH, with --var "
-        "office_networks=198.51.100.0/24,2001:db8:1::/48, or office_networks under audit.vars "
-        "in the agent config"
+        "office_networks=198.51.100.0/24,2001:db8:1::/48 or audit.vars.office_networks in the "
+        "agent config"
     )
     status, evidence, _ = restriction(tmp_path / "b", "PermitRootLogin no\n", office=[])
     assert (status, evidence[0]) == ("fail", "SSH is not restricted to any network")
