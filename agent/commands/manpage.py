@@ -41,6 +41,7 @@ def manpage(parser: argparse.ArgumentParser, today: date | None = None) -> str:
     tree = commands(parser)
     lines += [f".B lappguard {_text(path)}\n.RI [ options ]\n.br" for path in tree if path]
     lines += [".SH DESCRIPTION", _text(parser.description or "")]
+    lines += [".SH OPTIONS", *_options(parser)]
     lines += [".SH COMMANDS"]
     helps = summaries(parser)
     for path, command in tree.items():
