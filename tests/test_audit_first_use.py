@@ -180,3 +180,19 @@ def test_explain_looks_in_a_policy_given_too(tmp_path, capsys):
     assert main(["explain", "--policy", str(policy), "SITE-SVC-001"]) == 0
     out = capsys.readouterr().out
     assert "policy: site 2" in out and "apt-get purge telnetd" in out
+
+
+def test_evidence_says_in_words_what_a_pattern_looks_for(tmp_path):
+    root = make_tree(
+        tmp_path,
+        {
+            "/var/lib/dpkg/status": dpkg_status("unattended-upgrades"),
+            "/etc/apt/apt.conf.d/50unattended-upgrades": (
+                'Unattended-Upgrade::Origins-Pattern { "origin=Debian,codename=bookworm"; };\n'
+            ),
+        },
+    )
+    result = audit_json(root, "LAPP-PATCH-005")["LAPP-PATCH-005"]
+    assert result["status"] == "fail"
+    (line,) = result["evidence"]
+    assert "no entry names the Debian -security suite" in line and "/(" not in line
