@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, PROJECT_ROOT, lappguard_command
+from conftest import FIXTURES, PROJECT_ROOT, lappguard_command, require_program, require_root
 
 from agent import exits
 from agent.cli import build_parser, main
@@ -85,6 +85,21 @@ def test_output_into_a_missing_folder_or_onto_a_directory_is_exit_2(tmp_path):
         lappguard("audit", "--root", str(HARDENED), "--output", str(tmp_path)), 2
     )
     assert directory == f"lappguard: --output: {tmp_path} is a directory"
+
+
+def test_output_onto_a_read_only_file_system_is_exit_2(tmp_path):
+    require_root()
+    unshare = require_program("unshare")
+    target = tmp_path / "ro"
+    target.mkdir()
+    command = (
+        f"mount -t tmpfs -o ro tmpfs {target} && exec {shlex.quote(lappguard_command())} audit "
+        f"--root {shlex.quote(str(HARDENED))} --output {target}/report.json"
+    )
+    done = subprocess.run([unshare, "--mount", "--propagation", "private", "sh", "-c", command],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    line = one_line_error(done, 2)
+    assert line == f"lappguard: --output: cannot write {target}/report.json: Read-only file system"
 
 
 def test_output_replaces_the_report_whole(tmp_path):

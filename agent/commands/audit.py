@@ -166,15 +166,25 @@ def write_report(path: Path, text: str) -> None:
         raise InputError([Problem("--output", 0, "", f"{path} is a directory")])
     if not path.parent.is_dir():
         raise InputError([Problem("--output", 0, "", f"{path.parent} is not a directory")])
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:
+        raise _unwritable(path, exc) from exc
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
         os.chmod(temporary, _mode_for(path))
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as exc:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # a full disk, a read-only file system
+            raise _unwritable(path, exc) from exc
         raise
+
+
+def _unwritable(path: Path, exc: OSError) -> InputError:
+    """Named by the report's path, not by the temporary file the error was about."""
+    return InputError([Problem("--output", 0, "", f"cannot write {path}: {exc.strerror}")])
 
 
 def _mode_for(path: Path) -> int:
