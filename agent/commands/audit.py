@@ -109,6 +109,8 @@ def run_audit(args: argparse.Namespace) -> int:
     if args.root and not os.path.isdir(args.root):
         raise InputError([Problem("--root", 0, "", f"{args.root} is not a directory")])
     only = select(policies, selectors(args.only))
+    if args.output:  # before the audit: its probes should not run for nothing
+        check_output_place(Path(args.output))
 
     report = audit_host(policies, LocalHost(root=args.root), only=only, workers=args.jobs)
     root = os.path.abspath(args.root) if args.root else None
@@ -162,10 +164,7 @@ def config_origins(config: AgentConfig) -> dict[str, Origin]:
 def write_report(path: Path, text: str) -> None:
     """Replace ``path`` whole: a reader (a dashboard, the next audit's diff) never sees half a
     report, and a failed write leaves the previous one in place."""
-    if path.is_dir():
-        raise InputError([Problem("--output", 0, "", f"{path} is a directory")])
-    if not path.parent.is_dir():
-        raise InputError([Problem("--output", 0, "", f"{path.parent} is not a directory")])
+    check_output_place(path)
     try:
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     except OSError as exc:
@@ -180,6 +179,14 @@ def write_report(path: Path, text: str) -> None:
         if isinstance(exc, OSError):  # a full disk, a read-only file system
             raise _unwritable(path, exc) from exc
         raise
+
+
+def check_output_place(path: Path) -> None:
+    """InputError unless ``path`` can be a report file: not a directory, in one."""
+    if path.is_dir():
+        raise InputError([Problem("--output", 0, "", f"{path} is a directory")])
+    if not path.parent.is_dir():
+        raise InputError([Problem("--output", 0, "", f"{path.parent} is not a directory")])
 
 
 def _unwritable(path: Path, exc: OSError) -> InputError:
