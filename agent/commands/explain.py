@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 
+from checks.areas import described
 from checks.yamlsource import InputError, LineDict, LineList, Problem, load_yaml
 from policies import policy_path
 
@@ -73,7 +74,7 @@ def known_entries(extra_policies: Iterable[str]) -> dict[str, str]:
                 f"{check.id}  {check.title}",
                 [
                     ("severity", check.severity.value),
-                    ("area", _area(check.area)),
+                    ("area", described(check.area)),
                     ("policy", f"{policy.id} {policy.version} ({check.file}:{check.line})"),
                 ],
                 [
@@ -118,12 +119,6 @@ def _rule_texts(paths: Iterable[Path]) -> dict[str, tuple[str, str]]:
                     "; ".join(map(str, references)) if isinstance(references, list) else "",
                 )
     return found
-
-
-def _area(area: str) -> str:
-    from checks.areas import described
-
-    return described(area)
 
 
 def _explained(heading: str, facts: list[tuple[str, str]], sections: list[tuple[str, str]]) -> str:
