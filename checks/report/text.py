@@ -77,7 +77,10 @@ def _host_section(
             note = f"  ({result.reason})" if result.status is Status.SKIP and result.reason else ""
             head = f"    {_label(result)}{result.check_id:14} "
             lines = _wrap(f"{head}{result.title}{note}", "", " " * len(head))
-            out.extend(_painted(lines, "    ", result, True, paint))
+            shown_as_blocking = result.status in (Status.PASS, Status.SKIP) or is_blocking(
+                result, fail_on
+            )
+            out.extend(_painted(lines, "    ", result, shown_as_blocking, paint))
     out.append("")
     return out
 
