@@ -9,6 +9,7 @@ bug in lappguard, and never 1, which means "findings".
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import traceback
@@ -21,6 +22,8 @@ from checks.yamlsource import InputError
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments[:1] == ["scan"]:  # scan writes its report itself, pipes and full disks too
+        return _run(arguments)
     stdout = sys.stdout
     sys.stdout = ReaderMayLeave(stdout)  # type: ignore[assignment]
     try:
@@ -80,13 +83,16 @@ def _say(message: str) -> None:
 class ReaderMayLeave:
     """stdout that outlives its reader. When the reader goes away (``lappguard audit | head``)
     the rest of the output is dropped and the command finishes, keeping its exit code:
-    a pipeline must still see the findings code."""
+    a pipeline must still see the findings code. Started with stdout closed (``>&-``,
+    Python's None), writing is an error the command reports (exit 2), not a crash."""
 
-    def __init__(self, stream: object) -> None:
+    def __init__(self, stream: object | None) -> None:
         self._stream = stream
         self._gone = False
 
     def write(self, text: str) -> int:
+        if self._stream is None:
+            raise OSError(errno.EBADF, "standard output is closed")
         if not self._gone:
             try:
                 return self._stream.write(text)  # type: ignore[attr-defined]
@@ -94,8 +100,11 @@ class ReaderMayLeave:
                 self._leave()
         return len(text)
 
+    def isatty(self) -> bool:
+        return self._stream is not None and self._stream.isatty()  # type: ignore[attr-defined]
+
     def flush(self) -> None:
-        if not self._gone:
+        if self._stream is not None and not self._gone:
             try:
                 self._stream.flush()  # type: ignore[attr-defined]
             except BrokenPipeError:

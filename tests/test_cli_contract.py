@@ -270,6 +270,18 @@ def test_a_closed_pipe_before_any_output_keeps_the_code_and_says_nothing():
     assert process.returncode == exits.FINDINGS and error == b""
 
 
+def test_a_closed_stdout_is_exit_2_unless_the_report_goes_to_a_file(tmp_path):
+    def closed(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([lappguard_command(), *argv], stdout=None, stderr=subprocess.PIPE,
+                              text=True, timeout=120, preexec_fn=lambda: os.close(1))  # fmt: skip
+
+    line = one_line_error(closed("policy", "list"), 2)
+    assert line == "lappguard: standard output is closed"
+    report = tmp_path / "audit.json"
+    done = closed("audit", "--root", str(HARDENED), "--format", "json", "--output", str(report))
+    assert done.returncode == exits.FINDINGS and done.stderr == "" and report.stat().st_size
+
+
 def test_ctrl_c_is_exit_130_in_one_line(tmp_path):
     process = subprocess.Popen(
         [lappguard_command(), "bans", "add", "--from-file", "-", "--state-dir", str(tmp_path),
