@@ -4,6 +4,7 @@ trusts, explanations where two checks seem to disagree, `policy list` and `expla
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -151,7 +152,7 @@ def test_policy_list_shows_the_policies_and_rule_sets_with_their_checks(capsys):
     assert main(["policy", "list"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("policy lapp-baseline (lapp-baseline 1.0.0): LAPP server security")
-    assert "lappguard audit --policy lapp-baseline; 51 checks:" in out
+    assert re.search(r"\n  lappguard audit --policy lapp-baseline; \d+ checks:\n", out)
     assert "    LAPP-PG-006     low      PostgreSQL log lines name the client address" in out
     for rule_set in ("sshd", "apache-access", "apache-error", "postgresql", "php-app"):
         assert f"\nrule set {rule_set} (" in out

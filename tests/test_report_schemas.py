@@ -71,7 +71,13 @@ def test_sarif_results_carry_the_files_and_lines_of_their_evidence(tmp_path, wea
     }  # fmt: skip
     assert places["LAPP-SSH-001"] == [("etc/ssh/sshd_config.d/10-cloud.conf", 1)]
     assert places["LAPP-SSH-006"] == [("etc/ssh/sshd_config.d/10-cloud.conf", 2)]
-    assert places["LAPP-PG-006"] == [("etc/postgresql/15/main/postgresql.conf", 6)]
+    conf = weakened / "etc/postgresql/15/main/postgresql.conf"
+    prefix_line = next(
+        number
+        for number, line in enumerate(conf.read_text().splitlines(), 1)
+        if line.startswith("log_line_prefix")
+    )
+    assert places["LAPP-PG-006"] == [("etc/postgresql/15/main/postgresql.conf", prefix_line)]
     for result in run["results"]:  # every location resolves to a file of the audited tree
         for uri, _ in places[result["ruleId"]]:
             assert (weakened / uri).is_file(), uri
