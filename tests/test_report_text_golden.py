@@ -1,7 +1,8 @@
 """The text report, byte for byte, with and without colour (tests/fixtures/golden).
 
-The audit is real (a weakened copy of the hardened tree); only what changes from run to run
-is fixed afterwards: the host name, the durations and the time. After a deliberate change to
+The audit is real (a small tree built here, a fixed excerpt of the baseline in
+tests/fixtures/golden/policy.yaml); only what changes from run to run is fixed afterwards:
+the host name, the durations and the time. After a deliberate change to
 the report, rewrite the files with ``LAPPGUARD_UPDATE_GOLDEN=1 pytest
 tests/test_report_text_golden.py`` and read the diff.
 """
@@ -14,7 +15,7 @@ from dataclasses import replace
 
 import pytest
 from conftest import FIXTURES
-from treeutil import hardened_root
+from treeutil import dpkg_status, make_tree
 
 from checks.engine import audit_host
 from checks.hosts import LocalHost
@@ -22,26 +23,47 @@ from checks.policy import Origin, load_policies
 from checks.report import RENDERERS
 from checks.report.provenance import describe_run
 from checks.result import Severity
-from policies import builtin_policy
 
 GOLDEN = FIXTURES / "golden"
 SGR = re.compile(r"\x1b\[[\d;]*m")
 WHEN = 1763900000.0  # 2025-11-23T12:13:20Z
 
 
+#: The audited tree, whole: the golden files change only with the report or this tree.
+TREE = {
+    "/var/lib/dpkg/status": dpkg_status(
+        "openssh-server", "apache2", "postgresql-common", "unattended-upgrades"
+    ),
+    "/etc/ssh/sshd_config": (
+        "Include /etc/ssh/sshd_config.d/*.conf\nKbdInteractiveAuthentication no\n"
+        "AllowUsers admin@10.0.0.0/8\n"
+    ),
+    # read first, as cloud images ship it: its values win over the hardening file's
+    "/etc/ssh/sshd_config.d/10-cloud.conf": "PasswordAuthentication yes\nMaxAuthTries 10\n",
+    "/etc/ssh/sshd_config.d/50-hardening.conf": "PasswordAuthentication no\nPermitRootLogin no\n",
+    "/etc/apache2/apache2.conf": "Listen 80\nIncludeOptional conf-enabled/*.conf\n",
+    "/etc/apache2/conf-enabled/security.conf": "ServerTokens OS\nServerSignature Off\n",
+    "/etc/postgresql/15/main/postgresql.conf": (
+        "listen_addresses = 'localhost'\nlog_line_prefix = '%m [%p] %q%u@%d '\n"
+    ),
+    "/etc/apt/apt.conf.d/50unattended-upgrades": (
+        'Unattended-Upgrade::Origins-Pattern { "origin=Debian,codename=${distro_codename}"; };\n'
+    ),
+    "/etc/systemd/system/lappguard.service": "[Service]\n",
+}
+LINKS = {
+    "/etc/systemd/system/multi-user.target.wants/lappguard.service": (
+        "/etc/systemd/system/lappguard.service"
+    )
+}
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> dict[bool, str]:
-    root = hardened_root(tmp_path_factory.mktemp("golden"))
-    (root / "etc/ssh/sshd_config.d/10-cloud.conf").write_text(
-        "PasswordAuthentication yes\nMaxAuthTries 10\n"
-    )
-    conf = root / "etc/postgresql/15/main/postgresql.conf"
-    conf.write_text(conf.read_text().replace("%m [%p] %h %q%u@%d ", "%m [%p] %q%u@%d "))
-    security = root / "etc/apache2/conf-available/security.conf"
-    security.write_text(security.read_text().replace("ServerTokens Prod", "ServerTokens OS"))
+    root = make_tree(tmp_path_factory.mktemp("golden"), TREE, links=LINKS)
     overrides = {"office_networks": "10.0.0.0/8,192.168.10.0/24,2001:db8:a::/48"}
     origins = {"office_networks": Origin()}
-    policies = load_policies([builtin_policy("lapp-baseline")], overrides, origins)
+    policies = load_policies([GOLDEN / "policy.yaml"], overrides, origins)
     report = audit_host(policies, LocalHost(root=str(root)), clock=lambda: WHEN)
     report = replace(
         report,
@@ -85,7 +107,9 @@ def test_colour_marks_severities_apart(rendered):
 def test_titles_show_values_and_fixes_name_the_file_read_first(rendered):
     text = rendered[False]
     assert "SSH allows at most 4 authentication attempts per connection" in text
-    assert "${" not in text and "max_auth_tries authentication" not in text
+    variables = "max_auth_tries|tls_min_version|cert_expiry_days|backup_max_age"
+    assert not re.search(rf"\$\{{({variables})\}}", text)  # apt's ${distro_codename} stays
+    assert "max_auth_tries authentication" not in text
     flat = " ".join(text.split())
     fix = 'Change /etc/ssh/sshd_config.d/10-cloud.conf:2 ("MaxAuthTries 10") to "MaxAuthTries 4"'
     assert fix in flat
