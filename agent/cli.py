@@ -42,7 +42,8 @@ def _run(arguments: list[str]) -> int:
             parser.print_help(sys.stderr)
             return exits.USAGE
         code = args.handler(args)
-        sys.stdout.flush()
+        if sys.stdout is not None:  # None: started with stdout closed (scan reports that)
+            sys.stdout.flush()
         return code
     except InputError as exc:
         for problem in exc.problems:
