@@ -1,67 +1,145 @@
-"""The ``lappguard`` command line: audit, policy validation and (offline) log scanning."""
+"""The ``lappguard`` command line: one parser for every command, and the exit-code contract.
+
+Each command's module adds its parser and handler. ``main`` turns whatever a handler raises
+into a one-line message and the documented exit code (``agent.exits``), never a traceback:
+2 for what the user can fix (usage, input, a file that cannot be read or written), 4 for a
+bug in lappguard, and never 1, which means "findings".
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
+import traceback
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
+from agent import exits
 from agent.state import StateError
-from checks.yamlsource import InputError, Problem
-from policies import policy_path
-
-DEFAULT_CONFIG = "/etc/lappguard/agent.yaml"
-DEFAULT_POLICY = "lapp-baseline"
+from checks.yamlsource import InputError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
-    # `lappguard scan` builds only its own parser: the audit side's imports (check types,
-    # reports, psutil) would take longer than scanning a small log
-    parser = _scan_only_parser() if arguments[:1] == ["scan"] else build_parser()
-    args = parser.parse_args(arguments)
-    if not getattr(args, "handler", None):
-        parser.print_help(sys.stderr)
-        return 2
+    if arguments[:1] == ["scan"]:  # scan writes its report itself, pipes and full disks too
+        return _run(arguments)
+    stdout = sys.stdout
+    sys.stdout = ReaderMayLeave(stdout)  # type: ignore[assignment]
     try:
-        return args.handler(args)
+        return _run(arguments)
+    finally:
+        sys.stdout = stdout
+
+
+def _run(arguments: list[str]) -> int:
+    try:
+        # `lappguard scan` builds only its own parser: the audit side's imports (check
+        # types, reports, psutil) would take longer than scanning a small log
+        parser = _scan_only_parser() if arguments[:1] == ["scan"] else build_parser()
+        args = parser.parse_args(arguments)
+        if not getattr(args, "handler", None):
+            parser.print_help(sys.stderr)
+            return exits.USAGE
+        code = args.handler(args)
+        if sys.stdout is not None:  # None: started with stdout closed (scan reports that)
+            sys.stdout.flush()
+        return code
     except InputError as exc:
         for problem in exc.problems:
-            print(f"lappguard: {problem}", file=sys.stderr)
-        return 2
+            _say(str(problem))
+        return exits.USAGE
     except StateError as exc:
-        print(f"lappguard: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:
-        return 0
+        _say(str(exc))
+        return exits.USAGE
+    except OSError as exc:  # a file or device the command was pointed at
+        _say(describe_os_error(exc))
+        return exits.USAGE
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return exits.INTERRUPTED
+    except Exception as exc:  # a bug: say so in one line, the traceback only when asked
+        if os.environ.get(exits.DEBUG_VARIABLE):
+            traceback.print_exc()
+        _say(
+            f"internal error: {type(exc).__name__}: {exc} (a bug in lappguard; "
+            f"{exits.DEBUG_VARIABLE}=1 prints the traceback)"
+        )
+        return exits.INTERNAL
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``/x/report.json: No such file or directory``: the file and why, without an errno."""
+    reason = exc.strerror or str(exc)
+    return f"{exc.filename}: {reason}" if exc.filename else reason
+
+
+def _say(message: str) -> None:
+    """One line on stderr, whatever the message holds (a file name, an exception text)."""
+    from checks.visible import visible
+
+    print(f"lappguard: {visible(message)}", file=sys.stderr)
+
+
+class ReaderMayLeave:
+    """stdout that outlives its reader. When the reader goes away (``lappguard audit | head``)
+    the rest of the output is dropped and the command finishes, keeping its exit code:
+    a pipeline must still see the findings code. Started with stdout closed (``>&-``,
+    Python's None), writing is an error the command reports (exit 2), not a crash."""
+
+    def __init__(self, stream: object | None) -> None:
+        self._stream = stream
+        self._gone = False
+
+    def write(self, text: str) -> int:
+        if self._stream is None:
+            raise OSError(errno.EBADF, "standard output is closed")
+        if not self._gone:
+            try:
+                return self._stream.write(text)  # type: ignore[attr-defined]
+            except BrokenPipeError:
+                self._leave()
+        return len(text)
+
+    def isatty(self) -> bool:
+        return self._stream is not None and self._stream.isatty()  # type: ignore[attr-defined]
+
+    def flush(self) -> None:
+        if self._stream is not None and not self._gone:
+            try:
+                self._stream.flush()  # type: ignore[attr-defined]
+            except BrokenPipeError:
+                self._leave()
+
+    def _leave(self) -> None:
+        """Point the descriptor at /dev/null, so the interpreter's last flush of what is
+        still buffered cannot fail (Python would print a traceback and exit 120)."""
+        self._gone = True
+        try:
+            fd = self._stream.fileno()  # type: ignore[attr-defined]
+            devnull = os.open(os.devnull, os.O_WRONLY)
+        except (OSError, ValueError, AttributeError):
+            return  # not a real file (a test's capture): nothing is flushed at exit
+        os.dup2(devnull, fd)
+        os.close(devnull)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from agent.commands import audit, bans, explain, policy, run
+    from agent.commands.helptext import decorate
+
     parser = _top_parser()
-    commands = parser.add_subparsers(metavar="COMMAND")
-
-    audit = commands.add_parser(
-        "audit", help="audit this host (or a directory tree) against policies"
-    )
-    _add_audit_arguments(audit)
-    audit.set_defaults(handler=run_audit)
-
-    policy = commands.add_parser("policy", help="work with policy files")
-    policy_commands = policy.add_subparsers(metavar="ACTION")
-    validate = policy_commands.add_parser("validate", help="check policy files; exit 2 on errors")
-    validate.add_argument("files", nargs="+", metavar="FILE")
-    validate.set_defaults(handler=run_policy_validate)
-    types = policy_commands.add_parser("types", help="list the check types and their parameters")
-    types.set_defaults(handler=run_policy_types)
-
+    commands = parser.add_subparsers(metavar="COMMAND", title="commands")
+    audit.add_commands(commands)
+    policy.add_commands(commands)
+    explain.add_commands(commands)
     _add_scan_command(commands)
-    from agent.commands import bans, run
-
     bans.add_commands(commands)
     run.add_commands(commands)
+    decorate(parser)
     return parser
 
 
@@ -82,106 +160,6 @@ def _scan_only_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_audit_arguments(audit: argparse.ArgumentParser) -> None:
-    from checks.report import DEFAULT_FAIL_ON, RENDERERS
-    from checks.result import Severity
-
-    audit.add_argument(
-        "--policy",
-        action="append",
-        metavar="NAME|FILE",
-        help=f"policy to apply (repeatable; default: {DEFAULT_POLICY})",
-    )
-    audit.add_argument(
-        "--var",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="set a policy variable, e.g. office_networks=10.1.0.0/16,192.0.2.0/24",
-    )
-    audit.add_argument(
-        "--config",
-        metavar="FILE",
-        help=f"agent config: audit.policies and audit.vars (default: {DEFAULT_CONFIG} if present)",
-    )
-    audit.add_argument(
-        "--root",
-        metavar="DIR",
-        help="audit a directory tree as if it were / (image, mounted disk, fixture)",
-    )
-    audit.add_argument("--format", choices=sorted(RENDERERS), default="text")
-    audit.add_argument("--output", metavar="FILE", help="write the report here instead of stdout")
-    audit.add_argument(
-        "--fail-on",
-        type=Severity,
-        choices=list(Severity),
-        default=DEFAULT_FAIL_ON,
-        metavar="SEVERITY",
-        help=f"exit 1 when a check at or above this fails (default: {DEFAULT_FAIL_ON.value})",
-    )
-    audit.add_argument(
-        "--only",
-        action="append",
-        default=[],
-        metavar="ID|AREA",
-        help="run only these check IDs or areas (repeatable, comma-separated)",
-    )
-    audit.add_argument("--color", choices=("auto", "always", "never"), default="auto")
-    audit.add_argument("--jobs", type=int, default=8, help="checks run concurrently (default 8)")
-
-
-def run_audit(args: argparse.Namespace) -> int:
-    from agent.config import load_config
-    from checks.engine import audit_host
-    from checks.hosts import LocalHost
-    from checks.policy import load_policies
-    from checks.report import RENDERERS, exit_code
-
-    config = load_config(args.config)
-    overrides: dict[str, Any] = dict(config.audit.vars)
-    for item in args.var:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise InputError([Problem("--var", 0, item, "expected NAME=VALUE")])
-        overrides[name.strip()] = value
-    names = args.policy or list(config.audit.policies)
-    policies = load_policies([policy_path(name) for name in names], overrides)
-    if args.root and not os.path.isdir(args.root):
-        raise InputError([Problem("--root", 0, "", f"{args.root} is not a directory")])
-
-    wanted = {token.strip() for item in args.only for token in item.split(",") if token.strip()}
-    only = (lambda check: check.id in wanted or check.area in wanted) if wanted else None
-    report = audit_host(policies, LocalHost(root=args.root), only=only, workers=args.jobs)
-    colour = _use_colour(args.color, args.output)
-    rendered = RENDERERS[args.format]([report], fail_on=args.fail_on, colour=colour)
-    if args.output:
-        Path(args.output).write_text(rendered, encoding="utf-8")
-    else:
-        sys.stdout.write(rendered)
-    return exit_code([report], args.fail_on)
-
-
-def run_policy_validate(args: argparse.Namespace) -> int:
-    from checks.policy import load_policies
-
-    policies = load_policies([policy_path(name) for name in args.files])
-    for policy in policies:
-        print(f"{policy.file}: OK ({policy.id} {policy.version}, {len(policy.checks)} checks)")
-    return 0
-
-
-def run_policy_types(args: argparse.Namespace) -> int:
-    from checks.types import REGISTRY
-
-    for name, cls in sorted(REGISTRY.items()):
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        print(f"{name}: {doc}")
-        for param, spec in cls.schema.items():
-            required = "required" if spec.required else f"default {spec.default!r}"
-            print(f"    {param} ({spec.kind}, {required})")
-    return 0
-
-
 def _add_scan_command(commands: argparse._SubParsersAction) -> None:
     try:
         from agent import scan
@@ -192,14 +170,6 @@ def _add_scan_command(commands: argparse._SubParsersAction) -> None:
     )
     scan.add_scan_arguments(parser)
     parser.set_defaults(handler=scan.run_scan)
-
-
-def _use_colour(choice: str, output: str | None) -> bool:
-    if choice == "always":
-        return True
-    if choice == "never" or output or os.environ.get("NO_COLOR"):
-        return False
-    return sys.stdout.isatty()
 
 
 if __name__ == "__main__":

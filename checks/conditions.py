@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from checks.hosts import Host, HostError
+from checks.variables import how_to_set
 from checks.yamlsource import LineDict, LineList, Problem
 
 if TYPE_CHECKING:
@@ -51,7 +52,9 @@ class Condition:
             return f"{' or '.join(patterns)} not present"
         if self.kind == "var_set":
             value = variables.get(self.value)
-            return None if value not in (None, "", [], ()) else f"variable {self.value} is not set"
+            if value not in (None, "", [], ()):
+                return None
+            return f"variable {self.value} is not set ({how_to_set(self.value)})"
         if self.kind == "var_equals":
             for name, expected in self.value.items():
                 if str(variables.get(name)) != str(expected):

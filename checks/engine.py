@@ -63,12 +63,20 @@ def run_check(check: Check, ctx: CheckContext) -> Result:
         status=verdict.status,
         evidence=verdict.evidence,
         reason=verdict.reason,
-        remediation=check.remediation if verdict.status in (Status.FAIL, Status.ERROR) else "",
+        remediation=_remediation(check, verdict),
         rationale=check.rationale,
         references=check.references,
         duration_ms=(time.perf_counter() - begin) * 1000,
         source=f"{check.file}:{check.line}",
     )
+
+
+def _remediation(check: Check, verdict: Verdict) -> str:
+    """The fix a failed or undecided check shows: the check's own, when its evidence
+    pointed at the place to change, else the policy's."""
+    if verdict.status not in (Status.FAIL, Status.ERROR):
+        return ""
+    return verdict.remediation or check.remediation
 
 
 def _verdict(check: Check, ctx: CheckContext) -> Verdict:

@@ -26,6 +26,7 @@ OPERATORS = (
     "present",
     "absent",
     "case_sensitive",
+    "describe",
 )
 
 
@@ -41,10 +42,20 @@ class Expectation:
     present: bool = False
     absent: bool = False
     case_sensitive: bool = False
+    #: What the operators want, in words (``{matches: '%[hr]', describe: "%h in the
+    #: prefix"}``): evidence reads "expected %h in the prefix", not a regular expression.
+    describe: str = ""
     text: str = field(default="", compare=False)  # as written, for evidence
 
     def violation(self, value: str | None) -> str | None:
-        """Why ``value`` (None when unset) breaks this expectation, or None when it holds."""
+        """Why ``value`` (None when unset) breaks this expectation, or None when it holds;
+        in the words of ``describe`` when the policy gives them."""
+        problem = self._operators_violation(value)
+        if problem is None or not self.describe:
+            return problem
+        return f"{'not set' if value is None else f'is {value!r}'}, expected {self.describe}"
+
+    def _operators_violation(self, value: str | None) -> str | None:
         if value is None:
             if self.absent:
                 return None
@@ -86,7 +97,7 @@ def build_expectation(raw: dict) -> Expectation:
     Raises UnsafePattern for a pattern that is invalid or could take exponential time."""
     case_sensitive = bool(raw.get("case_sensitive", False))
     flags = 0 if case_sensitive else re.IGNORECASE
-    words = [f"{k}={raw[k]}" for k in raw if k != "case_sensitive"]
+    words = [f"{k}={raw[k]}" for k in raw if k not in ("case_sensitive", "describe")]
     return Expectation(
         equals=None if raw.get("equals") is None else _scalar(raw["equals"]),
         one_of=tuple(_scalar(v) for v in raw.get("one_of", ())),
@@ -98,7 +109,8 @@ def build_expectation(raw: dict) -> Expectation:
         present=bool(raw.get("present", False)),
         absent=bool(raw.get("absent", False)),
         case_sensitive=case_sensitive,
-        text=", ".join(words),
+        describe=str(raw.get("describe") or ""),
+        text=str(raw.get("describe") or ", ".join(words)),
     )
 
 

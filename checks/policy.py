@@ -19,6 +19,7 @@ from checks.params import _Invalid as InvalidValue
 from checks.result import Severity
 from checks.types import REGISTRY
 from checks.types.base import CheckType
+from checks.variables import as_text
 from checks.yamlsource import InputError, LineDict, LineList, Problem, load_yaml
 
 AREAS = ("SSH", "TLS", "WEB", "PHP", "PG", "PATCH", "SVC", "AUTH", "FW", "BAK")
@@ -69,6 +70,16 @@ class Variable:
 
 
 @dataclass(frozen=True)
+class Origin:
+    """Where a variable's value was set (``--var``, or a config file's line), so a problem
+    with the value points there and not at the policy."""
+
+    file: str = "--var"
+    line: int = 0
+    field: str = ""  # empty: the variable's name
+
+
+@dataclass(frozen=True)
 class Check:
     """One check of a policy, ready to run."""
 
@@ -98,8 +109,13 @@ class Policy:
     file: str
 
 
-def load_policy(path: Path | str, overrides: Mapping[str, Any] | None = None) -> Policy:
-    """Load and validate one policy; raise InputError listing every problem."""
+def load_policy(
+    path: Path | str,
+    overrides: Mapping[str, Any] | None = None,
+    origins: Mapping[str, Origin] | None = None,
+) -> Policy:
+    """Load and validate one policy; raise InputError listing every problem. ``origins``
+    says where each override was set (default: ``--var``)."""
     file = str(path)
     document = load_yaml(path)
     problems: list[Problem] = []
@@ -113,7 +129,7 @@ def load_policy(path: Path | str, overrides: Mapping[str, Any] | None = None) ->
             problems.append(Problem(file, document.line, key, "is required"))
 
     variables = _load_variables(document.get("variables"), file, problems)
-    values = _resolve_values(variables, overrides or {}, file, problems)
+    values = _resolve_values(variables, overrides or {}, origins or {}, problems)
     checks = _load_checks(document.get("checks"), file, variables, values, problems)
     if problems:
         raise InputError(problems)
@@ -130,16 +146,20 @@ def load_policy(path: Path | str, overrides: Mapping[str, Any] | None = None) ->
 
 
 def load_policies(
-    paths: Iterable[Path | str], overrides: Mapping[str, Any] | None = None
+    paths: Iterable[Path | str],
+    overrides: Mapping[str, Any] | None = None,
+    origins: Mapping[str, Origin] | None = None,
 ) -> list[Policy]:
     """Load several policies; check IDs must be unique across all of them."""
     policies: list[Policy] = []
     problems: list[Problem] = []
     for path in paths:
         try:
-            policies.append(load_policy(path, overrides))
+            policies.append(load_policy(path, overrides, origins))
         except InputError as exc:
             problems.extend(exc.problems)
+    # a policy that failed to load may declare the variable: no false "undeclared" then
+    every_policy_loaded = not problems
     seen: dict[str, Check] = {}
     for policy in policies:
         for check in policy.checks:
@@ -154,13 +174,13 @@ def load_policies(
                     )
                 )
             seen.setdefault(check.id, check)
-    if overrides:
-        declared = {name for policy in policies for name in policy.variables}
+    if overrides and every_policy_loaded:
+        declared = sorted({name for policy in policies for name in policy.variables})
         for name in overrides:
             if name not in declared:
-                problems.append(
-                    Problem("--var", 0, name, "no loaded policy declares this variable")
-                )
+                known = f"declared: {', '.join(declared)}" if declared else "none is declared"
+                message = f"no loaded policy declares this variable ({known})"
+                problems.append(_at(origins or {}, name, message))
     if problems:
         raise InputError(problems)
     return policies
@@ -232,7 +252,10 @@ def _load_variables(raw: Any, file: str, problems: list[Problem]) -> dict[str, V
 
 
 def _resolve_values(
-    variables: dict[str, Variable], overrides: Mapping[str, Any], file: str, problems: list[Problem]
+    variables: dict[str, Variable],
+    overrides: Mapping[str, Any],
+    origins: Mapping[str, Origin],
+    problems: list[Problem],
 ) -> dict[str, Any]:
     values = {name: var.default for name, var in variables.items()}
     for name, raw in overrides.items():
@@ -241,8 +264,14 @@ def _resolve_values(
         try:
             values[name] = variables[name].parse(raw)
         except InvalidValue as exc:
-            problems.append(Problem("--var", 0, name, str(exc)))
+            problems.append(_at(origins, name, str(exc)))
     return values
+
+
+def _at(origins: Mapping[str, Origin], name: str, message: str) -> Problem:
+    """A problem with the value of variable ``name``, located where it was set."""
+    origin = origins.get(name, Origin())
+    return Problem(origin.file, origin.line, origin.field or name, message)
 
 
 def _load_checks(
@@ -357,15 +386,20 @@ def _load_check(
             Problem(file, entry.line_of("references"), f"{where}.references", "must be a list")
         )
         references = []
+    title = _with_values(str(entry["title"]), values, variables)
+    for name in _VAR_REF.findall(title):
+        message = f"unknown variable ${{{name}}}"
+        problems.append(Problem(file, entry.line_of("title"), f"{where}.title", message))
     if param_problems or condition_problems:
         return None
     return Check(
         id=check_id,
-        title=str(entry["title"]),
+        title=title,
         area=match.group("area"),
         severity=severity,
         rationale=_folded(entry.get("rationale", "")),
-        remediation=_folded(entry.get("remediation", "")),
+        # a fix may quote another tool's ${...} (apt's ${distro_codename}): left as written
+        remediation=_with_values(_folded(entry.get("remediation", "")), values, variables),
         references=tuple(str(r) for r in references),
         conditions=conditions,
         type_name=type_name,
@@ -401,7 +435,7 @@ def _substitute(
                 return value
         if whole:
             return values[whole.group(1)]
-        return _VAR_REF.sub(lambda m: _as_text(values[m.group(1)]), value)
+        return _with_values(value, values, variables)
     if isinstance(value, LineDict):
         result = LineDict()
         result.line, result.key_lines = value.line, value.key_lines
@@ -422,16 +456,24 @@ def _substitute(
     return value
 
 
-def _as_text(value: Any) -> str:
-    if isinstance(value, list | tuple):
-        return ",".join(str(v) for v in value)
-    return "" if value is None else str(value)
+def _with_values(text: str, values: dict[str, Any], variables: dict[str, Variable]) -> str:
+    """``${name}`` of each declared variable replaced by its value as a person writes it
+    (``4``, ``26h``, ``10.0.0.0/8,192.0.2.0/24``); other ``${...}`` stay as written."""
+
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in variables:
+            return match.group(0)
+        return as_text(variables[name].kind, values.get(name))
+
+    return _VAR_REF.sub(value, text)
 
 
 __all__ = [
     "AREAS",
     "CONDITION_KINDS",
     "Check",
+    "Origin",
     "Policy",
     "Variable",
     "load_policies",

@@ -34,19 +34,24 @@ _SEVERITY_ORDER = [Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITIC
 
 @dataclass(frozen=True)
 class Verdict:
-    """What a check type returns: the engine adds the check's metadata to make a Result."""
+    """What a check type returns: the engine adds the check's metadata to make a Result.
+
+    ``remediation``, when set, replaces the policy's fix: the evidence showed where the
+    fix must go (a file read first, whose value wins), and a generic fix would not work.
+    """
 
     status: Status
     evidence: tuple[str, ...] = ()
     reason: str = ""
+    remediation: str = ""
 
 
 def passed(*evidence: str) -> Verdict:
     return Verdict(Status.PASS, tuple(evidence))
 
 
-def failed(*evidence: str) -> Verdict:
-    return Verdict(Status.FAIL, tuple(evidence))
+def failed(*evidence: str, remediation: str = "") -> Verdict:
+    return Verdict(Status.FAIL, tuple(evidence), remediation=remediation)
 
 
 def errored(reason: str, *evidence: str) -> Verdict:

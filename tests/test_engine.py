@@ -99,7 +99,11 @@ def test_conditions_skip_with_reasons(tmp_path):
     assert outcome == {
         "LAPP-WEB-001": (Status.SKIP, "apache2 not installed"),
         "LAPP-SSH-001": (Status.PASS, ""),
-        "LAPP-BAK-001": (Status.SKIP, "variable backup_dir is not set"),
+        "LAPP-BAK-001": (
+            Status.SKIP,
+            "variable backup_dir is not set (--var backup_dir=VALUE or audit.vars.backup_dir in "
+            "the agent config)",
+        ),
         "LAPP-TLS-050": (
             Status.SKIP,
             "needs a running system (not available when auditing a directory tree)",

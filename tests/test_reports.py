@@ -146,12 +146,24 @@ def test_junit_report(audit):
         suite.get("failures"),
         suite.get("errors"),
         suite.get("skipped"),
-    ) == ("4", "2", "1", "1")
+    ) == ("4", "1", "1", "1")  # the low finding is below --fail-on: not a failure
     cases = {case.get("name").split()[0]: case for case in suite.iter("testcase")}
     assert cases["LAPP-SVC-001"].find("failure").get("type") == "high"
     assert "fix: apt-get purge vsftpd" in cases["LAPP-SVC-001"].find("failure").text
     assert cases["LAPP-PHP-001"].find("error") is not None
     assert cases["LAPP-WEB-001"].find("skipped").get("message") == "apache2 not installed"
+    below = cases["LAPP-SVC-002"]
+    assert below.find("failure") is None and below.find("error") is None
+    assert below.find("system-out").text.startswith("low finding below --fail-on medium")
+
+
+def test_junit_fails_what_the_exit_code_fails(audit):
+    code, text = audit("--format", "junit", "--fail-on", "low")
+    suite = ET.fromstring(text).find("testsuite")
+    assert code == 1 and (suite.get("failures"), suite.get("errors")) == ("2", "1")
+    code, text = audit("--format", "junit", "--fail-on", "critical")
+    suite = ET.fromstring(text).find("testsuite")
+    assert code == 1 and (suite.get("failures"), suite.get("errors")) == ("0", "1")
 
 
 def test_sarif_report(audit):

@@ -88,7 +88,7 @@ hba_file = '/etc/postgresql/15/main/pg_hba.conf'
 listen_addresses = 'localhost'
 password_encryption = scram-sha-256
 log_connections = on
-log_line_prefix = '%m [%p] %q%u@%d %h '
+log_line_prefix = '%m [%p] %h %q%u@%d '
 """
 BAD_PG = """\
 data_directory = '/var/lib/postgresql/15/main'
@@ -184,7 +184,7 @@ def test_insecure_tree_fails_exactly_the_violated_controls(tmp_path):
     )
     assert results["LAPP-PG-006"][1] == (
         "/etc/postgresql/15/main/postgresql.conf: log_line_prefix = '%m [%p] ' (built-in default)"
-        ": is '%m [%p] ', which does not match /%[hr]/",
+        ": is '%m [%p] ', expected %h (or %r) before any client-chosen %u, %d or %a",
     )
 
 
@@ -392,7 +392,10 @@ def test_auth_mode_for_an_office_client_and_without_the_variable(tmp_path):
     )
     unset = run_check(SshdAuthModeCheck, {}, context(tmp_path))
     assert unset.status is Status.ERROR
-    assert unset.reason == "set the policy variable ssh_auth to keys or certificates (is None)"
+    assert unset.reason == (
+        "the policy variable ssh_auth is None, not keys or certificates: set it with "
+        "--var ssh_auth=keys or audit.vars.ssh_auth in the agent config"
+    )
 
 
 # --- sshd_network_restriction -----------------------------------------------------------------
@@ -524,7 +527,11 @@ def test_empty_office_networks(tmp_path):
         "AllowUsers entries reach beyond office_networks: allowusers admin@10.0.0.0/8 "
         "(/etc/ssh/sshd_config:1)",
     )
-    assert reason.endswith("office_networks is empty: set it to the networks allowed to reach SSH")
+    assert reason.endswith(
+        "office_networks is empty: set it to the networks allowed to reach SSH, with --var "
+        "office_networks=198.51.100.0/24,2001:db8:1::/48 or audit.vars.office_networks in the "
+        "agent config"
+    )
     status, evidence, _ = restriction(tmp_path / "b", "PermitRootLogin no\n", office=[])
     assert (status, evidence[0]) == ("fail", "SSH is not restricted to any network")
 

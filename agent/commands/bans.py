@@ -43,12 +43,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     listing = actions.add_parser("list", help="active bans (with --all, ended ones too)")
     _common(listing)
     listing.add_argument("--all", action="store_true", help="include expired and removed bans")
-    listing.add_argument("--format", choices=("text", "json"), default="text")
+    listing.add_argument("--format", choices=("text", "json"), default="text", help="text or json")
     listing.set_defaults(handler=run_list)
 
     add = actions.add_parser("add", help="ban addresses or networks by hand")
     _common(add)
-    add.add_argument("targets", nargs="*", metavar="IP|CIDR")
+    add.add_argument("targets", nargs="*", metavar="IP|CIDR", help="addresses or networks to ban")
     add.add_argument("--from-file", metavar="FILE|-", help="one address or CIDR per line")
     add.add_argument("--for", dest="duration", metavar="DURATION",
                      help="ban for this long (10m, 12h, 7d); default: until removed")  # fmt: skip
@@ -57,7 +57,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     delete = actions.add_parser("del", help="lift bans (every ban holding the address)")
     _common(delete)
-    delete.add_argument("targets", nargs="+", metavar="IP|CIDR")
+    delete.add_argument("targets", nargs="+", metavar="IP|CIDR", help="addresses or networks")
     delete.add_argument("--reason", default="removed by hand", help="why, for the trail")
     delete.set_defaults(handler=run_del)
 
@@ -67,14 +67,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     show = actions.add_parser("show", help="why an address is (or was) banned")
     _common(show)
-    show.add_argument("target", metavar="IP|CIDR")
-    show.add_argument("--format", choices=("text", "json"), default="text")
+    show.add_argument("target", metavar="IP|CIDR", help="the address or network asked about")
+    show.add_argument("--format", choices=("text", "json"), default="text", help="text or json")
     show.set_defaults(handler=run_show)
 
     record = commands.add_parser("trail", help="the tamper-evident record of ban actions")
     _common(record, firewall=False)
     record.add_argument("--since", metavar="DURATION", help="only the last DURATION (e.g. 1d)")
-    record.add_argument("--format", choices=("text", "json"), default="text")
+    record.add_argument("--format", choices=("text", "json"), default="text", help="text or json")
     record.set_defaults(handler=run_trail)
     verify = record.add_subparsers(metavar="ACTION").add_parser(
         "verify", help="check the hash chain; exit 1 naming the first bad record"

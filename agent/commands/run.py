@@ -28,7 +28,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     config = commands.add_parser("config", help="check or show the agent config")
     actions = config.add_subparsers(metavar="ACTION")
     validate = actions.add_parser("validate", help="check config files; exit 2 on errors")
-    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.add_argument("files", nargs="+", metavar="FILE", help="config files to check")
     validate.set_defaults(handler=run_validate)
     show = actions.add_parser("show", help="print the effective config, defaults filled in")
     show.add_argument("--config", metavar="FILE",

@@ -1,4 +1,8 @@
-"""The JSON report: a stable contract for scripts (fields are added, never renamed)."""
+"""The JSON report: a stable contract for scripts (fields are added, never renamed).
+
+Beside the results it says what the audit ran with (``tool``, ``generated_at``, ``config``,
+``root``, ``policies`` with their versions, ``variables`` with where each value came from).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 from collections.abc import Sequence
 
 from checks.engine import HostReport
+from checks.report.provenance import Provenance, iso8601
 from checks.report.summary import summarise
 from checks.result import Result, Severity
 
@@ -25,12 +30,18 @@ def result_dict(result: Result) -> dict:
     }
 
 
-def render(reports: Sequence[HostReport], fail_on: Severity, **_: object) -> str:
+def render(
+    reports: Sequence[HostReport],
+    fail_on: Severity,
+    provenance: Provenance | None = None,
+    **_: object,
+) -> str:
     document = {
         "hosts": [
             {
                 "host": report.host,
                 "started": report.started,
+                "started_at": iso8601(report.started),
                 "duration_s": round(report.duration_s, 4),
                 "summary": summarise([report], fail_on).as_dict(),
                 "results": [result_dict(r) for r in report.results],
@@ -38,5 +49,6 @@ def render(reports: Sequence[HostReport], fail_on: Severity, **_: object) -> str
             for report in reports
         ],
         "summary": summarise(reports, fail_on).as_dict(),
+        **(provenance.as_dict() if provenance else {}),
     }
     return json.dumps(document, indent=2) + "\n"

@@ -1,16 +1,25 @@
-"""SARIF 2.1.0, so audit findings land in code-scanning dashboards next to other tools'."""
+"""SARIF 2.1.0, so audit findings land in code-scanning dashboards next to other tools'.
+
+Each failed check is a result whose locations are the ``file:line`` places its evidence
+names, relative to the audited root (``AUDITED_ROOT``: ``/`` for a live host, the tree for
+``--root``); an undecided check is a tool notification. The run records what the audit ran
+with (policies, versions, variables, config) in its properties.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from urllib.parse import quote
 
 from checks.engine import HostReport
+from checks.report.provenance import Provenance, iso8601
 from checks.result import Result, Severity, Status
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+ROOT_ID = "AUDITED_ROOT"
 LEVELS = {
     Severity.LOW: "note",
     Severity.MEDIUM: "warning",
@@ -23,10 +32,19 @@ SECURITY_SEVERITY = {
     Severity.HIGH: "8.0",
     Severity.CRITICAL: "9.5",
 }
-_FILE_LINE = re.compile(r"^(/[^\s:]+):(\d+)\b")
+MAX_LOCATIONS = 10
+#: An absolute path and a line number anywhere in an evidence line: ``/etc/x.conf:12``.
+_FILE_LINE = re.compile(r"(?<![\w./:])(/[\w.@+-][^\s:()\[\]'\"]*):(\d+)\b")
+#: An evidence line about a whole file: ``/etc/pam.d/common-password: ...``.
+_FILE = re.compile(r"^(/[\w.@+-][^\s:()\[\]'\"]*): ")
 
 
-def render(reports: Sequence[HostReport], fail_on: Severity, **_: object) -> str:
+def render(
+    reports: Sequence[HostReport],
+    fail_on: Severity,
+    provenance: Provenance | None = None,
+    **_: object,
+) -> str:
     from agent import __version__
 
     rules: dict[str, dict] = {}
@@ -48,27 +66,36 @@ def render(reports: Sequence[HostReport], fail_on: Severity, **_: object) -> str
                         "descriptor": {"id": result.check_id},
                     }
                 )
-    document = {
-        "$schema": SCHEMA,
-        "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {
-                    "driver": {
-                        "name": "lappguard",
-                        "version": __version__,
-                        "informationUri": "https://github.com/lappguard/lappguard",
-                        "rules": list(rules.values()),
-                    }
-                },
-                "invocations": [
-                    {"executionSuccessful": True, "toolExecutionNotifications": notifications}
-                ],
-                "results": results,
+    invocation: dict = {"executionSuccessful": True, "toolExecutionNotifications": notifications}
+    if reports:
+        start = min(report.started for report in reports)
+        end = max(report.started + report.duration_s for report in reports)
+        invocation |= {"startTimeUtc": iso8601(start), "endTimeUtc": iso8601(end)}
+    run: dict = {
+        "tool": {
+            "driver": {
+                "name": "lappguard",
+                "version": __version__,
+                "informationUri": "https://github.com/lappguard/lappguard",
+                "rules": list(rules.values()),
             }
-        ],
+        },
+        "originalUriBaseIds": {ROOT_ID: {"uri": _root_uri(provenance)}},
+        "invocations": [invocation],
+        "results": results,
     }
+    if provenance is not None:
+        run["properties"] = {"lappguard": provenance.as_dict()}
+    document = {"$schema": SCHEMA, "version": "2.1.0", "runs": [run]}
     return json.dumps(document, indent=2) + "\n"
+
+
+def _root_uri(provenance: Provenance | None) -> str:
+    """``file:///`` for a live host, the tree's directory for ``--root``; ends in a slash,
+    as SARIF requires of a base URI."""
+    root = provenance.root if provenance and provenance.root else "/"
+    path = Path(root).as_posix().rstrip("/") + "/"
+    return "file://" + quote(path)
 
 
 def _rule(result: Result) -> dict:
@@ -86,26 +113,38 @@ def _rule(result: Result) -> dict:
     }
 
 
+def locations(evidence: Sequence[str]) -> list[dict]:
+    """A physical location for each distinct ``/file:line`` the evidence names, and for a
+    file an evidence line is about as a whole (``/etc/x: ...``) when it names no line."""
+    places: dict[tuple[str, int], None] = {}
+    for line in evidence:
+        found = [(m.group(1), int(m.group(2))) for m in _FILE_LINE.finditer(line)]
+        whole = _FILE.match(line)
+        if not found and whole:
+            found = [(whole.group(1), 0)]
+        places |= dict.fromkeys(found)
+    return [_physical(path, number) for path, number in places][:MAX_LOCATIONS]
+
+
+def _physical(path: str, number: int) -> dict:
+    location: dict = {"artifactLocation": {"uri": quote(path.lstrip("/")), "uriBaseId": ROOT_ID}}
+    if number > 0:
+        location["region"] = {"startLine": number}
+    return {"physicalLocation": location}
+
+
 def _result(host: str, result: Result, rule_index: int) -> dict:
-    locations = []
-    for line in result.evidence:
-        match = _FILE_LINE.match(line)
-        if match:
-            locations.append(
-                {
-                    "physicalLocation": {
-                        "artifactLocation": {"uri": f"file://{quote(match.group(1))}"},
-                        "region": {"startLine": int(match.group(2))},
-                    }
-                }
-            )
-    if not locations:
-        locations.append({"logicalLocations": [{"name": host, "kind": "module"}]})
+    places = locations(result.evidence)
+    if not places:
+        places = [{"logicalLocations": [{"name": host, "kind": "module"}]}]
+    properties = {"host": host, "severity": result.severity.value}
+    if result.remediation:
+        properties["remediation"] = result.remediation
     return {
         "ruleId": result.check_id,
         "ruleIndex": rule_index,
         "level": LEVELS[result.severity],
         "message": {"text": "; ".join([result.title, *result.evidence])[:2000]},
-        "locations": locations[:10],
-        "properties": {"host": host, "severity": result.severity.value},
+        "locations": places,
+        "properties": properties,
     }

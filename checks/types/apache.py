@@ -13,6 +13,7 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from checks.hosts import HostError
 from checks.params import Param
 from checks.parsers.apache import (
     PROTOCOLS,
@@ -318,7 +319,31 @@ class ApacheTlsProtocols(ApacheCheck):
                 found.evidence.append(line)
         if not sites:
             found.evidence.append("no SSL site in the configuration")
+        elif found.violations and _openssl_refuses_old_tls(ctx, config):
+            found.notes.append(OPENSSL3_NOTE)
         return found
+
+
+#: Why the live probe (LAPP-TLS-050) can pass where the configuration fails.
+OPENSSL3_NOTE = (
+    "note: this host's OpenSSL 3 has no SSLv3 and refuses TLS 1.0 and 1.1 at security level 1 "
+    "and above (Debian's default is 2, /etc/ssl/openssl.cnf), so the live probe LAPP-TLS-050 "
+    "may see only TLS 1.2 and newer; the configuration still fails, since an SSLCipherSuite "
+    "with @SECLEVEL=0 or a change of OpenSSL would serve what SSLProtocol allows"
+)
+
+
+def _openssl_refuses_old_tls(ctx: CheckContext, config: ApacheConfig) -> bool:
+    """Whether mod_ssl links OpenSSL 3 (Debian's libssl3) and no cipher setting lowers its
+    security level to 0, the only level at which OpenSSL 3 speaks TLS 1.0 or 1.1."""
+    try:
+        packages = ctx.host.packages()
+    except HostError:
+        return False
+    if not any(name.startswith("libssl3") for name in packages):
+        return False
+    settings = config.anywhere(("SSLCipherSuite", "SSLOpenSSLConfCmd"))
+    return not any("@seclevel=0" in directive.value.lower() for directive in settings)
 
 
 __all__ = [

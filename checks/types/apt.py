@@ -28,6 +28,7 @@ class AptConfCheck(CheckType):
         "expect": Param("expect"),
         "any_matches": Param("regex", help="some list entry of the key(s) must match"),
         "default": Param("str", help="value apt uses when the key is unset"),
+        "describe": Param("str", help="what any_matches looks for, in words, for evidence"),
     }
 
     def run(self, ctx: CheckContext) -> Verdict:
@@ -70,7 +71,8 @@ class AptConfCheck(CheckType):
         entries = [item for key in self.params["key"] for item in config.items(key)]
         hits = [str(item) for item in entries if pattern.search(item.value)]
         keys = " / ".join(self.params["key"])
+        wanted = self.params["describe"]
         if hits:
-            return f"{keys}: {hits[0]} matches /{pattern.pattern}/", True
+            return f"{keys}: {hits[0]} names {wanted or f'/{pattern.pattern}/'}", True
         listed = "; ".join(str(item) for item in entries) or "no entries"
-        return f"{keys}: nothing matches /{pattern.pattern}/ ({listed})", False
+        return f"{keys}: no entry names {wanted or f'/{pattern.pattern}/'} ({listed})", False

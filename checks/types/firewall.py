@@ -42,5 +42,20 @@ class FirewallDefaultDenyCheck(CheckType):
             deny, reasons = state.default_deny(family)
             (good if deny else bad).extend(f"{family}: {r}" for r in reasons)
         if bad:
-            return failed(*bad, *good, *notes)
+            return failed(*bad, *good, *_agent_table_note(state), *notes)
         return passed(*good, *notes)
+
+
+#: The lappguard agent's own nftables table (agent/firewall/nftables.py).
+AGENT_TABLE = ("inet", "lappguard")
+
+
+def _agent_table_note(state: FirewallState) -> list[str]:
+    """Why the agent's table, which a sysadmin may take for a firewall, does not count."""
+    tables = {(c.family, c.table) for ruleset in state.rulesets for c in ruleset.chains.values()}
+    if AGENT_TABLE not in tables:
+        return []
+    return [
+        "note: table inet lappguard is the lappguard agent's: it drops only the addresses it "
+        "banned, so an input chain that drops by default is still needed beside it"
+    ]

@@ -71,12 +71,17 @@ class PostgresConfCheck(CheckType):
         "expect": Param("expect"),
         "loopback_only": Param("bool", default=False, help="only localhost/127.x/::1 or ''"),
         "config": Param("str", help=f"a postgresql.conf (default: every {CLUSTER_GLOB})"),
-    }
+        "unless_setting": Param("str", help="a setting that, when it meets unless, makes "
+                                "this one irrelevant (log_destination for log_line_prefix)"),
+        "unless": Param("expect", help="what unless_setting must meet"),
+    }  # fmt: skip
 
     def run(self, ctx: CheckContext) -> Verdict:
         p = self.params
         if (p["expect"] is None) == (not p["loopback_only"]):
             return errored("give exactly one of expect and loopback_only")
+        if (p["unless_setting"] is None) != (p["unless"] is None):
+            return errored("give unless_setting and unless together")
         try:
             configs = cluster_configs(ctx, p["config"])
         except HostError as exc:
@@ -85,6 +90,10 @@ class PostgresConfCheck(CheckType):
             return skipped(f"no PostgreSQL cluster configuration ({CLUSTER_GLOB})")
         good, bad, rejected = [], [], []
         for conf in configs:
+            waiver = self._waiver(conf)
+            if waiver:
+                good.append(waiver)
+                continue
             setting = conf.get(p["setting"])
             value = setting.value if setting else None
             if p["loopback_only"]:
@@ -100,6 +109,16 @@ class PostgresConfCheck(CheckType):
         if rejected:
             return not_loadable("postgresql.conf", rejected, good)
         return passed(*good)
+
+    def _waiver(self, conf: PostgresConf) -> str | None:
+        """Evidence that ``unless_setting`` makes the setting irrelevant here, or None."""
+        name, wanted = self.params["unless_setting"], self.params["unless"]
+        if name is None or wanted is None:
+            return None
+        other = conf.get(name)
+        if wanted.violation(other.value if other else None) is not None:
+            return None
+        return f"{conf.path}: {other or name}, so {self.params['setting']} does not apply"
 
 
 class PgHbaCheck(CheckType):

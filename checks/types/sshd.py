@@ -13,9 +13,11 @@ from abc import abstractmethod
 from dataclasses import replace
 from typing import Any
 
+from checks.expect import Expectation
 from checks.hosts import HostError
 from checks.params import Param
 from checks.parsers.firewall_rules import AddressSet
+from checks.parsers.origin import Origin
 from checks.parsers.sshd import (
     DEFAULT_CONFIG,
     ConnectionSpec,
@@ -36,9 +38,11 @@ from checks.parsers.sshd import (
 from checks.result import Verdict, errored, failed, passed
 from checks.types.base import CheckContext, CheckType
 from checks.types.firewall import firewall_state
+from checks.variables import how_to_set
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+RELOAD = '"sshd -t && systemctl reload ssh"'
 #: Documentation addresses (RFC 5737, RFC 3849): never anyone's office.
 OUTSIDE_PROBES = ("192.0.2.10", "2001:db8::10")
 _METHOD_SWITCHES = {
@@ -125,6 +129,42 @@ def in_block(directive: Directive, value: str) -> str:
     return f"{block.text} ({block.origin}) sets {directive.keyword} {value} ({directive.origin})"
 
 
+def change_lines(ctx: CheckContext, changes: list[tuple[Origin, str | None]]) -> str:
+    """A fix naming each line to change and the value to give it ('' when there is none)."""
+    if not changes:
+        return ""
+    parts = []
+    for origin, wanted in dict.fromkeys(changes):
+        written = _written(ctx, origin)
+        keyword = written.split(" ", 1)[0]
+        to = f'"{keyword} {wanted}"' if wanted and keyword else "a value the check accepts"
+        parts.append(f'{origin} ("{written}") to {to}')
+    return (
+        f"Change {' and '.join(parts)}: sshd keeps the first value it reads (and a Match "
+        f"block's for the clients it matches), so a line added to a file read later cannot "
+        f"override it; then {RELOAD}."
+    )
+
+
+def _written(ctx: CheckContext, origin: Origin) -> str:
+    """A configuration line as the file spells it (the keyword's case included)."""
+    try:
+        lines = ctx.host.read_text(origin.file).splitlines()
+    except HostError:
+        return ""
+    return " ".join(lines[origin.line - 1].split()) if 0 < origin.line <= len(lines) else ""
+
+
+def _wanted(expect: Expectation) -> str | None:
+    """A value that meets ``expect``, for a fix to write: the first one it names."""
+    if expect.equals is not None:
+        return expect.equals
+    if expect.one_of:
+        return expect.one_of[0]
+    bound = expect.max if expect.max is not None else expect.min
+    return None if bound is None else f"{bound:g}"
+
+
 def _same(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
     return [v.casefold() for v in a] == [v.casefold() for v in b]
 
@@ -161,20 +201,43 @@ class _KeywordCheck(CheckType):
         evidence = [_located(ctx, p["config"], view, p["keyword"], spec)]
         bad_blocks = self._match_block_violations(ctx) if p["match_blocks"] else []
         notes = [f"note: {n}" for n in view.notes]
+        if not violation and not bad_blocks:
+            return passed(*evidence, *notes)
+        fix = self._fix(ctx, spec if violation else None)
         if violation:
-            return failed(f"{evidence[0]}: {violation} [for {spec}]", *bad_blocks, *notes)
-        if bad_blocks:
-            return failed(*bad_blocks, *evidence, *notes)
-        return passed(*evidence, *notes)
+            head = f"{evidence[0]}: {violation} [for {spec}]"
+            return failed(head, *bad_blocks, *notes, remediation=fix)
+        return failed(*bad_blocks, *evidence, *notes, remediation=fix)
 
     def _match_block_violations(self, ctx: CheckContext) -> list[str]:
+        return [
+            f"{in_block(directive, value)}: {self.params['expect'].violation(value)}"
+            for directive, value in self._bad_block_lines(ctx)
+        ]
+
+    def _bad_block_lines(self, ctx: CheckContext) -> list[tuple[Directive, str]]:
         keyword = canonical_keyword(self.params["keyword"])
-        found = []
-        for directive, value in match_block_settings(ctx, self.params["config"]):
-            violation = self.params["expect"].violation(value)
-            if directive.keyword == keyword and violation:
-                found.append(f"{in_block(directive, value)}: {violation}")
-        return found
+        return [
+            (directive, value)
+            for directive, value in match_block_settings(ctx, self.params["config"])
+            if directive.keyword == keyword and self.params["expect"].violation(value)
+        ]
+
+    def _fix(self, ctx: CheckContext, spec: ConnectionSpec | None) -> str:
+        """A fix naming the lines to change when the files show them (the line that gives
+        the failing value to ``spec``, bad lines in Match blocks); '' when the value is sshd's
+        built-in default, where the policy's fix (add a line) is the right one."""
+        p = self.params
+        lines = [d.origin for d, _ in self._bad_block_lines(ctx)] if p["match_blocks"] else []
+        if spec is not None:
+            try:
+                setting = parsed_config(ctx, p["config"]).resolve(p["keyword"], spec)
+            except HostError:
+                setting = None
+            if setting is not None and setting.origins and p["expect"].violation(setting.text):
+                lines.insert(0, setting.origins[0])
+        wanted = _wanted(p["expect"])
+        return change_lines(ctx, [(line, wanted) for line in lines])
 
 
 class SshdConfigCheck(_KeywordCheck):
@@ -228,7 +291,8 @@ class SshdAuthModeCheck(CheckType):
         mode = ctx.variables.get("ssh_auth")
         if mode not in ("keys", "certificates"):
             return errored(
-                f"set the policy variable ssh_auth to keys or certificates (is {mode!r})"
+                f"the policy variable ssh_auth is {mode!r}, not keys or certificates: set it "
+                f"with {how_to_set('ssh_auth', 'keys')}"
             )
         p = self.params
         spec = connection_spec(ctx, p)
@@ -265,8 +329,32 @@ class SshdAuthModeCheck(CheckType):
         problems.extend(_auth_in_blocks(ctx, p["config"], mode))
         notes = [f"note: {n}" for n in view.notes]
         if problems:
-            return failed(*problems, *notes)
+            # certificates: the CA settings need the policy's fix too
+            fix = _keyless_fix(ctx, p["config"], spec, view) if mode == "keys" else ""
+            return failed(*problems, *notes, remediation=fix)
         return passed(f"ssh_auth={mode} holds for {spec}", *evidence, *notes)
+
+
+def _keyless_fix(ctx: CheckContext, path: str, spec: ConnectionSpec, view: EffectiveSshd) -> str:
+    """When a file line turns on each method other than publickey that is on, a fix naming
+    those lines (each changed to ``no``); '' when one is on by sshd's default, where the
+    policy's fix (add the lines) is the one that works."""
+    try:
+        config = parsed_config(ctx, path)
+    except HostError:
+        return ""
+    lines = []
+    for method, switch in _METHOD_SWITCHES.items():
+        if method == "publickey" or view.first(switch) != "yes":
+            continue
+        setting = config.resolve(switch, spec)
+        if setting is None or not setting.origins or setting.text.lower() != "yes":
+            return ""
+        lines.append(setting.origins[0])
+    non_key = {s for m, s in _METHOD_SWITCHES.items() if m != "publickey"}
+    lines += [d.origin for d, value in match_block_settings(ctx, path)
+              if d.keyword in non_key and value.lower() == "yes"]  # fmt: skip
+    return change_lines(ctx, [(line, "no") for line in lines])
 
 
 def _auth_in_blocks(ctx: CheckContext, path: str, mode: str) -> list[str]:
@@ -393,7 +481,10 @@ class SshdNetworkRestrictionCheck(CheckType):
         try:
             office = office_networks(ctx.variables.get("office_networks"))
         except ValueError as exc:
-            return errored(f"office_networks is not a list of networks: {exc}")
+            return errored(
+                f"office_networks is not a list of networks: {exc} (set it with "
+                f"{how_to_set('office_networks', '198.51.100.0/24,2001:db8:1::/48')})"
+            )
         path = self.params["config"]
         spec = ConnectionSpec(user=self.params["user"])
         try:
@@ -412,7 +503,8 @@ class SshdNetworkRestrictionCheck(CheckType):
             if found:
                 return errored(
                     "SSH access is restricted, but the policy variable office_networks is "
-                    "empty: set it to the networks allowed to reach SSH",
+                    "empty: set it to the networks allowed to reach SSH, with "
+                    + how_to_set("office_networks", "198.51.100.0/24,2001:db8:1::/48"),
                     *found,
                     *notes,
                 )

@@ -94,7 +94,8 @@ def enabled_units(ctx: CheckContext) -> dict[str, str]:
 
 
 class ProcessCheck(CheckType):
-    """Processes by name (``names``) or command-line regex (``cmdline``): running or absent."""
+    """Processes by name (``names``) or command-line regex (``cmdline``): running or absent.
+    ``describe`` names in words what is looked for, for the evidence."""
 
     name = "process"
     needs_live_host = True
@@ -102,6 +103,7 @@ class ProcessCheck(CheckType):
         "names": Param("str_list", default=()),
         "cmdline": Param("regex"),
         "state": Param("choice", default="running", choices=("running", "absent")),
+        "describe": Param("str", help="what is looked for, in words (e.g. 'lappguard run')"),
     }
 
     def run(self, ctx: CheckContext) -> Verdict:
@@ -112,7 +114,9 @@ class ProcessCheck(CheckType):
             if proc.name in names
             or (cmdline is not None and cmdline.search(" ".join(proc.cmdline)))
         ]
-        wanted = ", ".join(sorted(names) + ([f"/{cmdline.pattern}/"] if cmdline else []))
+        wanted = self.params["describe"] or ", ".join(
+            sorted(names) + ([f"/{cmdline.pattern}/"] if cmdline else [])
+        )
         if self.params["state"] == "absent":
             return failed(*hits) if hits else passed(f"no process matches {wanted}")
         return passed(*hits) if hits else failed(f"no process matches {wanted}")
