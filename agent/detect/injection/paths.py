@@ -37,7 +37,8 @@ _SYSTEM_FILE = (
     r"|hostname|resolv\.conf|master\.passwd|os-release|environment|profile|httpd|apache2?"
     rf"|nginx|mysql|php|ssh|ssl|init\.d|cron)|proc[\\/](?:{_PROC})(?:[\\/]|$)"
     r"|sys[\\/](?:class|kernel|devices|block|power|module|firmware|bus)(?:[\\/]|$)"
-    r"|(?:windows|winnt)[\\/](?:win\.ini|system\.ini|system32|repair|panther)"
+    r"|(?:windows|winnt)[\\/](?:win\.ini|system\.ini|repair[\\/]|panther[\\/]"
+    r"|system32[\\/](?:cmd\.exe|config[\\/]|drivers[\\/]etc|inetsrv|[\w.-]{1,40}\.(?:exe|dll|ini)))"
     r"|(?:boot|win)\.ini)"
 )
 # In a parameter value, any absolute path into a system directory, or a well-known
@@ -46,7 +47,7 @@ _OS_DIRS = (
     r"etc|proc|sys/(?:class|kernel|devices|block|power|module|firmware|bus)|root|usr|var"
     r"|tmp|logs?|private/(?:etc|var)|boot|dev/(?:tcp|udp|shm|fd|null|stdin)"
     r"|mysql/(?:bin|data)|php\d?|library/webserver|volumes"
-    r"|windows|winnt|inetpub|xampp|wamp|program files|system32|documents and settings"
+    r"|inetpub|xampp|wamp"
     r"|apache\d?/(?:conf|logs?)|opt/(?:lampp|bitnami|apache\d?)|home/[^/\\]+/\."
 )
 _OS_FILES = (
@@ -61,8 +62,10 @@ _TRAVERSAL_PATH = re.compile(f"{_DOTDOT}|{_SYSTEM_FILE}")
 _TRAVERSAL_VALUE = re.compile(
     f"{_DOTDOT}|{_SYSTEM_FILE}"
     rf"|(?:^|[\\/'\"=:(\s])(?:[a-z]:)?[\\/]{{1,4}}(?:{_OS_DIRS})[\\/]"
-    r"|(?:^|[\s'\"=(|;,])[a-z]:(?:\\|/(?!/)|windows|winnt)"  # a Windows drive path
     rf"|(?:^|[\\/])(?:{_OS_FILES})(?:$|[\s?;#&'\"])"
+    # a value that is a Windows path to a file or a directory ("C:\\Windows\\System32\\ls",
+    # a bare name, is how a command line is written, not a file to read)
+    r"|^\s*['\"]?/?[a-z]:[\\/]?(?:[^\\/]{1,64}[\\/]){0,8}(?:[^\\/]{0,64}\.[a-z0-9]{1,5})?$"
     r"|(?:^|[\s'\"=:>])~?/(?:[\w.-]{1,40}/){0,6}\.(?!well-known\b)[a-z][\w-]{1,40}(?:/|$)"
     r"|>\s*/(?:tmp|var/tmp|dev/shm)/"  # output redirected into a world-writable directory
 )
