@@ -11,7 +11,7 @@ misses a goal, the known false positives below say why.
 from __future__ import annotations
 
 import pytest
-from webcorpus import ACCEPTED, attack_scores, benign_scores
+from webcorpus import ACCEPTED, attack_scores, benign_scores, free_text_rows
 
 #: set -> minimum share of attack samples caught by an accepted family.
 RECALL_FLOORS = {
@@ -37,6 +37,7 @@ FALSE_POSITIVE_CEILINGS = {
     "elastic-query-uris": 0.0,
     "crs-negatives": 0.005,
     "libinjection-false-positives": 0.005,
+    "free-text": 0.005,
 }
 #: CRS must-not-fire tests still flagged: a Wikipedia article about SQL injection that
 #: quotes its examples (``name = 'susan' and age = 2``).
@@ -95,3 +96,17 @@ def test_libinjection_false_positive_set_is_flagged_by_libinjection_alone(benign
 def test_every_set_is_measured(attacks: dict) -> None:
     assert set(attacks) == set(RECALL_FLOORS)
     assert {name.split(":")[1] for name in attacks} == set(ACCEPTED)
+
+
+def test_free_text_corpus_is_hundreds_of_reasoned_values() -> None:
+    rows = free_text_rows()
+    assert len(rows) >= 300
+    assert len({value for value, _, _ in rows}) == len(rows)
+    assert all(value and family and why for value, family, why in rows)
+
+
+def test_free_text_flags_only_a_command_in_markdown_backticks(benign: dict) -> None:
+    # "use `ls -la` to list files": Markdown's code span is the shell's command
+    # substitution, and nothing in the value tells them apart.
+    flagged = [sample.origin for sample, _ in benign["free-text"].flagged]
+    assert flagged == ["cmdi: use `ls -la` to list files"]

@@ -22,6 +22,9 @@ from agent.detect.http import AccessLogParser
 from agent.detect.injection import inspect
 
 WEB = Path(__file__).resolve().parent / "fixtures" / "web"
+FREE_TEXT = Path(__file__).resolve().parent / "fixtures" / "detect" / "benign-free-text.tsv"
+#: How benign-free-text.tsv writes a line break (a textarea sends CR LF).
+LINE_BREAK = "\u23ce"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 CRS_AGENT = "OWASP CRS test agent"
 #: Which of our families count as catching an attack of each corpus.
@@ -212,7 +215,24 @@ def benign_sets() -> dict[str, tuple[Sample, ...]]:
             for v in values
         ),
         "crs-negatives": crs_samples("negative"),
+        "free-text": tuple(
+            Sample(
+                "free-text", log_line("/search?q=" + as_query_value(value)), f"{family}: {value}"
+            )
+            for value, family, _ in free_text_rows()
+        ),
     }
+
+
+@cache
+def free_text_rows() -> tuple[tuple[str, str, str], ...]:
+    """(value, family it could be mistaken for, why it is benign) of benign-free-text.tsv,
+    line breaks made real."""
+    rows = []
+    for line in _lines(FREE_TEXT):
+        value, family, why = line.split("\t")
+        rows.append((value.replace(LINE_BREAK, "\r\n"), family, why))
+    return tuple(rows)
 
 
 def score(name: str, samples: Iterable[Sample], accepted: set[str] | None = None) -> Score:

@@ -26,6 +26,10 @@ from agent.detect.injection.value import Value
 __all__ = ["FAMILIES", "Finding", "clear_verdict_caches", "inspect"]
 
 _EVIDENCE_CHARS = 160
+#: Parameter names of text a person types: search boxes, messages, comments, titles.
+_FREE_TEXT_NAMES = """q s search query keyword keywords term terms text message msg comment
+    comments subject title description note notes review feedback question answer"""
+FREE_TEXT_PARAMETERS = frozenset(_FREE_TEXT_NAMES.split())
 # A path is judged for injected code only when it holds quoting or markup characters: a
 # plain path naming "document.cookie" or "sleep(film)" is a page name, not code.
 _CODE_IN_PATH = frozenset("<>\"'`();|$")
@@ -117,20 +121,37 @@ def _parameter_checks(name: str, value: str) -> Iterable[_Check]:
 
 
 def _value_checks(name: str, value: Value, label: str) -> Iterable[_Check]:
-    """A parameter value: file access families, then the text families."""
-    yield "traversal", lambda: _labelled(label, _first(paths.traversal, value.readings()))
+    """A parameter value: file access families, then the text families.
+
+    Words with spaces in a parameter whose name says a person types into it (a search
+    box, a message, a comment) are never opened as a file or run as a command line by an
+    application: there only the syntax that breaks out of them counts."""
+    typed = normalise(name) in FREE_TEXT_PARAMETERS
+    free_text = typed and any(char.isspace() for char in value.text)
+
+    def traversal(reading: str) -> str | None:
+        return paths.traversal(reading, free_text=free_text)
+
+    def lfi(reading: str) -> str | None:
+        return None if free_text else paths.lfi(reading)
+
+    def cmdi(reading: str) -> str | None:
+        return shell.cmdi(reading, free_text=free_text)
+
+    yield "traversal", lambda: _labelled(label, _first(traversal, value.readings()))
     yield (
         "lfi_rfi",
         lambda: _labelled(
             label,
-            _first(paths.lfi, value.readings()) or paths.rfi(normalise(name), value.low),
+            _first(lfi, value.readings()) or paths.rfi(normalise(name), value.low),
         ),
     )
-    yield (
-        "sensitive_file",
-        lambda: _labelled(label, paths.sensitive_file(value.low, in_value=True)),
-    )
-    yield from _text_checks(value, label)
+    if not typed:  # a file name searched for is not a file asked for
+        yield (
+            "sensitive_file",
+            lambda: _labelled(label, paths.sensitive_file(value.low, in_value=True)),
+        )
+    yield from _text_checks(value, label, cmdi)
 
 
 def _name_checks(name: Value, label: str) -> Iterable[_Check]:
@@ -141,11 +162,13 @@ def _name_checks(name: Value, label: str) -> Iterable[_Check]:
     yield "traversal", lambda: _labelled(label, paths.traversal(name.low))
 
 
-def _text_checks(value: Value, label: str) -> Iterable[_Check]:
+def _text_checks(
+    value: Value, label: str, cmdi: Callable[[str], str | None] = shell.cmdi
+) -> Iterable[_Check]:
     """Families that apply to any attacker-supplied text."""
     yield "sqli", lambda: _sqli(value, label)
     yield "xss", lambda: _xss(value, label)
-    yield "cmdi", lambda: _labelled(label, _first(shell.cmdi, value.readings()))
+    yield "cmdi", lambda: _labelled(label, _first(cmdi, value.readings()))
     yield "shellshock", lambda: _labelled(label, shell.shellshock(value.low))
     yield "jndi", lambda: _labelled(label, patterns.jndi(value.low))
 

@@ -71,18 +71,23 @@ _TRAVERSAL_VALUE = re.compile(
 )
 
 
+# In text a person typed, a path after words is named, not opened ("edit /etc/hosts on
+# mac"): only dot-dots, or a system file the value starts with, count there.
+_TRAVERSAL_TEXT = re.compile(f"{_DOTDOT}|^\\s*['\"]?(?:{_SYSTEM_FILE})")
 _TRAVERSAL_HINTS = (".", "/", "\\", ":", "0x")
 # A request path always has "/": there, only dot-dots or a system directory's name count.
 _PATH_HINTS = ("..", "0x", ".?", "?.", "etc", "proc", "sys", "win", "boot")
 
 
-def traversal(text: str, *, in_path: bool = False) -> str | None:
+def traversal(text: str, *, in_path: bool = False, free_text: bool = False) -> str | None:
     """Dot-dot segments or system files; a parameter value is also judged by absolute
-    paths into system directories, dot-files and config/credential file names."""
+    paths into system directories, dot-files and config/credential file names, unless it
+    is ``free_text`` (see _TRAVERSAL_TEXT)."""
     hints = _PATH_HINTS if in_path else _TRAVERSAL_HINTS
     if not any(hint in text for hint in hints):
         return None  # every pattern needs one of these: most values stop here
-    match = (_TRAVERSAL_PATH if in_path else _TRAVERSAL_VALUE).search(text)
+    regex = _TRAVERSAL_PATH if in_path else _TRAVERSAL_TEXT if free_text else _TRAVERSAL_VALUE
+    match = regex.search(text)
     return match.group() if match else None
 
 

@@ -53,26 +53,19 @@ _CMD_QUOTE = r"['\"]?"
 # "-wrapper sh,-c,id") or a cmd.exe switch (bcdboot/r).
 _CMD_GLUE = r"(?:\s+|\$\{?ifs\}?|\$\{?[a-z_]\w{0,20}\}?\s+|<{1,3}|,(?=-)|(?=/[a-z]\b))"
 _SHELLS = r"(?:ba|z|k|da|c|tc)?sh|busybox"
-_CMDI = re.compile(
+_SHELL_SYNTAX = (
     rf"{_CMD_OPERATOR}\s*{_PREFIX}{_CMD_QUOTE}{_CMD_PATH}(?:"
     rf"(?:{_CMD_ALONE})(?:\.exe)?{_CMD_QUOTE}(?=$|[\s;|&`)<>,}}]|\$)"
     rf"|(?:{_CMD_STRONG}){_CMD_QUOTE}{_CMD_GLUE}[^\s;|&]"
     rf"|(?:{_CMD_WORDS}){_CMD_QUOTE}{_SHELL_ARG})"
-    rf"|^\s*[<^'\"]?{_PREFIX}{_CMD_PATH}(?:{_CMD_STRONG}|{_CMD_WORDS}|{_CMD_ALONE})['\"]?"
-    r"\s+(?:-{1,2}[a-z]|[\\/~]|[a-z]:\\|https?://)"
-    rf"|^\s*['\"]?(?:time|nohup|strace|ltrace|sudo|doas|setsid)\s+(?:-\S+\s+)*{_CMD_PATH}"
-    rf"(?:{_CMD_STRONG}|{_CMD_ALONE})(?:$|\s)"
     rf"|^\s*['\"]?(?:{_CMD_ALONE})['\"]?\s*[;|&`]"  # whoami;...
-    r"|^\s*(?:sleep\s+\d+|which\s+(?:gcc|cc|python\d?|perl|ruby|php|nc|netcat|ncat|wget|curl"
-    r"|bash|sh|nmap|socat))\s*$"
     rf"|{_CMD_OPERATOR}\s*['\"]?(?:{_CMD_STRONG})['\"]?\s*(?:$|[;|&`])"  # ;rmt-dump
     rf"|\|\s*{_CMD_PATH}(?:{_SHELLS})\s*$"  # ... | sh
     rf"|[<>]\(\s*{_CMD_PATH}(?:{_CMD_ALONE}|{_CMD_STRONG}|{_CMD_WORDS})\b"  # <(cat file)
     r"|>&?\s*(?:/dev|\$\w{1,20})/(?:tcp|udp)/|\$\{?shell\}?\s+-c\b"
     r"|(?:^|[\s/'\"=;|&])(?:usr/(?:local/)?)?s?bin/(?:[a-z][\w.+-]{0,30})(?:$|[\s;|&])"
     r"|\balias\s+(?:[+-][a-z]{1,5}\+?\s+)?['\"]?[\w.!%,@-]{1,40}['\"]?=\S"
-    r"|\$\{?ifs\b|\$\(\s*[a-z]|<<<\s*['\"]?\s*[\w/$]"
-    rf"|`\s*{_CMD_PATH}(?:{_CMD_ALONE}|{_CMD_STRONG}|{_CMD_WORDS})[\s`]"  # `id`
+    r"|\$\{?ifs\b|\$\(\s*[a-z]|[\w'\"]\s*<<<\s*['\"]?\s*[\w/$]"
     rf"|\{{\s*{_CMD_PATH}(?:{_CMD_ALONE}|{_CMD_STRONG}|{_CMD_WORDS}),"  # {{cat,/etc/passwd}}
     r"|<!--\s*#\s*(?:exec|include|echo|set)\b"
     # shell expansions that text never has
@@ -102,8 +95,24 @@ _CMDI = re.compile(
     r"|\b(?:os\.(?:system|popen)|subprocess\.\w+|runtime\.getruntime\(\)\.exec|__import__)\b"
     r"|<\?php\b|<\?=|\$_(?:get|post|request|cookie|server|files|env)\s*\["
     r"|\$\{\s*@?[a-z_]\w{0,40}\s*\("
-    r"|\{\{[^{}]{1,120}\}\}|\{%\s*(?:for|if|set|import|include|extends|block|macro|print)\b"
+    r"|\{\{\s*[^{}\s]{0,60}?[\d.(\[*|'\"+-][^{}]{0,120}\}\}|\{%\s*(?:for|if|set|import|include|extends|block|macro|print)\b"
 )
+# A data URL's ";base64" is its own syntax, not a shell separator.
+_DATA_URL = re.compile(r"\bdata:[\w.+-]{1,60}/[\w.+-]{1,60};base64\b")
+# A whole value that is a command line, which only a web shell's parameter runs: in text a
+# person typed (a search box), "tar -xzf archive.tar.gz" is a question, not a command.
+_COMMAND_LINE = (
+    rf"^\s*[<^'\"]?{_PREFIX}{_CMD_PATH}(?:{_CMD_STRONG}|{_CMD_WORDS}|{_CMD_ALONE})['\"]?"
+    r"\s+(?:-{1,2}[a-z]|[\\/~]|[a-z]:\\|https?://)"
+    rf"|^\s*['\"]?(?:time|nohup|strace|ltrace|sudo|doas|setsid)\s+(?:-\S+\s+)*{_CMD_PATH}"
+    rf"(?:{_CMD_STRONG}|{_CMD_ALONE})(?:$|\s)"
+    r"|^\s*(?:sleep\s+\d+|which\s+(?:gcc|cc|python\d?|perl|ruby|php|nc|netcat|ncat|wget|curl"
+    r"|bash|sh|nmap|socat))\s*$"
+)
+# Backticks around a command (`id`), which Markdown also writes around code in a question.
+_BACKTICKS = rf"`\s*{_CMD_PATH}(?:{_CMD_ALONE}|{_CMD_STRONG}|{_CMD_WORDS})[\s`]"
+_CMDI = re.compile(f"{_SHELL_SYNTAX}|{_BACKTICKS}|{_COMMAND_LINE}")
+_CMDI_IN_TEXT = re.compile(_SHELL_SYNTAX)
 # Headers hold "; id)" (a language tag) and the like: there, only a command with an
 # argument, or shell syntax that text never has, counts.
 _CMDI_HEADER = re.compile(
@@ -121,10 +130,14 @@ _CMD_HINTS = frozenset(";|&`\n\r${(<>-/\\~%!^'\"")
 _CMD_WORD_HINTS = ("if ", "sleep", "which", "{", "time ", "nohup", "strace", "alias ")
 
 
-def cmdi(text: str, *, header: bool = False) -> str | None:
+def cmdi(text: str, *, header: bool = False, free_text: bool = False) -> str | None:
+    """Shell or code syntax in a value; in a ``header``, or in ``free_text`` a person typed,
+    a command line without shell syntax around it does not count."""
     if _CMD_HINTS.isdisjoint(text) and not any(word in text for word in _CMD_WORD_HINTS):
         return None  # no shell syntax, option, path, brace or cmd.exe "if": nothing to find
-    regex = _CMDI_HEADER if header else _CMDI
+    regex = _CMDI_HEADER if header else _CMDI_IN_TEXT if free_text else _CMDI
+    if "data:" in text:
+        text = _DATA_URL.sub("data-url", text)
     match = regex.search(text)
     if match is None and ("'" in text or '"' in text or "\\" in text or "^" in text):
         match = regex.search(_SHELL_QUOTES.sub("", text))

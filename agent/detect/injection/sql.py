@@ -89,7 +89,7 @@ _STATEMENTS = re.compile(
     r"|\bcopy\s+[\w.]{1,64}(?:\s*\([^)]{0,80}\))?\s+(?:from|to)\s+(?:program\s+)?['\"]?/"
     r"|\bdeclare\s*@\w|\bexec(?:ute)?\s*\(\s*@|\bexec(?:ute)?\s+(?:master\.|xp_|sp_)"
     r"|\bexecute\s+immediate\b|\balter\s+\w{1,30}.{0,60}?\bchar(?:acter)?\s+set\s+\w"
-    r"|\bcase\s+when\b.{1,80}?\bthen\b|\bselect\b.{1,100}?\bhaving\s+\S{1,40}\s*[^\s\w]"
+    r"|\bcase\s+when\s+\S.{0,80}?\s+then\b|\bselect\b.{1,100}?\bhaving\s+\S{1,40}\s*[^\s\w]"
     r"|[\w'\")`]\s*\bas\s*['\"`][^'\"`]{1,40}['\"`]\s*from(?:\s+\w|\s*$)"
     r"|['\"`][\s;]{0,20}(?:select|having|union\s+(?:all|distinct|select))\b\s*[^\s'\"`]"
 )
@@ -247,7 +247,7 @@ def _markers(text: str) -> str | None:
             continue  # text about SQL: see prose.starts_a_bare_statement
         if any(hint in text for hint in hints):
             match = regex.search(text)
-            if match:
+            if match and not prose.cannot_parse(text[match.start() :]):
                 return match.group()
     if "'" in text or '"' in text or "`" in text:
         for regex in (_SPLIT_QUERY, _QUOTE_COMMENT):
