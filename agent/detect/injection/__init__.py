@@ -6,6 +6,7 @@ member by member (structured.py), and parameter names are judged too, since atta
 fill them as well. Each piece is read as received and after the decodings an application
 may apply (value.py), then judged by libinjection and pattern families: sql.py, xss.py,
 shell.py (command and code injection), paths.py (traversal, file inclusion, sensitive
+files), probes.py (CRLF, control bytes, SQL quote probes), products.py (other products'
 files) and patterns.py (Log4Shell, PHP-CGI, scanners). The User-Agent and Referer are
 judged too.
 """
@@ -19,7 +20,16 @@ from urllib.parse import urlsplit
 
 from agent.detect.families import FAMILIES
 from agent.detect.http import HttpRequest
-from agent.detect.injection import paths, patterns, shell, sql, structured, xss
+from agent.detect.injection import (
+    paths,
+    patterns,
+    probes,
+    products,
+    shell,
+    sql,
+    structured,
+    xss,
+)
 from agent.detect.injection.decode import MAX_VALUE, normalise, split_target, url_decode
 from agent.detect.injection.value import Value
 
@@ -96,6 +106,10 @@ def _target_checks(target: str) -> Iterable[_Check]:
     path, raw_query, params = split_target(target)
     low_path = normalise(path)
     yield "sensitive_file", lambda: paths.sensitive_file(low_path)
+    yield "foreign_product", lambda: products.foreign_product(low_path)
+    yield "crlf", lambda: _labelled("path", probes.crlf(path, in_path=True))
+    yield "control_bytes", lambda: _labelled("path", probes.control_bytes(path))
+    yield "scanner", lambda: patterns.scanner_marker(normalise(url_decode(target)))
     yield "traversal", lambda: paths.traversal(low_path, in_path=True)
     yield (
         "php_cgi",
@@ -151,6 +165,12 @@ def _value_checks(name: str, value: Value, label: str) -> Iterable[_Check]:
             "sensitive_file",
             lambda: _labelled(label, paths.sensitive_file(value.low, in_value=True)),
         )
+    yield "crlf", lambda: _labelled(label, probes.crlf(value.text))
+    yield "control_bytes", lambda: _labelled(label, probes.control_bytes(value.text))
+    yield (
+        "sqli_probe",
+        lambda: _labelled(label, probes.sql_quote_probe(value.text, free_text=typed)),
+    )
     yield from _text_checks(value, label, cmdi)
 
 
@@ -160,6 +180,8 @@ def _name_checks(name: Value, label: str) -> Iterable[_Check]:
     yield "xss", lambda: _xss(name, label)
     yield "cmdi", lambda: _labelled(label, shell.cmdi(name.low))
     yield "traversal", lambda: _labelled(label, paths.traversal(name.low))
+    yield "crlf", lambda: _labelled(label, probes.crlf(name.text))
+    yield "control_bytes", lambda: _labelled(label, probes.control_bytes(name.text))
 
 
 def _text_checks(
@@ -191,6 +213,7 @@ def _header_checks(text: str, is_user_agent: bool) -> Iterable[_Check]:
 def _referer_checks(referer: str) -> Iterable[_Check]:
     """A Referer is a URL the client chose: judge its own path and parameters."""
     yield "shellshock", lambda: shell.shellshock(normalise(referer))
+    yield "scanner", lambda: patterns.scanner_marker(normalise(url_decode(referer[:MAX_VALUE])))
     yield "jndi", lambda: patterns.jndi(normalise(url_decode(referer[:MAX_VALUE])))
     try:
         parts = urlsplit(referer[:MAX_VALUE])
