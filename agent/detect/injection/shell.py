@@ -34,7 +34,7 @@ _CMD_STRONG = (
 # Programs that are English words too: only with a shell-like argument (-x, a path, $).
 _CMD_WORDS = (
     r"cat|tac|more|less|head|tail|nl|fetch|ssh|scp|ftp|lua|node|ping|dig|host|kill|rm|cp"
-    r"|mv|mkdir|touch|find|grep|egrep|awk|gawk|sed|cut|od|strings|passwd|su|exec|eval"
+    r"|mv|mkdir|touch|find|grep|egrep|awk|gawk|sed|cut|od|strings|passwd|su|exec|eval|cd"
     r"|source|expr|xargs|tee|timeout|date|dd|tar|service|reboot|shutdown|which|locate"
     r"|file|stat|type|del|copy|start|call|net|reg|sc|attrib|export|alias|unset|print|read"
     r"|sort|uniq|diff|set|ls|dir|ps|env|id|sleep|column|fold|comm|rev|trap|time|bridge|ip"
@@ -99,6 +99,13 @@ _SHELL_SYNTAX = (
 )
 # A data URL's ";base64" is its own syntax, not a shell separator.
 _DATA_URL = re.compile(r"\bdata:[\w.+-]{1,60}/[\w.+-]{1,60};base64\b")
+# Administration tools whose names are no word of any language: a value starting with one
+# is a command line, whatever follows.
+_ADMIN_TOOLS = (
+    r"ansible(?:-[a-z]+)?|chef-[a-z]+|cscli|kubectl|netsh|visudo|systemctl|journalctl"
+    r"|useradd|usermod|userdel|iptables|ip6tables|nft|aa-(?:disable|complain|enforce|status"
+    r"|teardown)|python\d[\d.]*|php\d[\d.]*|perl\d[\d.]*"
+)
 # A whole value that is a command line, which only a web shell's parameter runs: in text a
 # person typed (a search box), "tar -xzf archive.tar.gz" is a question, not a command.
 _COMMAND_LINE = (
@@ -108,6 +115,8 @@ _COMMAND_LINE = (
     rf"(?:{_CMD_STRONG}|{_CMD_ALONE})(?:$|\s)"
     r"|^\s*(?:sleep\s+\d+|which\s+(?:gcc|cc|python\d?|perl|ruby|php|nc|netcat|ncat|wget|curl"
     r"|bash|sh|nmap|socat))\s*$"
+    rf"|^\s*['\"]?{_CMD_PATH}(?:{_ADMIN_TOOLS})['\"]?(?:\s|$)"
+    r"|^\s*if\s*(?:/i\s*)?(?:not\s+)?[^=\s]{1,40}\s*==\s*\S"  # cmd.exe: if a==b cmd
 )
 # Backticks around a command (`id`), which Markdown also writes around code in a question.
 _BACKTICKS = rf"`\s*{_CMD_PATH}(?:{_CMD_ALONE}|{_CMD_STRONG}|{_CMD_WORDS})[\s`]"
@@ -127,7 +136,11 @@ _BRACES = re.compile(r"([\w-]{0,20})\{([\w,-]{0,60},[\w,-]{0,60})\}([\w-]{0,20})
 _COMMAND = re.compile(rf"(?:{_CMD_ALONE}|{_CMD_STRONG}|{_CMD_WORDS})")
 
 _CMD_HINTS = frozenset(";|&`\n\r${(<>-/\\~%!^'\"")
-_CMD_WORD_HINTS = ("if ", "sleep", "which", "{", "time ", "nohup", "strace", "alias ")
+_CMD_WORD_HINTS = (
+    *("if ", "sleep", "which", "{", "time ", "nohup", "strace", "alias ", "ansible", "chef-"),
+    *("cscli", "kubectl", "netsh", "visudo", "systemctl", "journalctl", "useradd", "usermod"),
+    *("userdel", "iptables", "nft", "aa-", "python", "php", "perl"),
+)
 
 
 def cmdi(text: str, *, header: bool = False, free_text: bool = False) -> str | None:
