@@ -165,7 +165,8 @@ def _value_checks(name: str, value: Value, label: str) -> Iterable[_Check]:
             "sensitive_file",
             lambda: _labelled(label, paths.sensitive_file(value.low, in_value=True)),
         )
-    yield "crlf", lambda: _labelled(label, probes.crlf(value.text))
+    header_bound = normalise(name) in probes.HEADER_BOUND_PARAMETERS
+    yield "crlf", lambda: _labelled(label, probes.crlf(value.text, header_bound=header_bound))
     yield "control_bytes", lambda: _labelled(label, probes.control_bytes(value.text))
     yield (
         "sqli_probe",

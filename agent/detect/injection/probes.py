@@ -29,14 +29,43 @@ _CRLF = re.compile(
 )
 
 
-def crlf(text: str, *, in_path: bool = False) -> str | None:
+#: Parameters whose value an application writes into a response header (a redirect's
+#: Location, a cookie, a language): no line break belongs in them.
+HEADER_BOUND_PARAMETERS = frozenset(
+    [
+        "url",
+        "uri",
+        "redirect",
+        "redirect_uri",
+        "redirect_url",
+        "redirecturl",
+        "return",
+        "returnto",
+        "return_to",
+        "returnurl",
+        "return_url",
+        "next",
+        "goto",
+        "dest",
+        "destination",
+        "continue",
+        "location",
+        "callback",
+        "lang",
+        "locale",
+    ]
+)
+
+
+def crlf(text: str, *, in_path: bool = False, header_bound: bool = False) -> str | None:
     """A line break that starts a header, a status line or a body: response splitting or
-    header injection. In a request path any line break is one (paths have none)."""
+    header injection. In a request path, or a ``header_bound`` parameter (see
+    HEADER_BOUND_PARAMETERS), any line break is one: neither ever holds one."""
     if not text.isascii():
         text = text.translate(_LINE_BREAKS)
     if "\n" not in text and "\r" not in text:
         return None
-    if in_path:
+    if in_path or header_bound:
         index = min(i for i in (text.find("\r"), text.find("\n")) if i >= 0)
         return text[max(0, index - 8) : index + 40]
     match = _CRLF.search(text)
@@ -62,7 +91,7 @@ def control_bytes(text: str) -> str | None:
 # (``1'``, ``1"``, ``1)``, ``abc')``, sqlmap's ``1,'(.".,(``): a value no form produces,
 # the first thing every SQL-injection scanner sends. A quote inside a word (O'Brien,
 # l'ami) or before more words (James' car) is not one.
-_BREAKERS = r"['\"`\\)]"
+_BREAKERS = r"['\"`\\()]"
 _QUOTE_PROBE = re.compile(
     rf"^\s*[-+]?(?:\d+(?:\.\d+)?|[a-z_][\w.@-]{{0,40}})\s*([\s,.;(]{{0,4}}{_BREAKERS}[\s'\"`\\(),.;]{{0,12}})$",
     re.IGNORECASE,

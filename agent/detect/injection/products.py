@@ -22,23 +22,26 @@ _SLASHES = re.compile(r"/{2,}")
 
 
 @cache
-def _paths() -> tuple[frozenset[str], frozenset[str]]:
-    """(exact paths, folder prefixes ending in "/") of every product in the data file."""
+def _paths() -> tuple[frozenset[str], int]:
+    """Every listed path without a trailing "/" (each names itself and all under it), and
+    the most folders one has: no longer prefix of a request path needs looking up."""
     document = yaml.safe_load(DATA.read_text(encoding="utf-8"))
-    entries = [path.lower() for product in document["products"] for path in product["paths"]]
-    folders = frozenset(path for path in entries if path.endswith("/"))
-    return frozenset(entries) - folders, folders
+    listed = frozenset(
+        path.lower().rstrip("/") for product in document["products"] for path in product["paths"]
+    )
+    return listed, max(path.count("/") for path in listed)
 
 
 def foreign_product(path: str) -> str | None:
-    """The listed path or folder a request path (decoded, lower case) names, or None."""
-    exact, folders = _paths()
+    """The listed path a request path (decoded, lower case) is or lies under, or None."""
+    listed, depth = _paths()
     path = _SLASHES.sub("/", path)
-    if path in exact or path + "/" in folders:
-        return path
     end = path.find("/", 1)
-    while end > 0:
-        if path[: end + 1] in folders:
-            return path[: end + 1]
+    for _ in range(depth):
+        if end < 0:
+            break
+        if path[:end] in listed:
+            return path[:end]
         end = path.find("/", end + 1)
-    return None
+    trimmed = path.rstrip("/")
+    return trimmed if trimmed in listed else None
