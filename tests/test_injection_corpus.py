@@ -1,17 +1,28 @@
 """Recall on attack corpora and false positives on benign sets, measured through the real
 parser and inspect() (see webcorpus.py; bench/injection.py prints the same figures).
 
-Floors are the measured figures rounded down, so a regression fails. The goal is 95 %
-recall on the payload sets and on CRS's paranoia-level-1 regression tests (CRS's default
-level, "crs-pl1:*"); the "crs:*" sets also hold levels 2 to 4, whose tests include
-fragments (``cast(``, ``~+``, SMTP verbs) a precise detector does not flag. Where a figure
-misses a goal, the known false positives below say why.
+Floors are the measured figures rounded down, so a regression fails. The goals
+(webcorpus.RECALL_GOAL, FALSE_POSITIVE_GOAL) are asserted too: 95 % recall for every family
+over the sets it is judged by (webcorpus.FAMILY_SETS: the payload lists and CRS's
+paranoia-level-1 regression tests, "crs-pl1:*", for the injection families; the probe sets
+for the others), and at most 0.5 % false positives on every benign set and on all of them
+together. The "crs:*" sets also hold levels 2 to 4, whose tests include fragments
+(``cast(``, ``~+``, SMTP verbs) a precise detector does not flag.
 """
 
 from __future__ import annotations
 
 import pytest
-from webcorpus import ACCEPTED, attack_scores, benign_scores, free_text_rows
+from webcorpus import (
+    ACCEPTED,
+    FALSE_POSITIVE_GOAL,
+    FAMILY_SETS,
+    RECALL_GOAL,
+    attack_scores,
+    benign_scores,
+    family_totals,
+    free_text_rows,
+)
 
 #: set -> minimum share of attack samples caught by an accepted family.
 RECALL_FLOORS = {
@@ -22,14 +33,19 @@ RECALL_FLOORS = {
     "payloads:cmdi": 0.96,
     "crs-pl1:913": 1.0,
     "crs-pl1:930": 0.96,
-    "crs-pl1:932": 0.90,
+    "crs-pl1:932": 0.98,
     "crs-pl1:941": 0.86,
     "crs-pl1:942": 0.93,
     "crs:913": 1.0,
     "crs:930": 0.96,
-    "crs:932": 0.61,
+    "crs:932": 0.67,
     "crs:941": 0.82,
     "crs:942": 0.53,
+    "probes:crlf": 1.0,
+    "probes:control_bytes": 1.0,
+    "probes:sqli_probe": 1.0,
+    "probes:foreign_product": 1.0,
+    "probes:scanner": 1.0,
 }
 #: set -> maximum share of benign samples flagged at all.
 FALSE_POSITIVE_CEILINGS = {
@@ -96,6 +112,21 @@ def test_libinjection_false_positive_set_is_flagged_by_libinjection_alone(benign
 def test_every_set_is_measured(attacks: dict) -> None:
     assert set(attacks) == set(RECALL_FLOORS)
     assert {name.split(":")[1] for name in attacks} == set(ACCEPTED)
+    assert {name for names in FAMILY_SETS.values() for name in names} <= set(attacks)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_SETS))
+def test_every_family_reaches_the_recall_goal(attacks: dict, family: str) -> None:
+    caught, total = family_totals(attacks)[family]
+    assert total >= 25
+    assert caught >= RECALL_GOAL * total, f"{family}: {caught}/{total}"
+
+
+def test_false_positives_of_all_benign_sets_together(benign: dict) -> None:
+    flagged = sum(score.hits for score in benign.values())
+    total = sum(score.total for score in benign.values())
+    assert flagged <= FALSE_POSITIVE_GOAL * total, f"{flagged}/{total}"
+    assert all(score.rate <= FALSE_POSITIVE_GOAL for score in benign.values())
 
 
 def test_free_text_corpus_is_hundreds_of_reasoned_values() -> None:

@@ -16,13 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote
 
 from agent.detect.http import AccessLogParser
 from agent.detect.injection import inspect
 
 WEB = Path(__file__).resolve().parent / "fixtures" / "web"
 FREE_TEXT = Path(__file__).resolve().parent / "fixtures" / "detect" / "benign-free-text.tsv"
+SCANNER_PROBES = Path(__file__).resolve().parent / "fixtures" / "detect" / "scanner-probes.tsv"
 #: How benign-free-text.tsv writes a line break (a textarea sends CR LF).
 LINE_BREAK = "\u23ce"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -39,7 +40,30 @@ ACCEPTED = {
     "932": {"cmdi", "shellshock", "jndi"},
     "941": {"xss"},
     "942": {"sqli"},
+    "crlf": {"crlf"},
+    "control_bytes": {"control_bytes"},
+    "sqli_probe": {"sqli_probe", "sqli"},
+    "foreign_product": {"foreign_product"},
+    "scanner": {"scanner"},
 }
+#: The probe families, measured on probe_samples().
+PROBE_FAMILIES = ("crlf", "control_bytes", "sqli_probe", "foreign_product", "scanner")
+#: Families and the sets whose recall they are judged by: the payload lists and CRS's
+#: paranoia-level-1 tests of the injection families, the probe sets of the others.
+FAMILY_SETS = {
+    "sqli": ("payloads:sqli", "crs-pl1:942"),
+    "xss": ("payloads:xss", "crs-pl1:941"),
+    "traversal and file inclusion": ("payloads:traversal", "payloads:lfi", "crs-pl1:930"),
+    "cmdi": ("payloads:cmdi", "crs-pl1:932"),
+    "scanner": ("crs-pl1:913", "probes:scanner"),
+    **{family: (f"probes:{family}",) for family in PROBE_FAMILIES if family != "scanner"},
+}
+#: Goals: recall of every family, false positives of every benign set and of all together.
+RECALL_GOAL = 0.95
+FALSE_POSITIVE_GOAL = 0.005
+# A byte no one types, once a payload's percent escapes are undone (tab, CR, LF excepted).
+_CONTROL_BYTE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SECOND_HALF = re.compile(r"(?<=[\xc0-\xff]).")
 _PERCENT_ESCAPE = re.compile(r"%(?:[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4})")
 _MULTIPART_PART = re.compile(
     r'Content-Disposition: form-data; name="([^"]*)"(?:; filename="([^"]*)")?[^\n]*\n'
@@ -159,6 +183,43 @@ def payload_samples() -> tuple[Sample, ...]:
         target = "/index.php?id=" + as_query_value(payload)
         samples.append(Sample(row["corpus"], log_line(target), row["source"]))
     return tuple(samples)
+
+
+@cache
+def probe_samples() -> tuple[Sample, ...]:
+    """Probes scanners send: CRLF payloads (in the path or a redirect parameter, where the
+    list puts them) and SQL error probes from probe_payloads.jsonl; the payloads of the
+    attack lists that carry a control byte (their escapes undone by urllib, not by the
+    detector's decoder); the hand-written scanner-probes.tsv."""
+    samples = []
+    for row in _jsonl(WEB / "probe_payloads.jsonl"):
+        payload = row["payload"]
+        if row["place"] == "path":
+            target = payload
+        elif row["corpus"] == "crlf":
+            target = "/redirect.php?url=" + as_query_value(payload)
+        else:
+            prefix = "" if payload[:1].isalnum() else "1"
+            target = "/index.php?id=" + as_query_value(prefix + payload)
+        samples.append(Sample(row["corpus"], log_line(target), row["source"]))
+    for sample in payload_samples():
+        if _CONTROL_BYTE.search(_unquoted(sample.line)):
+            samples.append(Sample("control_bytes", sample.line, sample.origin))
+    for line in _lines(SCANNER_PROBES):
+        family, target, user_agent, source = line.split("\t")
+        agent = BROWSER if user_agent == "-" else user_agent
+        samples.append(Sample(family, log_line(target, agent), source))
+    return tuple(samples)
+
+
+def _unquoted(line: str) -> str:
+    """The request of a line with its percent escapes undone (three rounds, by urllib),
+    as Latin-1; a byte after one of 0xC0-0xFF is dropped: it is the second half of a
+    two-byte sequence (``%c1%1c`` is a lenient decoder's backslash), no byte of its own."""
+    request = line.split('"')[1]
+    for _ in range(3):
+        request = unquote(request, encoding="latin-1")
+    return _SECOND_HALF.sub("", request)
 
 
 @cache
@@ -289,7 +350,21 @@ def attack_scores() -> list[Score]:
     for category in ("913", "930", "932", "941", "942"):
         samples = [s for s in crs_samples("attack") if s.corpus == category]
         scores.append(score(f"crs:{category}", samples, ACCEPTED[category]))
+    for family in PROBE_FAMILIES:
+        samples = [s for s in probe_samples() if s.corpus == family]
+        scores.append(score(f"probes:{family}", samples, ACCEPTED[family]))
     return scores
+
+
+def family_totals(attacks: dict[str, Score]) -> dict[str, tuple[int, int]]:
+    """family -> (caught, samples) over the sets it is judged by (FAMILY_SETS)."""
+    return {
+        family: (
+            sum(attacks[name].hits for name in names),
+            sum(attacks[name].total for name in names),
+        )
+        for family, names in FAMILY_SETS.items()
+    }
 
 
 def benign_scores() -> list[Score]:
