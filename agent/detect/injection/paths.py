@@ -65,7 +65,8 @@ _TRAVERSAL_VALUE = re.compile(
     rf"|(?:^|[\\/])(?:{_OS_FILES})(?:$|[\s?;#&'\"])"
     # a value that is a Windows path to a file or a directory ("C:\\Windows\\System32\\ls",
     # a bare name, is how a command line is written, not a file to read)
-    r"|^\s*['\"]?/?[a-z]:[\\/]?(?:[^\\/]{1,64}[\\/]){0,8}(?:[^\\/]{0,64}\.[a-z0-9]{1,5})?$"
+    r"|^\s*['\"]?/?[a-z]:(?:[\\/]|(?=windows|winnt))(?:[^\\/]{1,64}[\\/]){0,8}"
+    r"(?:[^\\/]{0,64}\.[a-z0-9]{1,5})?$"
     r"|(?:^|[\s'\"=:>])~?/(?:[\w.-]{1,40}/){0,6}\.(?!well-known\b)[a-z][\w-]{1,40}(?:/|$)"
     r"|>\s*/(?:tmp|var/tmp|dev/shm)/"  # output redirected into a world-writable directory
 )
