@@ -2,8 +2,11 @@
 
     .venv/bin/python bench/injection.py [--misses N]
 
-Reads tests/fixtures/web (rebuild with bench/web_fixtures.py); the corpora, how lines are
+Reads tests/fixtures/web (rebuild with bench/web_fixtures.py) and the hand-written
+tests/fixtures/detect/{benign-free-text,scanner-probes}.tsv; the corpora, how lines are
 built and what counts as caught are defined in tests/webcorpus.py, which the tests share.
+Ends with each family's recall and the false positives of every benign set against the
+goals (webcorpus.RECALL_GOAL, FALSE_POSITIVE_GOAL).
 """
 
 from __future__ import annotations
