@@ -34,6 +34,8 @@ def families(target: str, user_agent: str = BROWSER, referer: str = "") -> set[s
         ("/%E5%98%8A%E5%98%8DSet-Cookie:x=1", "crlf"),  # U+560A U+560D
         ("/r.php?url=%0d%0aLocation:%20http://example.org", "crlf"),
         ("/r.php?next=%0d%0a", "crlf"),  # a redirect parameter never holds one
+        ("/p.php?x=a%0d%0aLocation:%20//example.org/", "crlf"),  # Location with its URL
+        ("/p.php?x=a%0d%0aRefresh:%200;url=http://example.org/", "crlf"),
         ("/p.php?x=a%0d%0a%0d%0a%3Cscript%3E", "crlf"),  # a body after a blank line
         ("/p.php?x=a%0d%0aHTTP/1.1%20200%20OK", "crlf"),
         ("/p.php?x%0d%0aX-Injected:%201=y", "crlf"),  # in a parameter name
@@ -66,6 +68,7 @@ def test_probes_fire(target: str, family: str) -> None:
     [
         "/contact.php?msg=Dear%20team,%0d%0aNote:%20call%20me",  # a textarea
         "/contact.php?msg=Name:%20John%0d%0aPhone:%20555",
+        "/contact.php?msg=Dear%20Anna,%0d%0aLocation:%20Berlin%0d%0aHost:%20the%20Smiths",
         "/contact.php?msg=line%09one",  # a tab
         "/people.php?name=O%27Brien",
         "/people.php?name=l%27ami",

@@ -14,15 +14,19 @@ __all__ = ["control_bytes", "crlf", "sql_quote_probe"]
 # --- CRLF: a line break followed by a header, a status line or a body -----------------
 # Node.js and some proxies keep the low byte of U+560A and U+560D: 0x0A and 0x0D.
 _LINE_BREAKS = str.maketrans({"\u560a": "\n", "\u560d": "\r", "\u010a": "\n", "\u010d": "\r"})
+# Header names no line of a letter or a form starts with ("Location: Berlin" and "Host:
+# the Smiths" do): with a hyphen, or a protocol word; Location and Refresh only with the
+# URL or delay a header gives them.
 _HEADER_NAMES = (
-    r"set-cookie|location|content-(?:type|length|disposition|security-policy|encoding)"
-    r"|contentlength|contenttype|refresh|x-[a-z0-9-]{1,40}|access-control-[a-z-]{1,40}"
-    r"|host|cookie|link|server|cache-control|connection|transfer-encoding|last-modified"
-    r"|strict-transport-security|www-authenticate|authorization|referer|user-agent|vary"
-    r"|expires|pragma|etag|upgrade|via|forwarded|p3p"
+    r"set-cookie2?|content-(?:type|length|disposition|security-policy|encoding|location)"
+    r"|contentlength|contenttype|x-[a-z0-9-]{1,40}|access-control-[a-z-]{1,40}"
+    r"|transfer-encoding|cache-control|strict-transport-security|www-authenticate"
+    r"|last-modified|etag|p3p|user-agent|proxy-[a-z-]{1,20}"
 )
 _CRLF = re.compile(
     rf"[\r\n][\r\n\t ]*(?:{_HEADER_NAMES})[\t ]*:"
+    r"|[\r\n][\r\n\t ]*location[\t ]*:[\t ]*(?:[a-z][a-z0-9+.-]{0,20}:)?//"
+    r"|[\r\n][\r\n\t ]*refresh[\t ]*:[\t ]*\d+[\t ]*;[\t ]*url[\t ]*="
     r"|[\r\n][\r\n\t ]*http/\d(?:\.\d)?[\t ]+\d{3}\b"
     r"|\r?\n\r?\n[\t ]*(?:<[a-z!/]|\+adw-)",  # a body after a blank line: markup, UTF-7
     re.IGNORECASE,
