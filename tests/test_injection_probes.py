@@ -167,3 +167,34 @@ def test_probe_checks_stay_linear(check, unit: str) -> None:
     if long < 0.002:
         return
     assert long / max(seconds(4096), 1e-6) < 8
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/index.php~",
+        "/.index.php.swp",
+        "/index.php.bak",
+        "/index.php_old",
+        "/index.php-backup",
+        "/%23index.php%23",  # Emacs
+        "/Copy%20of%20config.php",  # Windows
+        "/.git/HEAD",
+        "/.svn/entries",
+        "/.hg/store",
+        "/CVS/Entries",
+        "/dump.sql",
+        "/backup.tar.gz",
+    ],
+)
+def test_backups_version_control_and_dumps_of_the_site_are_sensitive_files(target: str) -> None:
+    request = PARSER.parse(log_line(target))
+    assert request is not None
+    assert "sensitive_file" in {finding.family for finding in inspect(request)}
+
+
+@pytest.mark.parametrize("target", ["/docs/cvs/entries.html", "/issue%23123", "/old/index.php"])
+def test_pages_named_like_backups_are_not(target: str) -> None:
+    request = PARSER.parse(log_line(target))
+    assert request is not None
+    assert "sensitive_file" not in {finding.family for finding in inspect(request)}

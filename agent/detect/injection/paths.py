@@ -178,7 +178,10 @@ def rfi(name: str, value: str) -> str | None:
 # File names a web root never serves: backups, dumps, archives of the site, credentials.
 _SENSITIVE_NAME = (
     r"(?:^|/)[\w.-]*\.(?:php|inc|conf|config|cfg|ini|ya?ml|json|xml|py|rb|js|asp|aspx|jsp)"
-    r"(?:\.(?:bak|old|orig|save|swp|swo|tmp|dist|copy|backup|\d)|~|_bak|-bak)$"
+    r"(?:\.(?:bak|old|orig|save|swp|swo|tmp|dist|copy|backup|\d)|~|[_-](?:bak|old|backup))$"
+    r"|(?:^|/)#[\w.-]{1,80}#$"  # an Emacs auto-save file
+    r"|(?:^|/)copy of [\w. -]{1,80}\.(?:php|inc|conf|config|ini)$"  # a copy Windows made
+    r"|(?:^|/)cvs/(?:entries|root|repository)$"  # CVS's bookkeeping, beside every file
     r"|\.(?:sql|sqlite3?|mdb|dump)(?:\.(?:gz|bz2|xz|zip|7z|tar))?$"
     r"|(?:^|/)(?:backup|backups|bak|db|database|dump|site|www|wwwroot|htdocs|public_html"
     r"|web|html|old|archive|data|sql|website|home|files)\.(?:zip|tar|tar\.gz|tgz|rar|7z|gz"
@@ -209,7 +212,8 @@ def sensitive_file(path: str, *, in_value: bool = False) -> str | None:
             return None  # "error_log" alone is a word, "/error_log" a file
         match = _SENSITIVE_FILE.search(path)
         return match.group() if match else None
-    match = _SENSITIVE_FILE.search(path, max(0, path.rfind("/")))
+    last = path.rfind("/")
+    match = _SENSITIVE_FILE.search(path, max(0, path.rfind("/", 0, last)))
     if match is None and ("/." in path or path.startswith(".")):
         match = _DOT_ENTRY.search(path)
     if match is None and any(hint in path for hint in _PANEL_HINTS):
