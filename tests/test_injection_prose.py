@@ -97,3 +97,26 @@ def test_free_text_parameters(target: str, expected: set[str]) -> None:
 )
 def test_windows_paths(value: str, expected: set[str]) -> None:
     assert families("/view.php?file=" + value) & {"traversal", "lfi_rfi"} == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("cscli+alerts+list", {"cmdi"}),
+        ("ansible-playbook+site.yml", {"cmdi"}),
+        ("ansible+all+-m+ping", {"cmdi"}),
+        ("netsh+firewall+set+opmode+disable", {"cmdi"}),
+        ("python3.10+-c+id", {"cmdi"}),
+        ("if+%2Fi+a%3D%3Db+foo", {"cmdi"}),  # cmd.exe
+        ("cd+%2F%3Bcd+etc%3Bcolumn+passwd", {"cmdi"}),
+        # words that name a tool, a plan or a thing
+        ("ansible", set()),
+        ("ansible+tutorials", set()),
+        ("php8.2", set()),
+        ("python3.11+hosting", set()),
+        ("nft+art", set()),
+        ("cd+player", set()),
+    ],
+)
+def test_command_lines_of_tools_and_words_that_name_them(value: str, expected: set[str]) -> None:
+    assert families("/page.php?tag=" + value) & {"cmdi"} == expected

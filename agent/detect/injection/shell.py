@@ -102,9 +102,9 @@ _DATA_URL = re.compile(r"\bdata:[\w.+-]{1,60}/[\w.+-]{1,60};base64\b")
 # Administration tools whose names are no word of any language: a value starting with one
 # is a command line, whatever follows.
 _ADMIN_TOOLS = (
-    r"ansible(?:-[a-z]+)?|chef-[a-z]+|cscli|kubectl|netsh|visudo|systemctl|journalctl"
-    r"|useradd|usermod|userdel|iptables|ip6tables|nft|aa-(?:disable|complain|enforce|status"
-    r"|teardown)|python\d[\d.]*|php\d[\d.]*|perl\d[\d.]*"
+    r"ansible-[a-z]+|chef-[a-z]+|cscli|kubectl|netsh|visudo|systemctl|journalctl"
+    r"|useradd|usermod|userdel|iptables|ip6tables|aa-(?:disable|complain|enforce|status"
+    r"|teardown)"
 )
 # A whole value that is a command line, which only a web shell's parameter runs: in text a
 # person typed (a search box), "tar -xzf archive.tar.gz" is a question, not a command.
@@ -116,6 +116,10 @@ _COMMAND_LINE = (
     r"|^\s*(?:sleep\s+\d+|which\s+(?:gcc|cc|python\d?|perl|ruby|php|nc|netcat|ncat|wget|curl"
     r"|bash|sh|nmap|socat))\s*$"
     rf"|^\s*['\"]?{_CMD_PATH}(?:{_ADMIN_TOOLS})['\"]?(?:\s|$)"
+    # Ansible (also a word of fiction) or a versioned interpreter ("php8.2" also names a
+    # hosting plan) with an option or a script
+    r"|^\s*['\"]?ansible['\"]?(?:\s+[\w.-]{1,40})?\s+-[a-z]"
+    r"|^\s*['\"]?(?:python|php|perl|ruby)\d[\d.]*['\"]?\s+(?:-[a-z]|\S{1,80}\.(?:py|php|pl|rb|sh)\b)"
     r"|^\s*if\s*(?:/i\s*)?(?:not\s+)?[^=\s]{1,40}\s*==\s*\S"  # cmd.exe: if a==b cmd
 )
 # Backticks around a command (`id`), which Markdown also writes around code in a question.
@@ -139,7 +143,7 @@ _CMD_HINTS = frozenset(";|&`\n\r${(<>-/\\~%!^'\"")
 _CMD_WORD_HINTS = (
     *("if ", "sleep", "which", "{", "time ", "nohup", "strace", "alias ", "ansible", "chef-"),
     *("cscli", "kubectl", "netsh", "visudo", "systemctl", "journalctl", "useradd", "usermod"),
-    *("userdel", "iptables", "nft", "aa-", "python", "php", "perl"),
+    *("userdel", "iptables", "aa-", "python", "php", "perl"),
 )
 
 
