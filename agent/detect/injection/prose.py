@@ -56,11 +56,11 @@ _BARE_STATEMENT = re.compile(
 
 
 def misread_as_sql(text: str, fingerprint: str) -> bool:
-    """Whether libinjection's ``fingerprint`` for ``text`` is prose misread as SQL.
-
-    Read as the continuation of a number (no quote in the text) or after the quote that
-    ends a string literal, the statement must parse up to its first comment or separator;
-    a run of three words that are no SQL keyword cannot, in either reading."""
+    """Whether libinjection's ``fingerprint`` for ``text`` is prose misread as SQL: a
+    percentage (``80% acrylic and ...``), a dash glued to a word (``x/*``), a keyword
+    mentioned in quotes (``the 'and' operator``), or a statement that cannot parse
+    (:func:`cannot_parse`) whether read as the continuation of a number or after the first
+    quote, which would end the string literal the value sits in."""
     if _PERCENTAGE.match(text) and fingerprint.startswith("1"):
         return True
     if fingerprint in _LONE_OPERAND_AND_COMMENT and _GLUED_COMMENT.match(text):
@@ -89,7 +89,8 @@ def cannot_parse(text: str) -> bool:
     operand after IN (which takes a list), or a word after a closing parenthesis at the
     very end (an alias, which no WHERE, ORDER BY or LIMIT accepts)."""
     tokens: list[str] = []
-    for token in _TOKEN.findall(text):
+    for match in _TOKEN.finditer(text):
+        token = match.group()
         if token in _ENDS_STATEMENT:
             break
         tokens.append(token)
