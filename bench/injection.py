@@ -2,8 +2,11 @@
 
     .venv/bin/python bench/injection.py [--misses N]
 
-Reads tests/fixtures/web (rebuild with bench/web_fixtures.py); the corpora, how lines are
+Reads tests/fixtures/web (rebuild with bench/web_fixtures.py) and the hand-written
+tests/fixtures/detect/{benign-free-text,scanner-probes}.tsv; the corpora, how lines are
 built and what counts as caught are defined in tests/webcorpus.py, which the tests share.
+Ends with each family's recall and the false positives of every benign set against the
+goals (webcorpus.RECALL_GOAL, FALSE_POSITIVE_GOAL).
 """
 
 from __future__ import annotations
@@ -34,18 +37,46 @@ def main() -> None:
     )
     _throughput()
     print(f"{'attack set':32} {'samples':>8} {'caught':>8} {'recall':>8}  other families")
-    for score in webcorpus.attack_scores():
+    attacks = webcorpus.attack_scores()
+    for score in attacks:
         accepted = webcorpus.ACCEPTED[score.name.split(":")[1]]
         others = {f: n for f, n in score.families.most_common() if f not in accepted}
         print(f"{score.name:32} {score.total:8} {score.hits:8} {score.rate:8.1%}  {others}")
         for sample in score.misses[: args.misses]:
             print(f"    missed: {sample.origin[:60]}  {_request_of(sample.line)[:100]}")
     print(f"\n{'benign set':32} {'samples':>8} {'flagged':>8} {'FP rate':>8}  families")
-    for score in webcorpus.benign_scores():
+    benign = webcorpus.benign_scores()
+    for score in benign:
         families = dict(score.families.most_common())
         print(f"{score.name:32} {score.total:8} {score.hits:8} {score.rate:8.2%}  {families}")
         for _, evidence in score.flagged[: args.misses]:
             print(f"    flagged: {evidence[:110]}")
+    _goals(attacks, benign)
+
+
+def _goals(attacks: list[webcorpus.Score], benign: list[webcorpus.Score]) -> None:
+    """Each family's recall over the sets it is judged by, and the false positives of
+    every benign set and of all together, against the goals."""
+    recall_goal, fp_goal = webcorpus.RECALL_GOAL, webcorpus.FALSE_POSITIVE_GOAL
+    totals = webcorpus.family_totals({score.name: score for score in attacks})
+    print(
+        f"\n{'family (goal: recall >= ' + format(recall_goal, '.0%') + ')':32}"
+        f" {'samples':>8} {'caught':>8} {'recall':>8}  sets"
+    )
+    for family, (hits, total) in totals.items():
+        mark = "ok" if hits >= recall_goal * total else "BELOW GOAL"
+        sets = ", ".join(webcorpus.FAMILY_SETS[family])
+        print(f"{family:32} {total:8} {hits:8} {hits / total:8.1%}  {mark:10} {sets}")
+    hits, total = sum(h for h, _ in totals.values()), sum(t for _, t in totals.values())
+    print(f"{'all families':32} {total:8} {hits:8} {hits / total:8.1%}")
+    flagged, samples = sum(s.hits for s in benign), sum(s.total for s in benign)
+    worst = max(benign, key=lambda score: score.rate)
+    print(
+        f"\nfalse positives: {flagged}/{samples} = {flagged / samples:.2%} on all benign sets"
+        f" (goal <= {fp_goal:.1%}: {'ok' if flagged <= fp_goal * samples else 'ABOVE GOAL'});"
+        f" worst set {worst.name} {worst.rate:.2%}"
+        f" ({'ok' if worst.rate <= fp_goal else 'ABOVE GOAL'})"
+    )
 
 
 def _throughput() -> None:

@@ -203,6 +203,17 @@ CORPORA: dict[str, list[str]] = {
         f"{FUZZDB}/os-cmd-execution/source-disc-cmd-exec-traversal.txt",
     ],
 }
+#: Probe lists: (corpus, where a scanner puts the payload, source glob).
+PROBES: list[tuple[str, str, str]] = [
+    ("crlf", "path", f"{PAT}/CRLF_Injection/Files/crlfinjection.txt"),
+    ("crlf", "query", f"{FUZZDB}/http-protocol/crlf-injection.txt"),
+    *(("sqli_probe", "query", pattern) for pattern in CORPORA["sqli"]),
+]
+#: An error probe: at most one letter or digit, then only characters that break a SQL
+#: literal or call (``'``, ``1"``, ``')``, ``\``); the payload lists hold them among the
+#: injections, and attack_payloads.jsonl leaves them out as too short.
+_ERROR_PROBE = re.compile(r"[\w]?['\"`\\()]{1,3}")
+_LINE_BREAK_THEN_TEXT = re.compile(r"[\r\n][^\r\n]*[A-Za-z<]")
 LICENSES = {
     "libinjection-COPYING.txt": "libinjection/COPYING",
     "coreruleset-LICENSE.txt": "crs_regression/LICENSE",
@@ -239,6 +250,9 @@ def main() -> None:
                     for payload in _sample(_payloads(path, corpus)):
                         row = {"corpus": corpus, "source": source, "payload": payload}
                         out.write(json.dumps(row) + "\n")
+    with (OUT / "probe_payloads.jsonl").open("w", encoding="utf-8") as out:
+        for row in _probe_rows():
+            out.write(json.dumps(row) + "\n")
     with (OUT / "crs_requests.jsonl").open("w", encoding="utf-8") as out:
         for row in _crs_rows():
             out.write(json.dumps(row) + "\n")
@@ -261,6 +275,34 @@ def _payloads(path: Path, corpus: str) -> list[str]:
             line = line.replace("\\n", "\n")
         lines.append(line)
     return lines
+
+
+def _probe_rows() -> list[dict[str, str]]:
+    """CRLF payloads that inject something after their line break (a bare ``%0d%0a``, or
+    the escapes written out, ``0x0D0x0A``, is a fuzzing building block, left out), and
+    the SQL error probes of the SQL lists, once each."""
+    rows, seen = [], set()
+    for corpus, place, pattern in PROBES:
+        for path in sorted(SHARED.glob(pattern)):
+            source = str(path.relative_to(SHARED))
+            for raw in path.read_bytes().splitlines():
+                payload = raw.decode("utf-8", "surrogateescape").strip()
+                if corpus == "crlf":
+                    keep = _LINE_BREAK_THEN_TEXT.search(_fully_unquoted(payload)) is not None
+                else:
+                    keep = _ERROR_PROBE.fullmatch(payload) is not None
+                if keep and (corpus, payload) not in seen:
+                    seen.add((corpus, payload))
+                    rows.append(
+                        {"corpus": corpus, "place": place, "source": source, "payload": payload}
+                    )
+    return rows
+
+
+def _fully_unquoted(text: str) -> str:
+    for _ in range(3):
+        text = unquote(text, errors="surrogateescape")
+    return text
 
 
 def _unescaped(text: str) -> str:

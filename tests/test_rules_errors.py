@@ -93,7 +93,7 @@ def test_each_mistake_is_named_with_file_line_and_field(tmp_path: Path):
         "path, status, location)",
         "rules0.yaml:25: rules[2](http-bad).http.families[0]: unknown family 'sqlinjection' "
         "(known: sqli, xss, traversal, lfi_rfi, cmdi, shellshock, jndi, php_cgi, scanner, "
-        "sensitive_file)",
+        "sensitive_file, crlf, control_bytes, sqli_probe, foreign_product)",
         "rules0.yaml:25: rules[2](http-bad).http.methods[0]: 'post' is not an HTTP method "
         "(upper case, e.g. POST)",
         "rules0.yaml:25: rules[2](http-bad).http.status: not an HTTP status: 999",

@@ -16,12 +16,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote
 
 from agent.detect.http import AccessLogParser
 from agent.detect.injection import inspect
 
 WEB = Path(__file__).resolve().parent / "fixtures" / "web"
+FREE_TEXT = Path(__file__).resolve().parent / "fixtures" / "detect" / "benign-free-text.tsv"
+SCANNER_PROBES = Path(__file__).resolve().parent / "fixtures" / "detect" / "scanner-probes.tsv"
+#: How benign-free-text.tsv writes a line break (a textarea sends CR LF).
+LINE_BREAK = "\u23ce"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 CRS_AGENT = "OWASP CRS test agent"
 #: Which of our families count as catching an attack of each corpus.
@@ -36,12 +40,43 @@ ACCEPTED = {
     "932": {"cmdi", "shellshock", "jndi"},
     "941": {"xss"},
     "942": {"sqli"},
+    "crlf": {"crlf"},
+    "control_bytes": {"control_bytes"},
+    "sqli_probe": {"sqli_probe", "sqli"},
+    "foreign_product": {"foreign_product"},
+    "scanner": {"scanner"},
 }
+#: The probe families, measured on probe_samples().
+PROBE_FAMILIES = ("crlf", "control_bytes", "sqli_probe", "foreign_product", "scanner")
+#: Families and the sets whose recall they are judged by: the payload lists and CRS's
+#: paranoia-level-1 tests of the injection families, the probe sets of the others.
+FAMILY_SETS = {
+    "sqli": ("payloads:sqli", "crs-pl1:942"),
+    "xss": ("payloads:xss", "crs-pl1:941"),
+    "traversal and file inclusion": ("payloads:traversal", "payloads:lfi", "crs-pl1:930"),
+    "cmdi": ("payloads:cmdi", "crs-pl1:932"),
+    "scanner": ("crs-pl1:913", "probes:scanner"),
+    **{family: (f"probes:{family}",) for family in PROBE_FAMILIES if family != "scanner"},
+}
+#: Goals: recall of every family, false positives of every benign set and of all together.
+RECALL_GOAL = 0.95
+FALSE_POSITIVE_GOAL = 0.005
+# A byte no one types, once a payload's percent escapes are undone (tab, CR, LF excepted).
+_CONTROL_BYTE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SECOND_HALF = re.compile(r"(?<=[\xc0-\xff]).")
 _PERCENT_ESCAPE = re.compile(r"%(?:[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4})")
+_MULTIPART_PART = re.compile(
+    r'Content-Disposition: form-data; name="([^"]*)"(?:; filename="([^"]*)")?[^\n]*\n'
+    r"(?:[^\n]+\n)*\n(.*?)(?=\n--|\Z)",
+    re.DOTALL,
+)
 _BORING_URIS = {"/", "/get", "/post", "/anything", "/index.html"}
-#: CRS "must not fire" rows that are attacks aimed at a sibling rule, not benign
-#: traffic (their description or payload says so): left out of the benign set.
+#: CRS "must not fire" rows that are attacks aimed at a sibling rule (their description or
+#: payload says so), or requests CRS's own protocol rules reject, not benign traffic: left
+#: out of the benign set.
 CRS_NOT_BENIGN: dict[tuple[int, int], str] = {
+    (932310, 8): "the control byte %02 ('is%020not', a typo for %20) that CRS 920271 rejects",
+    (932320, 7): "the control byte %10 ('top%10%20rules') that CRS 920271 rejects",
     (930110, 7): "path traversal /../ (the rule misses it because httpd strips dots)",
     (932200, 13): "command injection ;/bin/ca? /et*/passwd",
     (932207, 3): "command injection in the Referer (';/bin/ca? /et*/passwd')",
@@ -151,6 +186,43 @@ def payload_samples() -> tuple[Sample, ...]:
 
 
 @cache
+def probe_samples() -> tuple[Sample, ...]:
+    """Probes scanners send: CRLF payloads (in the path or a redirect parameter, where the
+    list puts them) and SQL error probes from probe_payloads.jsonl; the payloads of the
+    attack lists that carry a control byte (their escapes undone by urllib, not by the
+    detector's decoder); the hand-written scanner-probes.tsv."""
+    samples = []
+    for row in _jsonl(WEB / "probe_payloads.jsonl"):
+        payload = row["payload"]
+        if row["place"] == "path":
+            target = payload
+        elif row["corpus"] == "crlf":
+            target = "/redirect.php?url=" + as_query_value(payload)
+        else:
+            prefix = "" if payload[:1].isalnum() else "1"
+            target = "/index.php?id=" + as_query_value(prefix + payload)
+        samples.append(Sample(row["corpus"], log_line(target), row["source"]))
+    for sample in payload_samples():
+        if _CONTROL_BYTE.search(_unquoted(sample.line)):
+            samples.append(Sample("control_bytes", sample.line, sample.origin))
+    for line in _lines(SCANNER_PROBES):
+        family, target, user_agent, source = line.split("\t")
+        agent = BROWSER if user_agent == "-" else user_agent
+        samples.append(Sample(family, log_line(target, agent), source))
+    return tuple(samples)
+
+
+def _unquoted(line: str) -> str:
+    """The request of a line with its percent escapes undone (three rounds, by urllib),
+    as Latin-1; a byte after one of 0xC0-0xFF is dropped: it is the second half of a
+    two-byte sequence (``%c1%1c`` is a lenient decoder's backslash), no byte of its own."""
+    request = line.split('"')[1]
+    for _ in range(3):
+        request = unquote(request, encoding="latin-1")
+    return _SECOND_HALF.sub("", request)
+
+
+@cache
 def crs_rows() -> tuple[dict, ...]:
     return tuple(_jsonl(WEB / "crs_requests.jsonl"))
 
@@ -171,7 +243,7 @@ def crs_visible(row: dict) -> bool:
 
 def crs_line(row: dict) -> str:
     target = row["uri"]
-    body = row["data"].strip("\r\n")
+    body = _multipart_fields(row["data"].strip("\r\n"))
     if body:
         if body[:1] in "{[<" or "=" not in body:
             body = "body=" + quote_plus(body, encoding="utf-8", errors="surrogateescape")
@@ -179,6 +251,20 @@ def crs_line(row: dict) -> str:
             body = quote(body, safe="=&%+;,/?:@!$'()*~-._", errors="surrogateescape")
         target += ("&" if "?" in target else "?") + body
     return log_line(target, row["user_agent"] or BROWSER, row["referer"])
+
+
+def _multipart_fields(body: str) -> str:
+    """A multipart/form-data body as the form fields it sends (each part's name and
+    content, and its file name), form-encoded: its boundaries and part headers are no
+    request text an access log could show. Any other body is returned as it is."""
+    if not body.startswith("--") or "Content-Disposition" not in body:
+        return body
+    fields = []
+    for name, filename, content in _MULTIPART_PART.findall(body):
+        fields.append(f"{quote_plus(name)}={quote_plus(content.strip(), errors='surrogateescape')}")
+        if filename:
+            fields.append(f"filename={quote_plus(filename, errors='surrogateescape')}")
+    return "&".join(fields)
 
 
 @cache
@@ -212,7 +298,24 @@ def benign_sets() -> dict[str, tuple[Sample, ...]]:
             for v in values
         ),
         "crs-negatives": crs_samples("negative"),
+        "free-text": tuple(
+            Sample(
+                "free-text", log_line("/search?q=" + as_query_value(value)), f"{family}: {value}"
+            )
+            for value, family, _ in free_text_rows()
+        ),
     }
+
+
+@cache
+def free_text_rows() -> tuple[tuple[str, str, str], ...]:
+    """(value, family it could be mistaken for, why it is benign) of benign-free-text.tsv,
+    line breaks made real."""
+    rows = []
+    for line in _lines(FREE_TEXT):
+        value, family, why = line.split("\t")
+        rows.append((value.replace(LINE_BREAK, "\r\n"), family, why))
+    return tuple(rows)
 
 
 def score(name: str, samples: Iterable[Sample], accepted: set[str] | None = None) -> Score:
@@ -247,7 +350,21 @@ def attack_scores() -> list[Score]:
     for category in ("913", "930", "932", "941", "942"):
         samples = [s for s in crs_samples("attack") if s.corpus == category]
         scores.append(score(f"crs:{category}", samples, ACCEPTED[category]))
+    for family in PROBE_FAMILIES:
+        samples = [s for s in probe_samples() if s.corpus == family]
+        scores.append(score(f"probes:{family}", samples, ACCEPTED[family]))
     return scores
+
+
+def family_totals(attacks: dict[str, Score]) -> dict[str, tuple[int, int]]:
+    """family -> (caught, samples) over the sets it is judged by (FAMILY_SETS)."""
+    return {
+        family: (
+            sum(attacks[name].hits for name in names),
+            sum(attacks[name].total for name in names),
+        )
+        for family, names in FAMILY_SETS.items()
+    }
 
 
 def benign_scores() -> list[Score]:

@@ -15,4 +15,8 @@ FAMILIES = (
     "php_cgi",
     "scanner",
     "sensitive_file",
+    "crlf",
+    "control_bytes",
+    "sqli_probe",
+    "foreign_product",
 )

@@ -6,6 +6,7 @@ member by member (structured.py), and parameter names are judged too, since atta
 fill them as well. Each piece is read as received and after the decodings an application
 may apply (value.py), then judged by libinjection and pattern families: sql.py, xss.py,
 shell.py (command and code injection), paths.py (traversal, file inclusion, sensitive
+files), probes.py (CRLF, control bytes, SQL quote probes), products.py (other products'
 files) and patterns.py (Log4Shell, PHP-CGI, scanners). The User-Agent and Referer are
 judged too.
 """
@@ -19,13 +20,26 @@ from urllib.parse import urlsplit
 
 from agent.detect.families import FAMILIES
 from agent.detect.http import HttpRequest
-from agent.detect.injection import paths, patterns, shell, sql, structured, xss
+from agent.detect.injection import (
+    paths,
+    patterns,
+    probes,
+    products,
+    shell,
+    sql,
+    structured,
+    xss,
+)
 from agent.detect.injection.decode import MAX_VALUE, normalise, split_target, url_decode
 from agent.detect.injection.value import Value
 
 __all__ = ["FAMILIES", "Finding", "clear_verdict_caches", "inspect"]
 
 _EVIDENCE_CHARS = 160
+#: Parameter names of text a person types: search boxes, messages, comments, titles.
+_FREE_TEXT_NAMES = """q s search query keyword keywords term terms text message msg comment
+    comments subject title description note notes review feedback question answer"""
+FREE_TEXT_PARAMETERS = frozenset(_FREE_TEXT_NAMES.split())
 # A path is judged for injected code only when it holds quoting or markup characters: a
 # plain path naming "document.cookie" or "sleep(film)" is a page name, not code.
 _CODE_IN_PATH = frozenset("<>\"'`();|$")
@@ -92,6 +106,10 @@ def _target_checks(target: str) -> Iterable[_Check]:
     path, raw_query, params = split_target(target)
     low_path = normalise(path)
     yield "sensitive_file", lambda: paths.sensitive_file(low_path)
+    yield "foreign_product", lambda: products.foreign_product(low_path)
+    yield "crlf", lambda: _labelled("path", probes.crlf(path, in_path=True))
+    yield "control_bytes", lambda: _labelled("path", probes.control_bytes(path))
+    yield "scanner", lambda: patterns.scanner_marker(normalise(url_decode(target)))
     yield "traversal", lambda: paths.traversal(low_path, in_path=True)
     yield (
         "php_cgi",
@@ -117,20 +135,44 @@ def _parameter_checks(name: str, value: str) -> Iterable[_Check]:
 
 
 def _value_checks(name: str, value: Value, label: str) -> Iterable[_Check]:
-    """A parameter value: file access families, then the text families."""
-    yield "traversal", lambda: _labelled(label, _first(paths.traversal, value.readings()))
+    """A parameter value: file access families, then the text families.
+
+    Words with spaces in a parameter whose name says a person types into it (a search
+    box, a message, a comment) are never opened as a file or run as a command line by an
+    application: there only the syntax that breaks out of them counts."""
+    typed = normalise(name) in FREE_TEXT_PARAMETERS
+    free_text = typed and any(char.isspace() for char in value.text)
+
+    def traversal(reading: str) -> str | None:
+        return paths.traversal(reading, free_text=free_text)
+
+    def lfi(reading: str) -> str | None:
+        return None if free_text else paths.lfi(reading)
+
+    def cmdi(reading: str) -> str | None:
+        return shell.cmdi(reading, free_text=free_text)
+
+    yield "traversal", lambda: _labelled(label, _first(traversal, value.readings()))
     yield (
         "lfi_rfi",
         lambda: _labelled(
             label,
-            _first(paths.lfi, value.readings()) or paths.rfi(normalise(name), value.low),
+            _first(lfi, value.readings()) or paths.rfi(normalise(name), value.low),
         ),
     )
+    if not typed:  # a file name searched for is not a file asked for
+        yield (
+            "sensitive_file",
+            lambda: _labelled(label, paths.sensitive_file(value.low, in_value=True)),
+        )
+    header_bound = normalise(name) in probes.HEADER_BOUND_PARAMETERS
+    yield "crlf", lambda: _labelled(label, probes.crlf(value.text, header_bound=header_bound))
+    yield "control_bytes", lambda: _labelled(label, probes.control_bytes(value.text))
     yield (
-        "sensitive_file",
-        lambda: _labelled(label, paths.sensitive_file(value.low, in_value=True)),
+        "sqli_probe",
+        lambda: _labelled(label, probes.sql_quote_probe(value.text, free_text=typed)),
     )
-    yield from _text_checks(value, label)
+    yield from _text_checks(value, label, cmdi)
 
 
 def _name_checks(name: Value, label: str) -> Iterable[_Check]:
@@ -139,13 +181,17 @@ def _name_checks(name: Value, label: str) -> Iterable[_Check]:
     yield "xss", lambda: _xss(name, label)
     yield "cmdi", lambda: _labelled(label, shell.cmdi(name.low))
     yield "traversal", lambda: _labelled(label, paths.traversal(name.low))
+    yield "crlf", lambda: _labelled(label, probes.crlf(name.text))
+    yield "control_bytes", lambda: _labelled(label, probes.control_bytes(name.text))
 
 
-def _text_checks(value: Value, label: str) -> Iterable[_Check]:
+def _text_checks(
+    value: Value, label: str, cmdi: Callable[[str], str | None] = shell.cmdi
+) -> Iterable[_Check]:
     """Families that apply to any attacker-supplied text."""
     yield "sqli", lambda: _sqli(value, label)
     yield "xss", lambda: _xss(value, label)
-    yield "cmdi", lambda: _labelled(label, _first(shell.cmdi, value.readings()))
+    yield "cmdi", lambda: _labelled(label, _first(cmdi, value.readings()))
     yield "shellshock", lambda: _labelled(label, shell.shellshock(value.low))
     yield "jndi", lambda: _labelled(label, patterns.jndi(value.low))
 
@@ -168,6 +214,7 @@ def _header_checks(text: str, is_user_agent: bool) -> Iterable[_Check]:
 def _referer_checks(referer: str) -> Iterable[_Check]:
     """A Referer is a URL the client chose: judge its own path and parameters."""
     yield "shellshock", lambda: shell.shellshock(normalise(referer))
+    yield "scanner", lambda: patterns.scanner_marker(normalise(url_decode(referer[:MAX_VALUE])))
     yield "jndi", lambda: patterns.jndi(normalise(url_decode(referer[:MAX_VALUE])))
     try:
         parts = urlsplit(referer[:MAX_VALUE])

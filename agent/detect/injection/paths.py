@@ -37,7 +37,8 @@ _SYSTEM_FILE = (
     r"|hostname|resolv\.conf|master\.passwd|os-release|environment|profile|httpd|apache2?"
     rf"|nginx|mysql|php|ssh|ssl|init\.d|cron)|proc[\\/](?:{_PROC})(?:[\\/]|$)"
     r"|sys[\\/](?:class|kernel|devices|block|power|module|firmware|bus)(?:[\\/]|$)"
-    r"|(?:windows|winnt)[\\/](?:win\.ini|system\.ini|system32|repair|panther)"
+    r"|(?:windows|winnt)[\\/](?:win\.ini|system\.ini|repair[\\/]|panther[\\/]"
+    r"|system32[\\/](?:cmd\.exe|config[\\/]|drivers[\\/]etc|inetsrv|[\w.-]{1,40}\.(?:exe|dll|ini)))"
     r"|(?:boot|win)\.ini)"
 )
 # In a parameter value, any absolute path into a system directory, or a well-known
@@ -46,7 +47,7 @@ _OS_DIRS = (
     r"etc|proc|sys/(?:class|kernel|devices|block|power|module|firmware|bus)|root|usr|var"
     r"|tmp|logs?|private/(?:etc|var)|boot|dev/(?:tcp|udp|shm|fd|null|stdin)"
     r"|mysql/(?:bin|data)|php\d?|library/webserver|volumes"
-    r"|windows|winnt|inetpub|xampp|wamp|program files|system32|documents and settings"
+    r"|inetpub|xampp|wamp"
     r"|apache\d?/(?:conf|logs?)|opt/(?:lampp|bitnami|apache\d?)|home/[^/\\]+/\."
 )
 _OS_FILES = (
@@ -61,25 +62,33 @@ _TRAVERSAL_PATH = re.compile(f"{_DOTDOT}|{_SYSTEM_FILE}")
 _TRAVERSAL_VALUE = re.compile(
     f"{_DOTDOT}|{_SYSTEM_FILE}"
     rf"|(?:^|[\\/'\"=:(\s])(?:[a-z]:)?[\\/]{{1,4}}(?:{_OS_DIRS})[\\/]"
-    r"|(?:^|[\s'\"=(|;,])[a-z]:(?:\\|/(?!/)|windows|winnt)"  # a Windows drive path
     rf"|(?:^|[\\/])(?:{_OS_FILES})(?:$|[\s?;#&'\"])"
+    # a value that is a Windows path to a file or a directory ("C:\\Windows\\System32\\ls",
+    # a bare name, is how a command line is written, not a file to read)
+    r"|^\s*['\"]?/?[a-z]:(?:[\\/]|(?=windows|winnt))(?:[^\\/]{1,64}[\\/]){0,8}"
+    r"(?:[^\\/]{0,64}\.[a-z0-9]{1,5})?$"
     r"|(?:^|[\s'\"=:>])~?/(?:[\w.-]{1,40}/){0,6}\.(?!well-known\b)[a-z][\w-]{1,40}(?:/|$)"
     r"|>\s*/(?:tmp|var/tmp|dev/shm)/"  # output redirected into a world-writable directory
 )
 
 
+# In text a person typed, a path after words is named, not opened ("edit /etc/hosts on
+# mac"): only dot-dots, or a system file the value starts with, count there.
+_TRAVERSAL_TEXT = re.compile(f"{_DOTDOT}|^\\s*['\"]?(?:{_SYSTEM_FILE})")
 _TRAVERSAL_HINTS = (".", "/", "\\", ":", "0x")
 # A request path always has "/": there, only dot-dots or a system directory's name count.
 _PATH_HINTS = ("..", "0x", ".?", "?.", "etc", "proc", "sys", "win", "boot")
 
 
-def traversal(text: str, *, in_path: bool = False) -> str | None:
+def traversal(text: str, *, in_path: bool = False, free_text: bool = False) -> str | None:
     """Dot-dot segments or system files; a parameter value is also judged by absolute
-    paths into system directories, dot-files and config/credential file names."""
+    paths into system directories, dot-files and config/credential file names, unless it
+    is ``free_text`` (see _TRAVERSAL_TEXT)."""
     hints = _PATH_HINTS if in_path else _TRAVERSAL_HINTS
     if not any(hint in text for hint in hints):
         return None  # every pattern needs one of these: most values stop here
-    match = (_TRAVERSAL_PATH if in_path else _TRAVERSAL_VALUE).search(text)
+    regex = _TRAVERSAL_PATH if in_path else _TRAVERSAL_TEXT if free_text else _TRAVERSAL_VALUE
+    match = regex.search(text)
     return match.group() if match else None
 
 
@@ -169,7 +178,10 @@ def rfi(name: str, value: str) -> str | None:
 # File names a web root never serves: backups, dumps, archives of the site, credentials.
 _SENSITIVE_NAME = (
     r"(?:^|/)[\w.-]*\.(?:php|inc|conf|config|cfg|ini|ya?ml|json|xml|py|rb|js|asp|aspx|jsp)"
-    r"(?:\.(?:bak|old|orig|save|swp|swo|tmp|dist|copy|backup|\d)|~|_bak|-bak)$"
+    r"(?:\.(?:bak|old|orig|save|swp|swo|tmp|dist|copy|backup|\d)|~|[_-](?:bak|old|backup))$"
+    r"|(?:^|/)#[\w.-]{1,80}#$"  # an Emacs auto-save file
+    r"|(?:^|/)copy of [\w. -]{1,80}\.(?:php|inc|conf|config|ini)$"  # a copy Windows made
+    r"|(?:^|/)cvs/(?:entries|root|repository)$"  # CVS's bookkeeping, beside every file
     r"|\.(?:sql|sqlite3?|mdb|dump)(?:\.(?:gz|bz2|xz|zip|7z|tar))?$"
     r"|(?:^|/)(?:backup|backups|bak|db|database|dump|site|www|wwwroot|htdocs|public_html"
     r"|web|html|old|archive|data|sql|website|home|files)\.(?:zip|tar|tar\.gz|tgz|rar|7z|gz"
@@ -200,7 +212,8 @@ def sensitive_file(path: str, *, in_value: bool = False) -> str | None:
             return None  # "error_log" alone is a word, "/error_log" a file
         match = _SENSITIVE_FILE.search(path)
         return match.group() if match else None
-    match = _SENSITIVE_FILE.search(path, max(0, path.rfind("/")))
+    last = path.rfind("/")
+    match = _SENSITIVE_FILE.search(path, max(0, path.rfind("/", 0, last)))
     if match is None and ("/." in path or path.startswith(".")):
         match = _DOT_ENTRY.search(path)
     if match is None and any(hint in path for hint in _PANEL_HINTS):

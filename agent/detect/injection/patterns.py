@@ -1,5 +1,6 @@
 """Request-level attack families: Log4Shell lookups, PHP-CGI argument injection and
-scanners announcing themselves in the User-Agent.
+scanners announcing themselves in the User-Agent or marking their payloads (the lists
+are data: policies/detect/data/scanners.yaml).
 
 Every function takes text already decoded and normalised (lower case, see decode.py) and
 returns the matched excerpt or None. The patterns are linear: no nested quantifiers, no
@@ -9,8 +10,13 @@ back-references, and callers cap the input length.
 from __future__ import annotations
 
 import re
+from functools import cache
 
-__all__ = ["jndi", "php_cgi", "scanner"]
+import yaml
+
+from policies import DETECT_DIR
+
+__all__ = ["jndi", "php_cgi", "scanner", "scanner_marker"]
 
 # --- log4shell ------------------------------------------------------
 _LOOKUP = re.compile(r"\$\{(?!jndi:)([^{}]{0,64})\}")
@@ -62,19 +68,35 @@ def php_cgi(raw_query: str, decoded_query: str) -> str | None:
     return match.group() if match else None
 
 
-# --- scanners, by the User-Agent they announce -------------------------------------
-_SCANNER = re.compile(
-    r"sqlmap|nikto|nmap scripting engine|\bnmap\b|masscan|zgrab|wpscan|nuclei|dirbuster"
-    r"|\bdirb\b|gobuster|feroxbuster|\bffuf\b|fuzz faster u fool|wfuzz|acunetix|netsparker"
-    r"|invicti|arachni|havij|w3af|openvas|nessus|zmeu|jorgee|commix|whatweb|fimap|jbrofuzz"
-    r"|libwhisker|morfeus|webshag|sysscan|\bbfac\b|detectify|wprecon|tsunamisecurityscanner"
-    r"|netlab360|webbandit|skipfish|paros|webinspect|appscan|burpcollaborator|qualys"
-    r"|\bxray\b|sitelockspider|bewica|betabot|mozlila|hexometer|\bwhatweb\b|vega/|joomscan"
-    r"|droopescan|cmsmap|\bzap/|owasp zap|jaeles|dotdotpwn|sqlninja|bsqlbf|\bmetasploit"
-    r"|l9explore|l9tcpid"
-)
+# --- scanners, by the User-Agent they announce and the markers in their payloads --------
+SCANNER_DATA = DETECT_DIR / "data" / "scanners.yaml"
+
+
+@cache
+def _scanner_regexes() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """(User-Agent names, payload markers) of policies/detect/data/scanners.yaml, each
+    matched as a whole word; a domain also as the last labels of a longer name."""
+    data = yaml.safe_load(SCANNER_DATA.read_text(encoding="utf-8"))
+    names = "|".join(map(re.escape, data["user_agents"]["names"]))
+    domains = "|".join(re.escape(entry["domain"]) for entry in data["markers"]["domains"])
+    strings = "|".join(re.escape(entry["string"]) for entry in data["markers"]["strings"])
+    return (
+        re.compile(rf"(?<![a-z0-9])(?:{names})(?![a-z0-9])"),
+        re.compile(rf"(?<![a-z0-9-])(?:{domains})(?![a-z0-9-])|{strings}"),
+    )
 
 
 def scanner(user_agent: str) -> str | None:
-    match = _SCANNER.search(user_agent)
+    """A scanner's name in a User-Agent, or a scanner's marker anywhere in it."""
+    names, markers = _scanner_regexes()
+    match = names.search(user_agent) or markers.search(user_agent)
+    return match.group() if match else None
+
+
+def scanner_marker(text: str) -> str | None:
+    """A scanner's payload marker (an out-of-band callback domain, a fixed probe name)
+    in a request target or a Referer."""
+    if "." not in text and "_" not in text and "-" not in text:
+        return None
+    match = _scanner_regexes()[1].search(text)
     return match.group() if match else None

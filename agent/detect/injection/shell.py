@@ -34,7 +34,7 @@ _CMD_STRONG = (
 # Programs that are English words too: only with a shell-like argument (-x, a path, $).
 _CMD_WORDS = (
     r"cat|tac|more|less|head|tail|nl|fetch|ssh|scp|ftp|lua|node|ping|dig|host|kill|rm|cp"
-    r"|mv|mkdir|touch|find|grep|egrep|awk|gawk|sed|cut|od|strings|passwd|su|exec|eval"
+    r"|mv|mkdir|touch|find|grep|egrep|awk|gawk|sed|cut|od|strings|passwd|su|exec|eval|cd"
     r"|source|expr|xargs|tee|timeout|date|dd|tar|service|reboot|shutdown|which|locate"
     r"|file|stat|type|del|copy|start|call|net|reg|sc|attrib|export|alias|unset|print|read"
     r"|sort|uniq|diff|set|ls|dir|ps|env|id|sleep|column|fold|comm|rev|trap|time|bridge|ip"
@@ -53,26 +53,19 @@ _CMD_QUOTE = r"['\"]?"
 # "-wrapper sh,-c,id") or a cmd.exe switch (bcdboot/r).
 _CMD_GLUE = r"(?:\s+|\$\{?ifs\}?|\$\{?[a-z_]\w{0,20}\}?\s+|<{1,3}|,(?=-)|(?=/[a-z]\b))"
 _SHELLS = r"(?:ba|z|k|da|c|tc)?sh|busybox"
-_CMDI = re.compile(
+_SHELL_SYNTAX = (
     rf"{_CMD_OPERATOR}\s*{_PREFIX}{_CMD_QUOTE}{_CMD_PATH}(?:"
     rf"(?:{_CMD_ALONE})(?:\.exe)?{_CMD_QUOTE}(?=$|[\s;|&`)<>,}}]|\$)"
     rf"|(?:{_CMD_STRONG}){_CMD_QUOTE}{_CMD_GLUE}[^\s;|&]"
     rf"|(?:{_CMD_WORDS}){_CMD_QUOTE}{_SHELL_ARG})"
-    rf"|^\s*[<^'\"]?{_PREFIX}{_CMD_PATH}(?:{_CMD_STRONG}|{_CMD_WORDS}|{_CMD_ALONE})['\"]?"
-    r"\s+(?:-{1,2}[a-z]|[\\/~]|[a-z]:\\|https?://)"
-    rf"|^\s*['\"]?(?:time|nohup|strace|ltrace|sudo|doas|setsid)\s+(?:-\S+\s+)*{_CMD_PATH}"
-    rf"(?:{_CMD_STRONG}|{_CMD_ALONE})(?:$|\s)"
     rf"|^\s*['\"]?(?:{_CMD_ALONE})['\"]?\s*[;|&`]"  # whoami;...
-    r"|^\s*(?:sleep\s+\d+|which\s+(?:gcc|cc|python\d?|perl|ruby|php|nc|netcat|ncat|wget|curl"
-    r"|bash|sh|nmap|socat))\s*$"
     rf"|{_CMD_OPERATOR}\s*['\"]?(?:{_CMD_STRONG})['\"]?\s*(?:$|[;|&`])"  # ;rmt-dump
     rf"|\|\s*{_CMD_PATH}(?:{_SHELLS})\s*$"  # ... | sh
     rf"|[<>]\(\s*{_CMD_PATH}(?:{_CMD_ALONE}|{_CMD_STRONG}|{_CMD_WORDS})\b"  # <(cat file)
     r"|>&?\s*(?:/dev|\$\w{1,20})/(?:tcp|udp)/|\$\{?shell\}?\s+-c\b"
     r"|(?:^|[\s/'\"=;|&])(?:usr/(?:local/)?)?s?bin/(?:[a-z][\w.+-]{0,30})(?:$|[\s;|&])"
     r"|\balias\s+(?:[+-][a-z]{1,5}\+?\s+)?['\"]?[\w.!%,@-]{1,40}['\"]?=\S"
-    r"|\$\{?ifs\b|\$\(\s*[a-z]|<<<\s*['\"]?\s*[\w/$]"
-    rf"|`\s*{_CMD_PATH}(?:{_CMD_ALONE}|{_CMD_STRONG}|{_CMD_WORDS})[\s`]"  # `id`
+    r"|\$\{?ifs\b|\$\(\s*[a-z]|[\w'\"]\s*<<<\s*['\"]?\s*[\w/$]"
     rf"|\{{\s*{_CMD_PATH}(?:{_CMD_ALONE}|{_CMD_STRONG}|{_CMD_WORDS}),"  # {{cat,/etc/passwd}}
     r"|<!--\s*#\s*(?:exec|include|echo|set)\b"
     # shell expansions that text never has
@@ -102,8 +95,37 @@ _CMDI = re.compile(
     r"|\b(?:os\.(?:system|popen)|subprocess\.\w+|runtime\.getruntime\(\)\.exec|__import__)\b"
     r"|<\?php\b|<\?=|\$_(?:get|post|request|cookie|server|files|env)\s*\["
     r"|\$\{\s*@?[a-z_]\w{0,40}\s*\("
-    r"|\{\{[^{}]{1,120}\}\}|\{%\s*(?:for|if|set|import|include|extends|block|macro|print)\b"
+    r"|\{\{\s*[^{}\s]{0,60}?[\d.(\[*|'\"+-][^{}]{0,120}\}\}|\{%\s*(?:for|if|set|import|include|extends|block|macro|print)\b"
 )
+# A data URL's ";base64" is its own syntax, not a shell separator.
+_DATA_URL = re.compile(r"\bdata:[\w.+-]{1,60}/[\w.+-]{1,60};base64\b")
+# Administration tools whose names are no word of any language: a value starting with one
+# is a command line, whatever follows.
+_ADMIN_TOOLS = (
+    r"ansible-[a-z]+|chef-[a-z]+|cscli|kubectl|netsh|visudo|systemctl|journalctl"
+    r"|useradd|usermod|userdel|iptables|ip6tables|aa-(?:disable|complain|enforce|status"
+    r"|teardown)"
+)
+# A whole value that is a command line, which only a web shell's parameter runs: in text a
+# person typed (a search box), "tar -xzf archive.tar.gz" is a question, not a command.
+_COMMAND_LINE = (
+    rf"^\s*[<^'\"]?{_PREFIX}{_CMD_PATH}(?:{_CMD_STRONG}|{_CMD_WORDS}|{_CMD_ALONE})['\"]?"
+    r"\s+(?:-{1,2}[a-z]|[\\/~]|[a-z]:\\|https?://)"
+    rf"|^\s*['\"]?(?:time|nohup|strace|ltrace|sudo|doas|setsid)\s+(?:-\S+\s+)*{_CMD_PATH}"
+    rf"(?:{_CMD_STRONG}|{_CMD_ALONE})(?:$|\s)"
+    r"|^\s*(?:sleep\s+\d+|which\s+(?:gcc|cc|python\d?|perl|ruby|php|nc|netcat|ncat|wget|curl"
+    r"|bash|sh|nmap|socat))\s*$"
+    rf"|^\s*['\"]?{_CMD_PATH}(?:{_ADMIN_TOOLS})['\"]?(?:\s|$)"
+    # Ansible (also a word of fiction) or a versioned interpreter ("php8.2" also names a
+    # hosting plan) with an option or a script
+    r"|^\s*['\"]?ansible['\"]?(?:\s+[\w.-]{1,40})?\s+-[a-z]"
+    r"|^\s*['\"]?(?:python|php|perl|ruby)\d[\d.]*['\"]?\s+(?:-[a-z]|\S{1,80}\.(?:py|php|pl|rb|sh)\b)"
+    r"|^\s*if\s*(?:/i\s*)?(?:not\s+)?[^=\s]{1,40}\s*==\s*\S"  # cmd.exe: if a==b cmd
+)
+# Backticks around a command (`id`), which Markdown also writes around code in a question.
+_BACKTICKS = rf"`\s*{_CMD_PATH}(?:{_CMD_ALONE}|{_CMD_STRONG}|{_CMD_WORDS})[\s`]"
+_CMDI = re.compile(f"{_SHELL_SYNTAX}|{_BACKTICKS}|{_COMMAND_LINE}")
+_CMDI_IN_TEXT = re.compile(_SHELL_SYNTAX)
 # Headers hold "; id)" (a language tag) and the like: there, only a command with an
 # argument, or shell syntax that text never has, counts.
 _CMDI_HEADER = re.compile(
@@ -118,13 +140,21 @@ _BRACES = re.compile(r"([\w-]{0,20})\{([\w,-]{0,60},[\w,-]{0,60})\}([\w-]{0,20})
 _COMMAND = re.compile(rf"(?:{_CMD_ALONE}|{_CMD_STRONG}|{_CMD_WORDS})")
 
 _CMD_HINTS = frozenset(";|&`\n\r${(<>-/\\~%!^'\"")
-_CMD_WORD_HINTS = ("if ", "sleep", "which", "{", "time ", "nohup", "strace", "alias ")
+_CMD_WORD_HINTS = (
+    *("if ", "sleep", "which", "{", "time ", "nohup", "strace", "alias ", "ansible", "chef-"),
+    *("cscli", "kubectl", "netsh", "visudo", "systemctl", "journalctl", "useradd", "usermod"),
+    *("userdel", "iptables", "aa-", "python", "php", "perl"),
+)
 
 
-def cmdi(text: str, *, header: bool = False) -> str | None:
+def cmdi(text: str, *, header: bool = False, free_text: bool = False) -> str | None:
+    """Shell or code syntax in a value; in a ``header``, or in ``free_text`` a person typed,
+    a command line without shell syntax around it does not count."""
     if _CMD_HINTS.isdisjoint(text) and not any(word in text for word in _CMD_WORD_HINTS):
         return None  # no shell syntax, option, path, brace or cmd.exe "if": nothing to find
-    regex = _CMDI_HEADER if header else _CMDI
+    regex = _CMDI_HEADER if header else _CMDI_IN_TEXT if free_text else _CMDI
+    if "data:" in text:
+        text = _DATA_URL.sub("data-url", text)
     match = regex.search(text)
     if match is None and ("'" in text or '"' in text or "\\" in text or "^" in text):
         match = regex.search(_SHELL_QUOTES.sub("", text))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from agent.detect.injection import libinj
+from agent.detect.injection import libinj, prose
 from agent.detect.injection.decode import strip_comments
 from agent.detect.injection.value import Value
 
@@ -51,6 +51,47 @@ _SQL_ARGUMENT = r"\s*(?:[\d'\"@(*)`]|$|select\b|[a-z_]\w{0,30}\s*\()"
 # Functions SQL calls without arguments: "user()" is SQL, "User(login_name)" a field list.
 _NO_ARGUMENT_CALLS = (
     r"database|schema|version|user|current_user|session_user|system_user|db_name|sysdate"
+)
+# Statements and clauses that free text does not hold (a value that merely starts with
+# one holds no way into a query: prose.starts_a_bare_statement).
+_STATEMENT_HINTS = (
+    "select",
+    "union",
+    "drop",
+    "truncate",
+    "alter",
+    "create",
+    "insert",
+    "replace",
+    "delete",
+    "update",
+    "copy",
+    "declare",
+    "exec",
+    "case",
+    "having",
+    "as",
+)
+_STATEMENTS = re.compile(
+    r"\bunion\b[\s(]{1,40}(?:all\s+|distinct\s+)?select\b"
+    r"|\b(?:drop|truncate|alter|create)\s+(?:table|database|schema|view|user|function"
+    r"|procedure|trigger|index|role|login)\s+[\w`\"\[]"
+    r"|\binsert\s+(?:ignore\s+)?into\s+[\w`\"\[]|\breplace\s+into\s+[\w`\"\[]"
+    r"|\bdelete\s+from\s+[\w`\".\[\]]{1,64}\s*(?:where\b|;|--|#|$)"
+    r"|\bupdate\s+[\w`\".\[\]]{1,64}\s+set\s+[\w`\".\[\]]{1,64}\s*="
+    r"|\bcreate\s+function\b.{1,120}?\breturns\b"
+    r"|\bselect\s+(?:\*|null\b|@@?\w|\d+\s*,"
+    r"|(?:if|benchmark|sleep|pg_sleep|case|char)\s*\()"
+    r"|\bselect\s+[\w.`\"]{1,64}\s+from\s+[\w.`\"]{1,64}\s*(?:where\b|limit\b|;|--|#|$)"
+    r"|;\s*(?:declare\s*@|exec(?:ute)?\s*[(@]|truncate\s*(?:table\b|\[)"
+    r"|(?:if|benchmark|sleep)\s*\("
+    r"|select\s+(?:\*|@@|null\b|\d|[\w.]{1,64}\s*(?:,|\(|from\b)))"
+    r"|\bcopy\s+[\w.]{1,64}(?:\s*\([^)]{0,80}\))?\s+(?:from|to)\s+(?:program\s+)?['\"]?/"
+    r"|\bdeclare\s*@\w|\bexec(?:ute)?\s*\(\s*@|\bexec(?:ute)?\s+(?:master\.|xp_|sp_)"
+    r"|\bexecute\s+immediate\b|\balter\s+\w{1,30}.{0,60}?\bchar(?:acter)?\s+set\s+\w"
+    r"|\bcase\s+when\s+\S.{0,80}?\s+then\b|\bselect\b.{1,100}?\bhaving\s+\S{1,40}\s*[^\s\w]"
+    r"|[\w'\")`]\s*\bas\s*['\"`][^'\"`]{1,40}['\"`]\s*from(?:\s+\w|\s*$)"
+    r"|['\"`][\s;]{0,20}(?:select|having|union\s+(?:all|distinct|select))\b\s*[^\s'\"`]"
 )
 # SQL that libinjection lets pass, in groups: a group's regex runs only when the text holds
 # one of its hints, so an ordinary value costs a few substring tests.
@@ -104,47 +145,7 @@ _MARKER_GROUPS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
             r"|\(\s*[\w`\",\s]{1,200}\)\s*values\s*\("
         ),
     ),
-    (  # statements
-        (
-            "select",
-            "union",
-            "drop",
-            "truncate",
-            "alter",
-            "create",
-            "insert",
-            "replace",
-            "delete",
-            "update",
-            "copy",
-            "declare",
-            "exec",
-            "case",
-            "having",
-            "as",
-        ),
-        re.compile(
-            r"\bunion\b[\s(]{1,40}(?:all\s+|distinct\s+)?select\b"
-            r"|\b(?:drop|truncate|alter|create)\s+(?:table|database|schema|view|user|function"
-            r"|procedure|trigger|index|role|login)\s+[\w`\"\[]"
-            r"|\binsert\s+(?:ignore\s+)?into\s+[\w`\"\[]|\breplace\s+into\s+[\w`\"\[]"
-            r"|\bdelete\s+from\s+[\w`\".\[\]]{1,64}\s*(?:where\b|;|--|#|$)"
-            r"|\bupdate\s+[\w`\".\[\]]{1,64}\s+set\s+[\w`\".\[\]]{1,64}\s*="
-            r"|\bcreate\s+function\b.{1,120}?\breturns\b"
-            r"|\bselect\s+(?:\*|null\b|@@?\w|\d+\s*,"
-            r"|(?:if|benchmark|sleep|pg_sleep|case|char)\s*\()"
-            r"|\bselect\s+[\w.`\"]{1,64}\s+from\s+[\w.`\"]{1,64}\s*(?:where\b|limit\b|;|--|#|$)"
-            r"|;\s*(?:declare\s*@|exec(?:ute)?\s*[(@]|truncate\s*(?:table\b|\[)"
-            r"|(?:if|benchmark|sleep)\s*\("
-            r"|select\s+(?:\*|@@|null\b|\d|[\w.]{1,64}\s*(?:,|\(|from\b)))"
-            r"|\bcopy\s+[\w.]{1,64}(?:\s*\([^)]{0,80}\))?\s+(?:from|to)\s+(?:program\s+)?['\"]?/"
-            r"|\bdeclare\s*@\w|\bexec(?:ute)?\s*\(\s*@|\bexec(?:ute)?\s+(?:master\.|xp_|sp_)"
-            r"|\bexecute\s+immediate\b|\balter\s+\w{1,30}.{0,60}?\bchar(?:acter)?\s+set\s+\w"
-            r"|\bcase\s+when\b.{1,80}?\bthen\b|\bselect\b.{1,100}?\bhaving\s+\S{1,40}\s*[^\s\w]"
-            r"|[\w'\")`]\s*\bas\s*['\"`][^'\"`]{1,40}['\"`]\s*from(?:\s+\w|\s*$)"
-            r"|['\"`][\s;]{0,20}(?:select|having|union\s+(?:all|distinct|select))\b\s*[^\s'\"`]"
-        ),
-    ),
+    (_STATEMENT_HINTS, _STATEMENTS),
     (  # MySQL tokenizer tricks, PostgreSQL casts and JSON operators, NoSQL operators
         (".e", "::", "->", "#>", "#-", "@>", "<@", "@?", "@@", "[", "?"),
         re.compile(
@@ -210,6 +211,15 @@ def nosql(name: str) -> str | None:
 
 
 def _libinjection(text: str) -> str | None:
+    fingerprint = _fingerprint(text)
+    if fingerprint is None or prose.misread_as_sql(text, fingerprint):
+        return None
+    return fingerprint
+
+
+def _fingerprint(text: str) -> str | None:
+    if prose.starts_a_bare_statement(text):
+        return None
     fingerprint = libinj.sqli_fingerprint(text)
     if fingerprint:
         return fingerprint
@@ -231,10 +241,13 @@ def _beyond_quoted_words(fingerprint: str) -> bool:
 
 
 def _markers(text: str) -> str | None:
+    bare = prose.starts_a_bare_statement(text)
     for hints, regex in _MARKER_GROUPS:
+        if regex is _STATEMENTS and bare:
+            continue  # text about SQL: see prose.starts_a_bare_statement
         if any(hint in text for hint in hints):
             match = regex.search(text)
-            if match:
+            if match and not prose.cannot_parse(text[match.start() :]):
                 return match.group()
     if "'" in text or '"' in text or "`" in text:
         for regex in (_SPLIT_QUERY, _QUOTE_COMMENT):

@@ -56,7 +56,7 @@ _MARKERS = re.compile(
     r"|\beval\(|\b(?:settimeout|setinterval|execscript)\s*\(|\bnew\s+function\s*\("
     r"|\bstring\s*\.\s*fromcharcode\s*\(|\b(?:atob|btoa)\("
     r"|\b(?:document|window)\s*\.\s*(?:cookie|domain|write(?:ln)?|location|body|forms"
-    r"|queryselector(?:all)?|getelementby\w+|createelement)\b"
+    r"|queryselector(?:all)?|getelementby\w+|createelement)\b(?!\s+[a-z])"  # not "... explained"
     r"|\blocation\s*\.\s*(?:hash|search)\b|\.\s*(?:innerhtml|outerhtml|parentnode"
     r"|insertadjacenthtml)\b"
     r"|\b(?:self|top|window|document|parent|frames|globalthis)\s*\[|\(\s*(?:document|window"
