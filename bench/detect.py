@@ -74,12 +74,28 @@ def _address(rng: random.Random) -> str:
 
 
 def generate_auth_log(path: Path, count: int, seed: int = 1) -> None:
-    """A busy server's auth.log: sessions, cron and sudo, plus brute force from ~3000 hosts.
+    """A busy server's auth.log: sessions, cron and sudo, plus brute force from ~3000 hosts
+    (about 10% of the lines: the quiet profile)."""
+    _write_auth_log(path, count, random.Random(seed), attack_share=0.07, ipv6_share=0.0)
 
-    Attack lines come as real OpenSSH 9 writes them, a whole connection at a time.
-    """
-    rng = random.Random(seed)
-    attackers = [_address(rng) for _ in range(3000)]
+
+def generate_attack_heavy_log(path: Path, count: int, seed: int = 6) -> None:
+    """An auth.log under attack: ~85% of the lines come from password guessers, ~65% are
+    failures counted by the jails; ~3000 hosts, a quarter of them IPv6 (the attack-heavy
+    profile, where the jails see most lines)."""
+    _write_auth_log(path, count, random.Random(seed), attack_share=0.8, ipv6_share=0.25)
+
+
+def _write_auth_log(
+    path: Path, count: int, rng: random.Random, attack_share: float, ipv6_share: float
+) -> None:
+    """Attack connections (``attack_share`` of the connections) as real OpenSSH 9 writes
+    them, a whole connection at a time, among sessions, cron and sudo."""
+    # (no draw for the family when there is no IPv6: the quiet log stays as it always was)
+    attackers = [
+        _address6(rng) if ipv6_share and rng.random() < ipv6_share else _address(rng)
+        for _ in range(3000)
+    ]
     admins = [f"198.51.100.{i}" for i in range(2, 40)]
     written = pid = 0
     with path.open("w") as out:
@@ -87,53 +103,67 @@ def generate_auth_log(path: Path, count: int, seed: int = 1) -> None:
             pid += 1
             now = _stamp(written // 3)
             head = f"{now} web1 "
-            if rng.random() < 0.07:  # one attack connection (3-6 lines): ~10% of all lines
-                ip, port = rng.choice(attackers), rng.randrange(1024, 65535)
-                if rng.random() < 0.6:
-                    user = rng.choice(USERS)
-                    lines = [
-                        f"sshd[{pid}]: Invalid user {user} from {ip} port {port}",
-                        f"sshd[{pid}]: pam_unix(sshd:auth): check pass; user unknown",
-                        f"sshd[{pid}]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}",  # noqa: E501
-                        f"sshd[{pid}]: Failed password for invalid user {user} from {ip} port {port} ssh2",  # noqa: E501
-                        f"sshd[{pid}]: Received disconnect from {ip} port {port}:11: Bye Bye [preauth]",  # noqa: E501
-                        f"sshd[{pid}]: Disconnected from invalid user {user} {ip} port {port} [preauth]",  # noqa: E501
-                    ]
-                else:
-                    lines = [
-                        f"sshd[{pid}]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}  user=root",  # noqa: E501
-                        f"sshd[{pid}]: Failed password for root from {ip} port {port} ssh2",
-                        f"sshd[{pid}]: Connection closed by authenticating user root {ip} port {port} [preauth]",  # noqa: E501
-                    ]
+            if rng.random() < attack_share:
+                lines = _attack_connection(rng, pid, rng.choice(attackers))
             else:
-                ip, port = rng.choice(admins), rng.randrange(1024, 65535)
-                lines = rng.choice(
-                    [
-                        [
-                            f"sshd[{pid}]: Accepted publickey for deploy from {ip} port {port} ssh2: ED25519 SHA256:n8zmOzQ1/0cE5LzpHXR3c2FK4mBGh0pIt7oHqGxVpJc",  # noqa: E501
-                            f"sshd[{pid}]: pam_unix(sshd:session): session opened for user deploy(uid=1000) by (uid=0)",  # noqa: E501
-                            f"systemd-logind[512]: New session {pid} of user deploy.",
-                        ],
-                        [
-                            f"sshd[{pid}]: Received disconnect from {ip} port {port}:11: disconnected by user",  # noqa: E501
-                            f"sshd[{pid}]: Disconnected from user deploy {ip} port {port}",
-                            f"sshd[{pid}]: pam_unix(sshd:session): session closed for user deploy",
-                            f"systemd-logind[512]: Session {pid} logged out. Waiting for processes to exit.",  # noqa: E501
-                        ],
-                        [
-                            f"CRON[{pid}]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)",  # noqa: E501
-                            f"CRON[{pid}]: pam_unix(cron:session): session closed for user root",
-                        ],
-                        [
-                            f"sudo[{pid}]:   deploy : TTY=pts/0 ; PWD=/home/deploy ; USER=root ; COMMAND=/usr/bin/systemctl reload apache2",  # noqa: E501
-                            f"sudo[{pid}]: pam_unix(sudo:session): session opened for user root(uid=0) by deploy(uid=1000)",  # noqa: E501
-                            f"systemd[1]: Started session-{pid}.scope - Session {pid} of User x.",
-                        ],
-                    ]
-                )
+                lines = _benign_connection(rng, pid, rng.choice(admins))
             for line in lines[: count - written]:
                 out.write(head + line + "\n")
             written += len(lines)
+
+
+def _address6(rng: random.Random) -> str:
+    net, subnet, host = rng.randrange(1 << 16), rng.randrange(1 << 16), rng.randrange(1, 1 << 16)
+    return f"2001:db8:{net:x}:{subnet:x}::{host:x}"
+
+
+def _attack_connection(rng: random.Random, pid: int, ip: str) -> list[str]:
+    """One password-guessing connection: 3 to 6 lines."""
+    port = rng.randrange(1024, 65535)
+    if rng.random() < 0.6:
+        user = rng.choice(USERS)
+        return [
+            f"sshd[{pid}]: Invalid user {user} from {ip} port {port}",
+            f"sshd[{pid}]: pam_unix(sshd:auth): check pass; user unknown",
+            f"sshd[{pid}]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}",  # noqa: E501
+            f"sshd[{pid}]: Failed password for invalid user {user} from {ip} port {port} ssh2",
+            f"sshd[{pid}]: Received disconnect from {ip} port {port}:11: Bye Bye [preauth]",
+            f"sshd[{pid}]: Disconnected from invalid user {user} {ip} port {port} [preauth]",
+        ]
+    return [
+        f"sshd[{pid}]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}  user=root",  # noqa: E501
+        f"sshd[{pid}]: Failed password for root from {ip} port {port} ssh2",
+        f"sshd[{pid}]: Connection closed by authenticating user root {ip} port {port} [preauth]",
+    ]
+
+
+def _benign_connection(rng: random.Random, pid: int, ip: str) -> list[str]:
+    """A session opened or closed, a cron job or a sudo command: 2 to 4 lines."""
+    port = rng.randrange(1024, 65535)
+    return rng.choice(
+        [
+            [
+                f"sshd[{pid}]: Accepted publickey for deploy from {ip} port {port} ssh2: ED25519 SHA256:n8zmOzQ1/0cE5LzpHXR3c2FK4mBGh0pIt7oHqGxVpJc",  # noqa: E501
+                f"sshd[{pid}]: pam_unix(sshd:session): session opened for user deploy(uid=1000) by (uid=0)",  # noqa: E501
+                f"systemd-logind[512]: New session {pid} of user deploy.",
+            ],
+            [
+                f"sshd[{pid}]: Received disconnect from {ip} port {port}:11: disconnected by user",
+                f"sshd[{pid}]: Disconnected from user deploy {ip} port {port}",
+                f"sshd[{pid}]: pam_unix(sshd:session): session closed for user deploy",
+                f"systemd-logind[512]: Session {pid} logged out. Waiting for processes to exit.",
+            ],
+            [
+                f"CRON[{pid}]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)",  # noqa: E501
+                f"CRON[{pid}]: pam_unix(cron:session): session closed for user root",
+            ],
+            [
+                f"sudo[{pid}]:   deploy : TTY=pts/0 ; PWD=/home/deploy ; USER=root ; COMMAND=/usr/bin/systemctl reload apache2",  # noqa: E501
+                f"sudo[{pid}]: pam_unix(sudo:session): session opened for user root(uid=0) by deploy(uid=1000)",  # noqa: E501
+                f"systemd[1]: Started session-{pid}.scope - Session {pid} of User x.",
+            ],
+        ]
+    )
 
 
 def generate_far_context_log(path: Path, megabytes: int = 20, seed: int = 4) -> int:
