@@ -62,15 +62,17 @@ def test_json_counts_every_file_and_the_bans_the_default_jails_would_make(capsys
             "2001:db8::99": 1,
         },
     }
-    # in the order the jails would have decided, across files
+    # in the order the jails would have decided, across files: a certain SQL injection
+    # and a scanner naming itself ban on their first request
     assert report["bans"] == [
-        {"ip": "198.51.100.7", "jail": "web-attacks", "time": "2025-03-01T10:00:02Z", "count": 3},
+        {"ip": "198.51.100.7", "jail": "web-attacks", "time": "2025-03-01T10:00:00Z", "count": 1},
         {
             "ip": "192.0.2.44",
             "jail": "postgresql",
             "time": "2025-03-01T10:00:04.200000Z",
             "count": 5,
         },
+        {"ip": "198.51.100.9", "jail": "web-scanners", "time": "2025-03-01T10:00:05Z", "count": 1},
         {"ip": "203.0.113.5", "jail": "sshd", "time": "2025-03-01T10:00:11Z", "count": 5},
     ]
     assert [(f["kind"], f["lines"]) for f in report["files"]] == [
@@ -92,6 +94,9 @@ def test_events_are_one_json_object_per_line(capsys):
         "ip": "203.0.113.5",
         "user": "root",
         "time": "2025-03-01T10:00:03Z",
+        "severity": "medium",
+        "confidence": "weak",  # a signal that counts in bursts, no verdict on the line
+        "family": None,
     }
     assert records[-1] == {
         "file": AUTH,
@@ -100,8 +105,29 @@ def test_events_are_one_json_object_per_line(capsys):
         "ip": "192.0.2.77",
         "user": "root from 6.6.6.6 port 22",
         "time": "2025-03-01T10:00:23Z",
+        "severity": "medium",
+        "confidence": "weak",
+        "family": None,
     }
     assert "6.6.6.6" not in {record["ip"] for record in records}
+
+
+def test_events_say_what_they_are_without_rule_names(capsys):
+    """A burst signal (a 404) is told apart from a verdict on the line (an injection) by
+    its confidence and family; a rule's severity comes along."""
+    code, out, _ = scan(capsys, "--format", "events", ACCESS)
+    records = {(r["line"], r["rule"]): r for r in map(json.loads, out.splitlines())}
+    assert code == 0
+    shown = {key: (r["severity"], r["confidence"], r["family"]) for key, r in records.items()}
+    assert shown == {
+        (1, "http-sqli"): ("high", "certain", "sqli"),  # 1' UNION SELECT ... --
+        (2, "http-sqli"): ("high", "certain", "sqli"),
+        (3, "http-sqli"): ("high", "certain", "sqli"),
+        (6, "http-scanner"): ("medium", "certain", "scanner"),  # Nmap Scripting Engine
+        (6, "http-sensitive-file"): ("medium", "likely", "sensitive_file"),  # /.env
+        (6, "http-404"): ("low", "weak", None),
+        (7, "php-cms-login-failed"): ("medium", "weak", None),
+    }
 
 
 def test_text_report_for_people(capsys):
