@@ -427,3 +427,55 @@ def test_a_reader_that_stops_reading_ends_the_report_quietly(tmp_path: Path):
 )
 def test_unusable_options_are_one_line_and_exit_2(argv: list[str], reason: str):
     _one_line_exit_2(_command(*argv, ACCESS), reason)
+
+
+def test_an_attack_heavy_log_gives_the_same_events_and_bans_serially_and_in_parallel(
+    tmp_path, monkeypatch
+):
+    """bench/detect.py's attack-heavy profile (~65% failures, IPv4 and IPv6) on a small
+    file: the same events and bans with one worker and one per core, and the bans of the
+    jails before the long window (pinned from that code) when the weights are all 0."""
+    import hashlib
+    from dataclasses import replace
+
+    from agent import scan_ranges
+    from agent.bans.jails import Evidence, JailConfig, load_jails
+    from agent.detect.rules import load_rules
+    from agent.scan import ScanOptions
+    from agent.scan import scan as run
+
+    sys.path.insert(0, str(PROJECT_ROOT / "bench"))
+    try:
+        from detect import generate_attack_heavy_log
+    finally:
+        sys.path.pop(0)
+    log = tmp_path / "auth.log"
+    generate_attack_heavy_log(log, 20_000)
+    rules = load_rules()
+    shipped = load_jails(rule_ids=[r.id for r in rules])
+    options = ScanOptions(rules=rules, jails=shipped, kind="sshd", keep_events=True)
+    serial = run([str(log)], options)
+    monkeypatch.setattr(scan_ranges, "PARALLEL_MIN_BYTES", 1024)
+    monkeypatch.setattr(scan_ranges, "RANGE_BYTES", 300_007)  # ~7 ranges, odd boundaries
+    assert scan_ranges.workers_for(str(log)) > 1
+    parallel = run([str(log)], options)
+
+    def seen(result) -> tuple[list, list]:
+        start = result.events[0][1].time  # the log's year is inferred from today
+        events = [(e.time - start, e.rule, e.ip, e.line, e.confidence) for _, e in result.events]
+        bans = [(d.ip, d.jail, d.time - start, d.count, d.rule) for d in result.bans]
+        return events, bans
+
+    events, bans = seen(serial)
+    assert seen(parallel) == (events, bans)
+    assert parallel.counters == serial.counters
+    assert len(events) == 12_974 and sum(":" in ip for _, _, ip, _, _ in events) > 2000
+    assert len(bans) == 285  # 257 bursts, and slower guessers over the long window
+    unweighted = JailConfig(
+        tuple(replace(jail, weights={}) for jail in shipped.jails),
+        shipped.allowlist,
+        Evidence(weights=dict.fromkeys(("certain", "likely", "weak"), 0.0)),
+    )
+    before = seen(run([str(log)], replace(options, jails=unweighted)))[1]
+    digest = hashlib.sha256(repr(before).encode()).hexdigest()[:16]
+    assert (len(before), digest) == (257, "a5d4c4d222de4c57")
