@@ -16,10 +16,10 @@ the same code answers "would this have been banned?" for old logs and "ban now" 
 ``agent.bans.manager`` turns a ``Decision`` into a ban that holds (escalation from the ban
 history, scope, allowlist, the store and the firewall).
 
-Memory is bounded: at most ``max_tracked`` (jail, address) windows and as many address
-totals are kept, the least recently seen dropped first, so a flood of distinct addresses
-(each seen once) cannot grow them; ``evicted`` counts what was dropped. A total holds at
-most one entry per unit of its smallest weight (it bans, and empties, at 1).
+Memory is bounded: the windows of at most ``max_tracked`` addresses are kept, the least
+recently seen dropped first, so a flood of distinct addresses (each seen once) cannot grow
+them; ``evicted`` counts the addresses dropped. A long window holds at most as many
+entries as it takes its smallest weight to reach 1 (it bans, and empties, then).
 """
 
 from __future__ import annotations
@@ -164,8 +164,7 @@ class JailConfig:
 
 class _Window:
     """One address's recent events in one jail: (time, rule) each. Slotted, with a list (a
-    deque costs 600 bytes even when it holds one entry): floods keep up to
-    ``max_tracked`` of these."""
+    deque costs 600 bytes even when it holds one entry)."""
 
     __slots__ = ("banned_until", "entries")
 
@@ -174,20 +173,22 @@ class _Window:
         self.banned_until = float("-inf")
 
 
-class _Total:
-    """One address's long window: (time, weight, rule) of each counted event, and their
-    sum."""
+class _Address:
+    """What is known of one address: its window in each jail it was seen by, and its long
+    window, (time, weight, rule) of each counted event and their sum. One object per
+    address (floods keep up to ``max_tracked`` of these), found with one look-up."""
 
-    __slots__ = ("banned_until", "entries", "sum")
+    __slots__ = ("banned_until", "entries", "sum", "windows")
 
     def __init__(self) -> None:
+        self.windows: dict[str, _Window] = {}
         self.entries: list[tuple[float, float, str]] = []
         self.sum = 0.0
         self.banned_until = float("-inf")
 
 
-#: A rule's jail and its events' weight, for one confidence (None: the rule is in no jail).
-_Route = tuple[Jail, float] | None
+#: A rule's jail and the weight of its events by confidence (None: the rule is in no jail).
+_Route = tuple[Jail, dict[str, float]] | None
 
 
 class Jails:
@@ -196,7 +197,7 @@ class Jails:
     Each rule counts in the first jail that covers it. Events from allowlisted addresses
     (loopback always) and events older than both windows, by ``clock``, are ignored; while
     an address is banned by a jail, its further events there are not counted again, nor
-    in its total while a ban decided on it lasts.
+    in its long window while a ban decided on it lasts.
     """
 
     def __init__(
@@ -210,13 +211,16 @@ class Jails:
     ):
         self.jails = tuple(jails)
         self.evidence = evidence
+        self._long = evidence.findtime
         self._clock = clock
         self._allow = LOOPBACK + tuple(allowlist)
         self._max = max_tracked
-        self._windows: OrderedDict[tuple[str, str], _Window] = OrderedDict()
-        self._totals: OrderedDict[str, _Total] = OrderedDict()
+        self._addresses: OrderedDict[str, _Address] = OrderedDict()
+        #: the address seen last, and its windows (attacks come in bursts)
+        self._last_ip: str | None = None
+        self._last = _Address()
         self._jail_of: dict[str, Jail | None] = {}
-        self._routes: dict[tuple[str, str], _Route] = {}
+        self._routes: dict[str, _Route] = {}
         self._allowed: dict[str, bool] = {}
         self.evicted = 0
 
@@ -228,16 +232,22 @@ class Jails:
             self._jail_of[rule_id] = jail
             return jail
 
-    def route(self, rule_id: str, confidence: str) -> _Route:
-        """The jail of a rule and the weight of its events of ``confidence``."""
+    def route(self, rule_id: str) -> _Route:
+        """The jail of a rule and the weight of its events by confidence."""
         try:
-            return self._routes[(rule_id, confidence)]
+            return self._routes[rule_id]
         except KeyError:
-            if confidence not in CONFIDENCES:
-                raise ValueError(f"unknown confidence {confidence!r}") from None
             jail = self.jail_for(rule_id)
-            found = None if jail is None else (jail, jail.weight(confidence, self.evidence.weights))
-            self._routes[(rule_id, confidence)] = found
+            defaults = self.evidence.weights
+            found = (
+                None
+                if jail is None
+                else (
+                    jail,
+                    {confidence: jail.weight(confidence, defaults) for confidence in CONFIDENCES},
+                )
+            )
+            self._routes[rule_id] = found
             return found
 
     def allowed(self, ip: str, jail: Jail) -> bool:
@@ -263,103 +273,96 @@ class Jails:
         self, rule: str, ip: str, when: float, now: float, confidence: str = "weak"
     ) -> Decision | None:
         """:meth:`observe` for an event given by its parts, at ``now`` (what ``clock``
-        says): offline scans replay millions of events without building them."""
+        says): offline scans replay millions of events without building them. (Written
+        for speed, as straight code: it runs once per event.)"""
         try:
-            route = self._routes[(rule, confidence)]
+            route = self._routes[rule]
         except KeyError:
-            route = self.route(rule, confidence)
+            route = self.route(rule)
         if route is None:
             return None
-        jail, weight = route
+        jail, weights = route
+        weight = weights.get(confidence)
+        if weight is None:
+            raise ValueError(f"unknown confidence {confidence!r}")
         # most addresses are known not to be allowlisted: skip the call for them
         if (self._allowed.get(ip) is not False or jail.allowlist) and self.allowed(ip, jail):
             return None
-        window = None
-        if when >= now - jail.findtime:
-            window = self._window((jail.name, ip))
-            if when < window.banned_until:
+        findtime, long = jail.findtime, self._long
+        recent = when >= now - findtime
+        if not (recent or (weight and when >= now - long)):
+            return None  # a backlog line too old to matter
+        if ip == self._last_ip:  # a burst: the same address, already the most recent
+            address = self._last
+        else:
+            addresses = self._addresses
+            address = addresses.get(ip)
+            if address is None:
+                address = addresses[ip] = _Address()
+                if len(addresses) > self._max:
+                    addresses.popitem(last=False)
+                    self.evicted += 1
+            else:
+                addresses.move_to_end(ip)
+            self._last_ip, self._last = ip, address
+        if recent:
+            window = address.windows.get(jail.name)
+            if window is None:
+                window = address.windows[jail.name] = _Window()
+            elif when < window.banned_until:
                 return None
             entries = window.entries
-            horizon = when - jail.findtime
-            if entries and entries[0][0] < horizon:
+            if entries and entries[0][0] < when - findtime:
+                horizon = when - findtime
                 entries[:] = [entry for entry in entries if entry[0] >= horizon]
             entries.append((when, rule))
             if len(entries) >= jail.maxretry:
-                return self._decide(jail, ip, when, rule, entries, None, 0.0)
-        if not weight or when < now - self.evidence.findtime:
+                return self._decide(jail, ip, address, when, rule, entries, None)
+        if not weight or when < address.banned_until or when < now - long:
             return None
-        total = self._total(ip)
-        if when < total.banned_until:
+        counted = address.entries
+        if counted and counted[0][0] < when - long:
+            horizon = when - long
+            counted[:] = [entry for entry in counted if entry[0] >= horizon]
+            address.sum = sum(entry[1] for entry in counted)
+        counted.append((when, weight, rule))
+        address.sum += weight
+        if address.sum < _FULL:
             return None
-        span = self.evidence.findtime
-        entries_ = total.entries
-        if entries_ and entries_[0][0] < when - span:
-            entries_[:] = [entry for entry in entries_ if entry[0] >= when - span]
-            total.sum = sum(entry[1] for entry in entries_)
-        entries_.append((when, weight, rule))
-        total.sum += weight
-        if total.sum < _FULL:
-            return None
-        counted = [(time, name) for time, _, name in entries_]
-        return self._decide(jail, ip, when, rule, counted, span, total.sum)
+        counted_events = [(time, name) for time, _, name in counted]
+        return self._decide(jail, ip, address, when, rule, counted_events, long)
 
     def _decide(
         self,
         jail: Jail,
         ip: str,
+        address: _Address,
         when: float,
         rule: str,
         counted: list[tuple[float, str]],
         window: float | None,
-        weight: float,
     ) -> Decision:
-        """Ban ``ip`` by ``jail``: both its windows there are emptied, and count nothing
-        until the ban ends."""
+        """Ban ``ip`` by ``jail``: its window there and its long window are emptied, and
+        count nothing until the ban ends."""
         until = when + jail.bantime
         events = tuple(counted if len(counted) <= EVIDENCE_CAP
                        else counted[:1] + counted[1 - EVIDENCE_CAP :])  # fmt: skip
+        weight = address.sum if window is not None else 0.0
         decision = Decision(ip, jail.name, when, until, len(counted), rule,
                             window=window, weight=weight, events=events)  # fmt: skip
-        for holder in (self._windows.get((jail.name, ip)), self._totals.get(ip)):
-            if holder is not None:
-                holder.entries.clear()
-                holder.banned_until = until
-        total = self._totals.get(ip)
-        if total is not None:
-            total.sum = 0.0
+        jail_window = address.windows.get(jail.name)
+        if jail_window is not None:
+            jail_window.entries.clear()
+            jail_window.banned_until = until
+        address.entries.clear()
+        address.sum = 0.0
+        address.banned_until = until
         return decision
-
-    def _window(self, key: tuple[str, str]) -> _Window:
-        """The window of (jail, address), made most recently used (or new, the least
-        recently used one dropped past the cap)."""
-        windows = self._windows
-        window = windows.get(key)
-        if window is None:
-            window = windows[key] = _Window()
-            if len(windows) > self._max:
-                windows.popitem(last=False)
-                self.evicted += 1
-        else:
-            windows.move_to_end(key)
-        return window
-
-    def _total(self, ip: str) -> _Total:
-        """:meth:`_window` for the address's long window."""
-        totals = self._totals
-        total = totals.get(ip)
-        if total is None:
-            total = totals[ip] = _Total()
-            if len(totals) > self._max:
-                totals.popitem(last=False)
-                self.evicted += 1
-        else:
-            totals.move_to_end(ip)
-        return total
 
     @property
     def tracked(self) -> int:
-        """Windows currently held in memory: (jail, address) ones and address totals."""
-        return len(self._windows) + len(self._totals)
+        """Addresses currently held in memory, each with its windows."""
+        return len(self._addresses)
 
 
 def _span(seconds: float) -> str:
