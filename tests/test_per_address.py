@@ -16,8 +16,29 @@ from agent_process import AgentProcess, wait_until
 from conftest import lappguard_command, require_shared_data
 
 from agent.bans.jails import load_jails
+from agent.detect.http import AccessLogParser
+from agent.detect.injection import inspect
 from agent.detect.rules import load_rules
 from agent.scan import ScanOptions, scan
+
+
+@pytest.mark.parametrize(
+    ("target", "user_agent", "expected"),
+    [
+        ("/item.php?id=1%27%20UNION%20SELECT%20user,pass--%20", "", {"sqli": "certain"}),
+        ("/item.php?id=1%20AND%20SLEEP(5)", "", {"sqli": "certain"}),
+        ("/search?q=select+x+from+y+where", "", {"sqli": "likely"}),  # SQL words only
+        ("/search?q=80%25+ACRYLIC+AND+20%25+WOOL", "", {"sqli": "likely"}),
+        ("/c?text=%3Cscript%3Ealert(1)%3C/script%3E", "", {"xss": "certain"}),
+        ("/d?file=../../../../etc/passwd", "", {"traversal": "likely"}),
+        ("/ping?host=127.0.0.1%3Bid", "", {"cmdi": "likely"}),
+        ("/", "sqlmap/1.7.2#stable (https://sqlmap.org)", {"scanner": "certain"}),
+        ("/cgi-bin/x", "() { :; }; /bin/bash -c id", {"shellshock": "certain", "cmdi": "likely"}),
+    ],
+)
+def test_a_finding_is_certain_only_when_its_evidence_is_conclusive(target, user_agent, expected):
+    request = AccessLogParser().parse(webcorpus.log_line(target, user_agent or webcorpus.BROWSER))
+    assert {f.family: f.confidence for f in inspect(request)} == expected
 
 
 def banned_by_shipped_jails(lines: list[str], path: Path) -> list[str]:

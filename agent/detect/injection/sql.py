@@ -196,6 +196,9 @@ _LONE_CONSTANT = re.compile(
 _MAX_COMPARISONS = 16
 
 _NOSQL = re.compile(rf"{_NOSQL_BRACKET}|^\s*\$(?:{_NOSQL_OPERATORS})\s*$")
+# What turns SQL words into an injection: leaving a quoted string, ending the statement,
+# or grafting a UNION onto the application's query.
+_MECHANICS = re.compile(r"['\"`;]|\bunion\b")
 
 
 def sqli(value: Value) -> Verdict | None:
@@ -266,11 +269,6 @@ def _markers(text: str) -> tuple[str, bool] | None:
                 return match.group(), True
     tautology = _tautology(text)
     return (tautology, True) if tautology else None
-
-
-# What turns SQL words into an injection: leaving a quoted string, ending the statement,
-# or grafting a UNION onto the application's query.
-_MECHANICS = re.compile(r"['\"`;]|\bunion\b")
 
 
 def _tautology(text: str) -> str | None:
