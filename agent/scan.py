@@ -72,6 +72,7 @@ class ScanResult:
     events: list[tuple[str, Event]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     severity: dict[str, str] = field(default_factory=dict)  # of each rule
+    reasons: list[str] = field(default_factory=list)  # why each ban, as bans show says
 
 
 @dataclass(frozen=True)
@@ -321,6 +322,8 @@ def _replay(
         add_counters(total, report.counters)
     result = ScanResult(reports, total, by_ip, bans, options.level, kept)
     result.severity = {rule.id: rule.severity for rule in options.rules}
+    by_name = {jail.name: jail for jail in config.jails}
+    result.reasons = [decision.why(by_name[decision.jail]) for decision in bans]
     result.notes = _notes(result, options)
     return result
 
@@ -402,8 +405,8 @@ def render_json(result: ScanResult, out: TextIO) -> None:
         "by_rule": dict(sorted(c.by_rule.items())),
         "by_ip": dict(result.by_ip.most_common()),
         "bans": [
-            {"ip": d.ip, "jail": d.jail, "time": _iso(d.time), "count": d.count}
-            for d in result.bans
+            {"ip": d.ip, "jail": d.jail, "time": _iso(d.time), "count": d.count, "reason": why}
+            for d, why in zip(result.bans, result.reasons, strict=True)
         ],
         "matched": c.matched,
         "garbage": c.garbage,
@@ -464,11 +467,8 @@ def render_text(result: ScanResult, out: TextIO) -> None:
     write(f"\nWould be banned by the jails ({len(result.bans)}):\n")
     if not result.bans:
         write("  (none)\n")
-    for decision in result.bans:
-        write(
-            f"  {decision.ip:<39}  {decision.jail:<12}  at {_iso(decision.time)}"
-            f"  ({decision.count} events, {decision.rule})\n"
-        )
+    for decision, why in zip(result.bans, result.reasons, strict=True):
+        write(f"  {decision.ip:<39}  {decision.jail:<12}  at {_iso(decision.time)}  ({why})\n")
     if result.notes:
         write("\nNotes:\n")
         for note in result.notes:

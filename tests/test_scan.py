@@ -64,16 +64,17 @@ def test_json_counts_every_file_and_the_bans_the_default_jails_would_make(capsys
     }
     # in the order the jails would have decided, across files: a certain SQL injection
     # and a scanner naming itself ban on their first request
-    assert report["bans"] == [
-        {"ip": "198.51.100.7", "jail": "web-attacks", "time": "2025-03-01T10:00:00Z", "count": 1},
-        {
-            "ip": "192.0.2.44",
-            "jail": "postgresql",
-            "time": "2025-03-01T10:00:04.200000Z",
-            "count": 5,
-        },
-        {"ip": "198.51.100.9", "jail": "web-scanners", "time": "2025-03-01T10:00:05Z", "count": 1},
-        {"ip": "203.0.113.5", "jail": "sshd", "time": "2025-03-01T10:00:11Z", "count": 5},
+    assert [(b["ip"], b["jail"], b["time"], b["count"]) for b in report["bans"]] == [
+        ("198.51.100.7", "web-attacks", "2025-03-01T10:00:00Z", 1),
+        ("192.0.2.44", "postgresql", "2025-03-01T10:00:04.200000Z", 5),
+        ("198.51.100.9", "web-scanners", "2025-03-01T10:00:05Z", 1),
+        ("203.0.113.5", "sshd", "2025-03-01T10:00:11Z", 5),
+    ]
+    assert [b["reason"] for b in report["bans"]] == [
+        "http-sqli: one event of jail web-attacks is enough to ban",
+        "5 events of jail postgresql within 10m (last: pg-password-failed)",
+        "http-scanner: one event of jail web-scanners is enough to ban",
+        "5 events of jail sshd within 10m (last: sshd-failed-auth)",
     ]
     assert [(f["kind"], f["lines"]) for f in report["files"]] == [
         ("sshd", 23),
@@ -150,7 +151,7 @@ def test_text_report_for_people(capsys):
         "\n"
         "Would be banned by the jails (1):\n"
         "  203.0.113.5                              sshd          at 2025-03-01T10:00:11Z"
-        "  (5 events, sshd-failed-auth)\n"
+        "  (5 events of jail sshd within 10m (last: sshd-failed-auth))\n"
         "\n"
         "Notes:\n"
         f"  - {AUTH}: 1 line skipped (invalid UTF-8 or NUL bytes)\n"
