@@ -9,9 +9,9 @@ firewall: bans are stored pending and a separate thread applies them in batches,
 firewall never slows the reading of logs.
 
 Jail windows survive restarts: the counted events are kept in the store for the longest
-window (a jail's ``findtime``, or the addresses' long window) and replayed into fresh jails
-at start (decisions from the replay are dropped,
-so a ban lifted by hand is not brought back from memory).
+window (a jail's ``findtime``, or the addresses' long window), with their confidence, and
+replayed into fresh jails at start (decisions from the replay are dropped, so a ban lifted
+by hand is not brought back from memory).
 """
 
 from __future__ import annotations
