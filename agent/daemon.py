@@ -116,7 +116,7 @@ class Reading:
     jails: Jails
     jail_map: dict[str, Jail]
     allowlist: Allowlist
-    horizon: float  # the longest findtime: how far back kept events matter
+    horizon: float  # the longest window: how far back kept events matter
     rule_ids: list[str]  # the rules the sources' detectors apply
 
 
@@ -287,14 +287,16 @@ class Daemon:
     def _reading(self, config: AgentConfig, rules: list[Rule]) -> Reading:
         jail_config = config.jail_config()
         allow = (*config.allowlist, *jail_config.allowlist)
-        jails = Jails(jail_config.jails, clock=self._clock, allowlist=allow)
+        jails = Jails(jail_config.jails, clock=self._clock, allowlist=allow,
+                      evidence=jail_config.evidence)  # fmt: skip
         sources = config.sources if config.sources is not None else discover_sources()
         workers = []
         for source_config in sources:
             source = self._open_source(source_config)
             detector = self._detector(source_config, rules)
             workers.append(SourceWorker(source, source_config.kind, detector, None))
-        horizon = max((jail.findtime for jail in jail_config.jails), default=0.0)
+        windows = [jail.findtime for jail in jail_config.jails]
+        horizon = max([*windows, jail_config.evidence.findtime])
         kinds = {source.kind for source in sources}
         rule_ids = sorted(rule.id for rule in rules if rule.kind in kinds)
         return Reading(workers, jails, {j.name: j for j in jail_config.jails},

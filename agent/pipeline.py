@@ -9,8 +9,9 @@ firewall: bans are stored pending and a separate thread applies them in batches,
 firewall never slows the reading of logs.
 
 Jail windows survive restarts: the counted events are kept in the store for the longest
-``findtime`` and replayed into fresh jails at start (decisions from the replay are dropped,
-so a ban lifted by hand is not brought back from memory).
+window (a jail's ``findtime``, or the addresses' long window), with their confidence, and
+replayed into fresh jails at start (decisions from the replay are dropped, so a ban lifted
+by hand is not brought back from memory).
 """
 
 from __future__ import annotations
@@ -112,15 +113,15 @@ class Pipeline:
             store.prune_events(conn, horizon, MAX_KEPT_EVENTS)
         with self._lock, self.manager.state.reading() as conn:
             count = 0
-            for when, rule, ip in store.events_since(conn, horizon):
-                self.jails.count(rule, ip, when, now)
+            for when, rule, ip, confidence in store.events_since(conn, horizon):
+                self.jails.count(rule, ip, when, now, confidence)
                 count += 1
         return count
 
 
 def _kept(event: Event, jail: str) -> store.StoredEvent:
     return store.StoredEvent(event.time, event.rule, jail, event.ip, event.source, event.line,
-                             event.evidence[:KEPT_EVIDENCE])  # fmt: skip
+                             event.evidence[:KEPT_EVIDENCE], event.confidence)  # fmt: skip
 
 
 class SourceWorker(threading.Thread):

@@ -4,8 +4,8 @@ Files are read in large blocks (gzip and stdin too), each with its own Detector;
 of all files are merged by time and replayed through the jails with the lines' own
 timestamps as the clock, so the report says which addresses the jails *would* have banned.
 
-Events travel as plain records, ``(time, rule, ip)`` first: the counts and the jails need
-nothing more, and only ``--format events`` builds Event objects. A big regular file is
+Events travel as plain records, ``(time, rule, ip, confidence)`` first: the counts and the
+jails need nothing more, and only ``--format events`` builds Event objects. A big regular file is
 split into ranges scanned by worker processes (:mod:`agent.scan_ranges`).
 """
 
@@ -71,6 +71,8 @@ class ScanResult:
     level: str
     events: list[tuple[str, Event]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    severity: dict[str, str] = field(default_factory=dict)  # of each rule
+    reasons: list[str] = field(default_factory=list)  # why each ban, as bans show says
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,7 @@ def _scan_file(
     path: str, handle: BinaryIO, options: ScanOptions
 ) -> tuple[FileReport, Iterator[tuple]]:
     """The report of a file (filled as its records are consumed) and its records: (time,
-    rule, ip) for the counts, with the Event appended when events are kept."""
+    rule, ip, confidence) for the counts, with the Event appended when events are kept."""
     blocks = _guarded(path, iter_blocks(handle))
     first = next(blocks, b"")
     kind = options.kind or sniff_kind(_first_lines(first))
@@ -232,7 +234,7 @@ def _scan_file(
     else:
         hits = _file_hits(path, kind, detector, first, blocks, options.keep_events)
     if options.keep_events:
-        return report, ((*hit[:3], event_of(hit, kind, path)) for hit in hits)
+        return report, ((*hit[:4], event_of(hit, kind, path)) for hit in hits)
     return report, hits
 
 
@@ -297,25 +299,31 @@ def _replay(
     records: Iterable[tuple], reports: list[FileReport], options: ScanOptions
 ) -> ScanResult:
     """Count, and run the jails with the events' own times as the clock."""
-    jails = Jails(options.jails.jails, clock=_no_clock, allowlist=options.jails.allowlist)
+    config = options.jails
+    jails = Jails(config.jails, clock=_no_clock, allowlist=config.allowlist,
+                  evidence=config.evidence)  # fmt: skip
     count = jails.count
     addresses: list[str] = []  # counted at the end, at C speed
     bans: list[Decision] = []
     kept: list[tuple[str, Event]] = []
     keep = options.keep_events
     for record in records:
-        when, rule, ip = record[0], record[1], record[2]
+        when, rule, ip, confidence = record[0], record[1], record[2], record[3]
         addresses.append(ip)
-        decision = count(rule, ip, when, when)  # the jails' clock: the event being replayed
+        # the jails' clock: the event being replayed
+        decision = count(rule, ip, when, when, confidence)
         if decision is not None:
             bans.append(decision)
         if keep:
-            kept.append((record[3].source, record[3]))
+            kept.append((record[4].source, record[4]))
     by_ip = Counter(addresses)
     total = Counters()
     for report in reports:
         add_counters(total, report.counters)
     result = ScanResult(reports, total, by_ip, bans, options.level, kept)
+    result.severity = {rule.id: rule.severity for rule in options.rules}
+    by_name = {jail.name: jail for jail in config.jails}
+    result.reasons = [decision.why(by_name[decision.jail]) for decision in bans]
     result.notes = _notes(result, options)
     return result
 
@@ -397,8 +405,8 @@ def render_json(result: ScanResult, out: TextIO) -> None:
         "by_rule": dict(sorted(c.by_rule.items())),
         "by_ip": dict(result.by_ip.most_common()),
         "bans": [
-            {"ip": d.ip, "jail": d.jail, "time": _iso(d.time), "count": d.count}
-            for d in result.bans
+            {"ip": d.ip, "jail": d.jail, "time": _iso(d.time), "count": d.count, "reason": why}
+            for d, why in zip(result.bans, result.reasons, strict=True)
         ],
         "matched": c.matched,
         "garbage": c.garbage,
@@ -427,6 +435,9 @@ def render_events(result: ScanResult, out: TextIO) -> None:
             "ip": event.ip,
             "user": event.user,
             "time": _iso(event.time),
+            "severity": result.severity.get(event.rule),
+            "confidence": event.confidence,
+            "family": event.family,
         }
         out.write(json.dumps(record) + "\n")
 
@@ -456,11 +467,8 @@ def render_text(result: ScanResult, out: TextIO) -> None:
     write(f"\nWould be banned by the jails ({len(result.bans)}):\n")
     if not result.bans:
         write("  (none)\n")
-    for decision in result.bans:
-        write(
-            f"  {decision.ip:<39}  {decision.jail:<12}  at {_iso(decision.time)}"
-            f"  ({decision.count} events, {decision.rule})\n"
-        )
+    for decision, why in zip(result.bans, result.reasons, strict=True):
+        write(f"  {decision.ip:<39}  {decision.jail:<12}  at {_iso(decision.time)}  ({why})\n")
     if result.notes:
         write("\nNotes:\n")
         for note in result.notes:

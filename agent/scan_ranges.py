@@ -98,8 +98,8 @@ def parallel_hits(path: str, settings: Settings, total: Counters, workers: int) 
             records, counters, carried = _resolve(task, settings, result, carried)
             add_counters(total, counters)
             if keep_events:
-                for when, rule, ip, user, line, text in records:
-                    yield when, rule, ip, user, line + before, text
+                for *head, line, text in records:
+                    yield *head, line + before, text
             else:
                 yield from records
             before += counters.lines
@@ -191,7 +191,8 @@ def _scan(
 ) -> list[tuple]:
     """What a worker does with a range: its records, ``mark`` called after each block and
     after settling; with ``stop``, only up to that mark. Records travel back as plain
-    tuples, only (time, rule, ip) unless events are kept: pickling costs per field.
+    tuples, only (time, rule, ip, confidence) unless events are kept: pickling costs per
+    field.
     ``mark`` is given the number of records found so far."""
     path, start, end = task
     options, kind, _ = settings
@@ -207,7 +208,7 @@ def _scan(
         line = 1
         for index, block in enumerate(iter_blocks(_Bounded(handle, end - start), BLOCK_SIZE)):
             found, count = detector.hits_block(block, kind, path, line, numbered=keep)
-            records += found if keep else [hit[:3] for hit in found]
+            records += found if keep else [hit[:4] for hit in found]
             line += count
             if mark is not None:
                 mark(len(records))

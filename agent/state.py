@@ -115,6 +115,11 @@ _MIGRATIONS: tuple[str, ...] = (
         retries INTEGER NOT NULL
     );
     """,
+    # 3: how sure each kept event is that its line is an attack (the jails weigh it by that
+    # when their windows are refilled at start); events kept before were all counted alike.
+    """
+    ALTER TABLE event ADD COLUMN confidence TEXT NOT NULL DEFAULT 'weak';
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -2,9 +2,11 @@
 
     .venv/bin/python bench/detect.py [--lines 1000000] [--fail2ban-lines 0] [--runs 3]
 
-Generates a realistic 1M-line sshd auth.log (about 10% attack lines from a few thousand
-addresses, the rest benign sshd/cron/systemd/sudo lines) and a 1M-line Apache access log
-(real request shapes from ../shared/data/apache_access, a few percent attacks), then times:
+Generates two 1M-line sshd auth.logs, a quiet one (about 10% attack lines from a few
+thousand addresses, the rest benign sshd/cron/systemd/sudo lines) and an attack-heavy one
+(about 65% failures from ~3000 addresses, a quarter IPv6), and a 1M-line Apache access log
+(real request shapes from ../shared/data/apache_access, a few percent attacks), then times
+for each auth.log:
 
 * the real ``lappguard scan --format json auth.log`` command (the headline: start-up,
   rule loading, detection, jail replay and the report, as a sysadmin runs it), ``--runs``
@@ -18,7 +20,9 @@ addresses, the rest benign sshd/cron/systemd/sudo lines) and a 1M-line Apache ac
 and reports lines per second (the ratio is on lines/s), CPU seconds (lappguard scans a big
 file with one worker process per core; fail2ban-regex uses one), and the lines each tool
 matched. fail2ban's matches are checked to be covered: on the first 100k lines, every
-address fail2ban-regex counts, lappguard counts at least as often.
+address fail2ban-regex counts, lappguard counts at least as often. Last, the jail path
+alone: the CPU microseconds ``Jails.count`` takes per event of the scan (``--only sshd``
+measures just the two auth.logs).
 
 Also: a 20 MB sshd log whose address-less lines name their process's address megabytes
 before, scanned by one worker and by one per core (``--only far-context``): the same
@@ -52,9 +56,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.bans.jails import load_jails  # noqa: E402
+from agent.bans.jails import Jails, load_jails  # noqa: E402
+from agent.detect.detector import Detector  # noqa: E402
 from agent.detect.rules import load_rules  # noqa: E402
-from agent.scan import ScanOptions, scan  # noqa: E402
+from agent.scan import ScanOptions, iter_blocks, scan  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -74,12 +79,28 @@ def _address(rng: random.Random) -> str:
 
 
 def generate_auth_log(path: Path, count: int, seed: int = 1) -> None:
-    """A busy server's auth.log: sessions, cron and sudo, plus brute force from ~3000 hosts.
+    """A busy server's auth.log: sessions, cron and sudo, plus brute force from ~3000 hosts
+    (about 10% of the lines: the quiet profile)."""
+    _write_auth_log(path, count, random.Random(seed), attack_share=0.07, ipv6_share=0.0)
 
-    Attack lines come as real OpenSSH 9 writes them, a whole connection at a time.
-    """
-    rng = random.Random(seed)
-    attackers = [_address(rng) for _ in range(3000)]
+
+def generate_attack_heavy_log(path: Path, count: int, seed: int = 6) -> None:
+    """An auth.log under attack: ~85% of the lines come from password guessers, ~65% are
+    failures counted by the jails; ~3000 hosts, a quarter of them IPv6 (the attack-heavy
+    profile, where the jails see most lines)."""
+    _write_auth_log(path, count, random.Random(seed), attack_share=0.8, ipv6_share=0.25)
+
+
+def _write_auth_log(
+    path: Path, count: int, rng: random.Random, attack_share: float, ipv6_share: float
+) -> None:
+    """Attack connections (``attack_share`` of the connections) as real OpenSSH 9 writes
+    them, a whole connection at a time, among sessions, cron and sudo."""
+    # (no draw for the family when there is no IPv6: the quiet log stays as it always was)
+    attackers = [
+        _address6(rng) if ipv6_share and rng.random() < ipv6_share else _address(rng)
+        for _ in range(3000)
+    ]
     admins = [f"198.51.100.{i}" for i in range(2, 40)]
     written = pid = 0
     with path.open("w") as out:
@@ -87,53 +108,67 @@ def generate_auth_log(path: Path, count: int, seed: int = 1) -> None:
             pid += 1
             now = _stamp(written // 3)
             head = f"{now} web1 "
-            if rng.random() < 0.07:  # one attack connection (3-6 lines): ~10% of all lines
-                ip, port = rng.choice(attackers), rng.randrange(1024, 65535)
-                if rng.random() < 0.6:
-                    user = rng.choice(USERS)
-                    lines = [
-                        f"sshd[{pid}]: Invalid user {user} from {ip} port {port}",
-                        f"sshd[{pid}]: pam_unix(sshd:auth): check pass; user unknown",
-                        f"sshd[{pid}]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}",  # noqa: E501
-                        f"sshd[{pid}]: Failed password for invalid user {user} from {ip} port {port} ssh2",  # noqa: E501
-                        f"sshd[{pid}]: Received disconnect from {ip} port {port}:11: Bye Bye [preauth]",  # noqa: E501
-                        f"sshd[{pid}]: Disconnected from invalid user {user} {ip} port {port} [preauth]",  # noqa: E501
-                    ]
-                else:
-                    lines = [
-                        f"sshd[{pid}]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}  user=root",  # noqa: E501
-                        f"sshd[{pid}]: Failed password for root from {ip} port {port} ssh2",
-                        f"sshd[{pid}]: Connection closed by authenticating user root {ip} port {port} [preauth]",  # noqa: E501
-                    ]
+            if rng.random() < attack_share:
+                lines = _attack_connection(rng, pid, rng.choice(attackers))
             else:
-                ip, port = rng.choice(admins), rng.randrange(1024, 65535)
-                lines = rng.choice(
-                    [
-                        [
-                            f"sshd[{pid}]: Accepted publickey for deploy from {ip} port {port} ssh2: ED25519 SHA256:n8zmOzQ1/0cE5LzpHXR3c2FK4mBGh0pIt7oHqGxVpJc",  # noqa: E501
-                            f"sshd[{pid}]: pam_unix(sshd:session): session opened for user deploy(uid=1000) by (uid=0)",  # noqa: E501
-                            f"systemd-logind[512]: New session {pid} of user deploy.",
-                        ],
-                        [
-                            f"sshd[{pid}]: Received disconnect from {ip} port {port}:11: disconnected by user",  # noqa: E501
-                            f"sshd[{pid}]: Disconnected from user deploy {ip} port {port}",
-                            f"sshd[{pid}]: pam_unix(sshd:session): session closed for user deploy",
-                            f"systemd-logind[512]: Session {pid} logged out. Waiting for processes to exit.",  # noqa: E501
-                        ],
-                        [
-                            f"CRON[{pid}]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)",  # noqa: E501
-                            f"CRON[{pid}]: pam_unix(cron:session): session closed for user root",
-                        ],
-                        [
-                            f"sudo[{pid}]:   deploy : TTY=pts/0 ; PWD=/home/deploy ; USER=root ; COMMAND=/usr/bin/systemctl reload apache2",  # noqa: E501
-                            f"sudo[{pid}]: pam_unix(sudo:session): session opened for user root(uid=0) by deploy(uid=1000)",  # noqa: E501
-                            f"systemd[1]: Started session-{pid}.scope - Session {pid} of User x.",
-                        ],
-                    ]
-                )
+                lines = _benign_connection(rng, pid, rng.choice(admins))
             for line in lines[: count - written]:
                 out.write(head + line + "\n")
             written += len(lines)
+
+
+def _address6(rng: random.Random) -> str:
+    net, subnet, host = rng.randrange(1 << 16), rng.randrange(1 << 16), rng.randrange(1, 1 << 16)
+    return f"2001:db8:{net:x}:{subnet:x}::{host:x}"
+
+
+def _attack_connection(rng: random.Random, pid: int, ip: str) -> list[str]:
+    """One password-guessing connection: 3 to 6 lines."""
+    port = rng.randrange(1024, 65535)
+    if rng.random() < 0.6:
+        user = rng.choice(USERS)
+        return [
+            f"sshd[{pid}]: Invalid user {user} from {ip} port {port}",
+            f"sshd[{pid}]: pam_unix(sshd:auth): check pass; user unknown",
+            f"sshd[{pid}]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}",  # noqa: E501
+            f"sshd[{pid}]: Failed password for invalid user {user} from {ip} port {port} ssh2",
+            f"sshd[{pid}]: Received disconnect from {ip} port {port}:11: Bye Bye [preauth]",
+            f"sshd[{pid}]: Disconnected from invalid user {user} {ip} port {port} [preauth]",
+        ]
+    return [
+        f"sshd[{pid}]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}  user=root",  # noqa: E501
+        f"sshd[{pid}]: Failed password for root from {ip} port {port} ssh2",
+        f"sshd[{pid}]: Connection closed by authenticating user root {ip} port {port} [preauth]",
+    ]
+
+
+def _benign_connection(rng: random.Random, pid: int, ip: str) -> list[str]:
+    """A session opened or closed, a cron job or a sudo command: 2 to 4 lines."""
+    port = rng.randrange(1024, 65535)
+    return rng.choice(
+        [
+            [
+                f"sshd[{pid}]: Accepted publickey for deploy from {ip} port {port} ssh2: ED25519 SHA256:n8zmOzQ1/0cE5LzpHXR3c2FK4mBGh0pIt7oHqGxVpJc",  # noqa: E501
+                f"sshd[{pid}]: pam_unix(sshd:session): session opened for user deploy(uid=1000) by (uid=0)",  # noqa: E501
+                f"systemd-logind[512]: New session {pid} of user deploy.",
+            ],
+            [
+                f"sshd[{pid}]: Received disconnect from {ip} port {port}:11: disconnected by user",
+                f"sshd[{pid}]: Disconnected from user deploy {ip} port {port}",
+                f"sshd[{pid}]: pam_unix(sshd:session): session closed for user deploy",
+                f"systemd-logind[512]: Session {pid} logged out. Waiting for processes to exit.",
+            ],
+            [
+                f"CRON[{pid}]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)",  # noqa: E501
+                f"CRON[{pid}]: pam_unix(cron:session): session closed for user root",
+            ],
+            [
+                f"sudo[{pid}]:   deploy : TTY=pts/0 ; PWD=/home/deploy ; USER=root ; COMMAND=/usr/bin/systemctl reload apache2",  # noqa: E501
+                f"sudo[{pid}]: pam_unix(sudo:session): session opened for user root(uid=0) by deploy(uid=1000)",  # noqa: E501
+                f"systemd[1]: Started session-{pid}.scope - Session {pid} of User x.",
+            ],
+        ]
+    )
 
 
 def generate_far_context_log(path: Path, megabytes: int = 20, seed: int = 4) -> int:
@@ -458,14 +493,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="timed runs of lappguard (median)")
     parser.add_argument("--keep", metavar="DIR", help="write the generated logs here")
     parser.add_argument(
-        "--only", choices=("postgresql", "far-context"), help="measure only these logs"
+        "--only", choices=("sshd", "postgresql", "far-context"), help="measure only these logs"
     )
     args = parser.parse_args(argv)
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="lappguard-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
+        if args.only in (None, "sshd"):
+            bench_sshd_profiles(work, args)
         if args.only is None:
-            bench_sshd_and_apache(work, args)
+            bench_apache(work, args)
         if args.only in (None, "postgresql"):
             bench_postgres(work, args.lines, args.runs)
         if args.only in (None, "far-context"):
@@ -509,13 +546,49 @@ def bench_far_context(work: Path, runs: int) -> None:
     print(f"  parallel speed-up: {serial[0] / parallel[0]:.2f}x")
 
 
-def bench_sshd_and_apache(work: Path, args: argparse.Namespace) -> None:
-    """The sshd auth.log against fail2ban-regex, the Apache access log, re against re2."""
-    auth, access = work / "auth.log", work / "access.log"
-    generate_auth_log(auth, args.lines)
+def bench_sshd_profiles(work: Path, args: argparse.Namespace) -> None:
+    """Both sshd profiles against fail2ban-regex, each on its own file."""
+    for label, generate in (
+        ("quiet", generate_auth_log),
+        ("attack-heavy", generate_attack_heavy_log),
+    ):
+        auth = work / f"auth-{label}.log"
+        generate(auth, args.lines)
+        size = auth.stat().st_size / 1e6
+        print(f"sshd auth.log, {label} profile, {args.lines:,} lines ({size:.0f} MB)")
+        bench_sshd(auth, work, args.fail2ban_lines, args.runs)
+        events, micros = jail_cost(auth)
+        print(f"  jail path: {events:,} events, {micros:.2f} us per event"
+              " (Jails.count over the scan's records, 1 core, best of 3)\n")  # fmt: skip
+
+
+def jail_cost(path: Path, passes: int = 3) -> tuple[int, float]:
+    """Events of an sshd log and the CPU microseconds the jails take per event: the
+    scan's replay (its records, in order, through ``Jails.count``) alone."""
+    rules = load_rules()
+    config = load_jails(rule_ids=[r.id for r in rules])
+    detector = Detector([rule for rule in rules if rule.kind == "sshd"])
+    records = []
+    with path.open("rb") as handle:
+        for block in iter_blocks(handle):
+            hits, _ = detector.hits_block(block, "sshd", str(path), 1, numbered=False)
+            records += [hit[:4] for hit in hits]
+    best = float("inf")
+    for _ in range(passes):
+        jails = Jails(config.jails, clock=time.time, allowlist=config.allowlist,
+                      evidence=config.evidence)  # fmt: skip
+        count = jails.count
+        started = time.process_time()
+        for when, rule, ip, confidence in records:
+            count(rule, ip, when, when, confidence)
+        best = min(best, time.process_time() - started)
+    return len(records), best / max(1, len(records)) * 1e6
+
+
+def bench_apache(work: Path, args: argparse.Namespace) -> None:
+    """The Apache access log, and re against re2."""
+    access = work / "access.log"
     generate_access_log(access, args.lines)
-    print(f"sshd auth.log, {args.lines:,} lines ({auth.stat().st_size / 1e6:.0f} MB)")
-    bench_sshd(auth, work, args.fail2ban_lines, args.runs)
 
     print(f"\nApache access log, {args.lines:,} lines ({access.stat().st_size / 1e6:.0f} MB)")
     seconds, counts = time_scan(access, "apache_access")

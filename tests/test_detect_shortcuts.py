@@ -180,7 +180,7 @@ def test_a_block_gives_what_its_lines_give(block: bytes):
     assert (hits, count, by_block.counters) == (expected, len(lines), by_line.counters)
     unnumbered = Detector(RULES, tz=UTC, clock=lambda: NOW)
     hits, count = unnumbered.hits_block(block, "sshd", "a", 5, numbered=False)
-    without_lines = [(*hit[:4], None, hit[5]) for hit in expected]
+    without_lines = [(*hit[:6], None, hit[7]) for hit in expected]
     assert (hits, count, unnumbered.counters) == (without_lines, len(lines), by_line.counters)
 
 

@@ -285,7 +285,7 @@ def test_findings_name_field_and_evidence() -> None:
         ("xss", "referer"),
     ]
     assert findings[0].evidence.startswith("id= 1' or '1'='1")
-    assert findings[1] == Finding("scanner", "user_agent", "sqlmap")
+    assert findings[1] == Finding("scanner", "user_agent", "sqlmap", "certain")
 
 
 def test_headers_are_decoded_and_the_referer_path_is_judged() -> None:

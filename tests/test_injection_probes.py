@@ -151,8 +151,9 @@ def test_the_data_lists_load_and_name_their_sources() -> None:
     "unit", ["\r\nx", "1'", "a.", "/a", "oast.", "-", "( ", "'\"", "ab ", "{{1", "c:/a", "if a"]
 )
 def test_probe_checks_stay_linear(check, unit: str) -> None:
-    """A near-miss value 4x longer costs about 4x, not 16x (cf. test_detect_linear): the
-    probe checks and the free-text readings of SQL, shell and paths."""
+    """A near-miss value 16x longer costs about 16x, not 256x (cf. test_detect_linear): the
+    probe checks and the free-text readings of SQL, shell and paths. The ratio's margin
+    absorbs a loaded machine (a linear check measured 8.2x on 4x once, under load)."""
 
     def seconds(size: int) -> float:
         text = (unit * (size // len(unit) + 1))[:size]
@@ -166,7 +167,7 @@ def test_probe_checks_stay_linear(check, unit: str) -> None:
     long = seconds(16384)
     if long < 0.002:
         return
-    assert long / max(seconds(4096), 1e-6) < 8
+    assert long / max(seconds(1024), 1e-6) < 40
 
 
 @pytest.mark.parametrize(

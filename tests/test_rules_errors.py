@@ -76,7 +76,8 @@ def test_each_mistake_is_named_with_file_line_and_field(tmp_path: Path):
     )
     assert _problems(tmp_path, text) == [
         "rules0.yaml:13: rules[1](Bad_Id).levle: unknown key (known: id, title, kind, severity, "
-        "level, description, references, prefilter, patterns, address, track, http, samples)",
+        "level, confidence, description, references, prefilter, patterns, address, track, http,"
+        " samples)",
         "rules0.yaml:9: rules[1](Bad_Id).id: use lowercase letters, digits and '-'",
         "rules0.yaml:11: rules[1](Bad_Id).kind: 'nginx' is not one of sshd, apache_access, "
         "apache_error, postgresql",

@@ -62,16 +62,19 @@ def test_json_counts_every_file_and_the_bans_the_default_jails_would_make(capsys
             "2001:db8::99": 1,
         },
     }
-    # in the order the jails would have decided, across files
-    assert report["bans"] == [
-        {"ip": "198.51.100.7", "jail": "web-attacks", "time": "2025-03-01T10:00:02Z", "count": 3},
-        {
-            "ip": "192.0.2.44",
-            "jail": "postgresql",
-            "time": "2025-03-01T10:00:04.200000Z",
-            "count": 5,
-        },
-        {"ip": "203.0.113.5", "jail": "sshd", "time": "2025-03-01T10:00:11Z", "count": 5},
+    # in the order the jails would have decided, across files: a certain SQL injection
+    # and a scanner naming itself ban on their first request
+    assert [(b["ip"], b["jail"], b["time"], b["count"]) for b in report["bans"]] == [
+        ("198.51.100.7", "web-attacks", "2025-03-01T10:00:00Z", 1),
+        ("192.0.2.44", "postgresql", "2025-03-01T10:00:04.200000Z", 5),
+        ("198.51.100.9", "web-scanners", "2025-03-01T10:00:05Z", 1),
+        ("203.0.113.5", "sshd", "2025-03-01T10:00:11Z", 5),
+    ]
+    assert [b["reason"] for b in report["bans"]] == [
+        "http-sqli: one event of jail web-attacks is enough to ban",
+        "5 events of jail postgresql within 10m (last: pg-password-failed)",
+        "http-scanner: one event of jail web-scanners is enough to ban",
+        "5 events of jail sshd within 10m (last: sshd-failed-auth)",
     ]
     assert [(f["kind"], f["lines"]) for f in report["files"]] == [
         ("sshd", 23),
@@ -92,6 +95,9 @@ def test_events_are_one_json_object_per_line(capsys):
         "ip": "203.0.113.5",
         "user": "root",
         "time": "2025-03-01T10:00:03Z",
+        "severity": "medium",
+        "confidence": "weak",  # a signal that counts in bursts, no verdict on the line
+        "family": None,
     }
     assert records[-1] == {
         "file": AUTH,
@@ -100,8 +106,29 @@ def test_events_are_one_json_object_per_line(capsys):
         "ip": "192.0.2.77",
         "user": "root from 6.6.6.6 port 22",
         "time": "2025-03-01T10:00:23Z",
+        "severity": "medium",
+        "confidence": "weak",
+        "family": None,
     }
     assert "6.6.6.6" not in {record["ip"] for record in records}
+
+
+def test_events_say_what_they_are_without_rule_names(capsys):
+    """A burst signal (a 404) is told apart from a verdict on the line (an injection) by
+    its confidence and family; a rule's severity comes along."""
+    code, out, _ = scan(capsys, "--format", "events", ACCESS)
+    records = {(r["line"], r["rule"]): r for r in map(json.loads, out.splitlines())}
+    assert code == 0
+    shown = {key: (r["severity"], r["confidence"], r["family"]) for key, r in records.items()}
+    assert shown == {
+        (1, "http-sqli"): ("high", "certain", "sqli"),  # 1' UNION SELECT ... --
+        (2, "http-sqli"): ("high", "certain", "sqli"),
+        (3, "http-sqli"): ("high", "certain", "sqli"),
+        (6, "http-scanner"): ("medium", "certain", "scanner"),  # Nmap Scripting Engine
+        (6, "http-sensitive-file"): ("medium", "likely", "sensitive_file"),  # /.env
+        (6, "http-404"): ("low", "weak", None),
+        (7, "php-cms-login-failed"): ("medium", "weak", None),
+    }
 
 
 def test_text_report_for_people(capsys):
@@ -124,7 +151,7 @@ def test_text_report_for_people(capsys):
         "\n"
         "Would be banned by the jails (1):\n"
         "  203.0.113.5                              sshd          at 2025-03-01T10:00:11Z"
-        "  (5 events, sshd-failed-auth)\n"
+        "  (5 events of jail sshd within 10m (last: sshd-failed-auth))\n"
         "\n"
         "Notes:\n"
         f"  - {AUTH}: 1 line skipped (invalid UTF-8 or NUL bytes)\n"
@@ -428,3 +455,55 @@ def test_a_reader_that_stops_reading_ends_the_report_quietly(tmp_path: Path):
 )
 def test_unusable_options_are_one_line_and_exit_2(argv: list[str], reason: str):
     _one_line_exit_2(_command(*argv, ACCESS), reason)
+
+
+def test_an_attack_heavy_log_gives_the_same_events_and_bans_serially_and_in_parallel(
+    tmp_path, monkeypatch
+):
+    """bench/detect.py's attack-heavy profile (~65% failures, IPv4 and IPv6) on a small
+    file: the same events and bans with one worker and one per core, and the bans of the
+    jails before the long window (pinned from that code) when the weights are all 0."""
+    import hashlib
+    from dataclasses import replace
+
+    from agent import scan_ranges
+    from agent.bans.jails import Evidence, JailConfig, load_jails
+    from agent.detect.rules import load_rules
+    from agent.scan import ScanOptions
+    from agent.scan import scan as run
+
+    sys.path.insert(0, str(PROJECT_ROOT / "bench"))
+    try:
+        from detect import generate_attack_heavy_log
+    finally:
+        sys.path.pop(0)
+    log = tmp_path / "auth.log"
+    generate_attack_heavy_log(log, 20_000)
+    rules = load_rules()
+    shipped = load_jails(rule_ids=[r.id for r in rules])
+    options = ScanOptions(rules=rules, jails=shipped, kind="sshd", keep_events=True)
+    serial = run([str(log)], options)
+    monkeypatch.setattr(scan_ranges, "PARALLEL_MIN_BYTES", 1024)
+    monkeypatch.setattr(scan_ranges, "RANGE_BYTES", 300_007)  # ~7 ranges, odd boundaries
+    assert scan_ranges.workers_for(str(log)) > 1
+    parallel = run([str(log)], options)
+
+    def seen(result) -> tuple[list, list]:
+        start = result.events[0][1].time  # the log's year is inferred from today
+        events = [(e.time - start, e.rule, e.ip, e.line, e.confidence) for _, e in result.events]
+        bans = [(d.ip, d.jail, d.time - start, d.count, d.rule) for d in result.bans]
+        return events, bans
+
+    events, bans = seen(serial)
+    assert seen(parallel) == (events, bans)
+    assert parallel.counters == serial.counters
+    assert len(events) == 12_974 and sum(":" in ip for _, _, ip, _, _ in events) > 2000
+    assert len(bans) == 285  # 257 bursts, and slower guessers over the long window
+    unweighted = JailConfig(
+        tuple(replace(jail, weights={}) for jail in shipped.jails),
+        shipped.allowlist,
+        Evidence(weights=dict.fromkeys(("certain", "likely", "weak"), 0.0)),
+    )
+    before = seen(run([str(log)], replace(options, jails=unweighted)))[1]
+    digest = hashlib.sha256(repr(before).encode()).hexdigest()[:16]
+    assert (len(before), digest) == (257, "a5d4c4d222de4c57")

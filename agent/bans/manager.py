@@ -58,6 +58,7 @@ class BanRequest:
     rule: str | None = None
     first_line: str | None = None
     last_line: str | None = None
+    events: tuple[tuple[float, str], ...] = ()  # (time, rule) the jail counted
 
 
 @dataclass(frozen=True)
@@ -118,12 +119,12 @@ class BanManager:
                 BanRequest(
                     target=ipaddress.ip_network(address),
                     jail=jail,
-                    reason=f"{decision.count} events of jail {jail.name} within"
-                    f" {_span(jail.findtime)} (last: {decision.rule})",
+                    reason=decision.why(jail),
                     count=decision.count,
                     rule=decision.rule,
                     first_line=decision.first_line,
                     last_line=decision.last_line,
+                    events=decision.events,
                 )
             )
         return requests
@@ -215,8 +216,8 @@ class BanManager:
             duration = request.duration
         expires = None if duration is None else now + duration
         first_line = request.first_line
-        if first_line is None and jail is not None and request.count:
-            first_line = store.first_of_run(conn, ip, jail_name, request.count)
+        if first_line is None and request.events:
+            first_line = store.line_of(conn, ip, *request.events[0])
         ban = store.NewBan(network, ip, jail_name, now, expires, previous + 1, request.count,
                            request.rule, request.reason, self.actor, first_line,
                            request.last_line, len(inside))  # fmt: skip
@@ -224,7 +225,8 @@ class BanManager:
         trail.append(now, "ban", self.actor, str(network), jail_name, ip=ip,
                      reason=request.reason, expires=expires, level=previous + 1,
                      count=request.count or None, rule=request.rule,
-                     first_line=first_line, last_line=request.last_line)  # fmt: skip
+                     first_line=first_line, last_line=request.last_line,
+                     events=[list(event) for event in request.events] or None)  # fmt: skip
         self.counters[f"banned:{jail_name}"] += 1
         return Outcome(str(target), "banned", network, request.reason, expires)
 
@@ -359,10 +361,3 @@ class BanManager:
 def _pending(outcome: Outcome, error: str) -> Outcome:
     return Outcome(outcome.target, "pending", outcome.network,
                    f"stored, but the firewall failed: {error}", outcome.expires)  # fmt: skip
-
-
-def _span(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"

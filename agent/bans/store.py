@@ -97,6 +97,7 @@ class StoredEvent:
     source: str
     line: int | None
     evidence: str
+    confidence: str = "weak"
 
 
 def bounds(network: Network) -> tuple[int, bytes, bytes]:
@@ -227,20 +228,22 @@ def record_debt(conn: sqlite3.Connection, when: float, error: str) -> None:
 
 
 def insert_events(conn: sqlite3.Connection, events: Iterable[StoredEvent]) -> None:
+    rows = [(e.time, e.rule, e.jail, e.ip, e.source, e.line, e.evidence, e.confidence)
+            for e in events]  # fmt: skip
     conn.executemany(
-        "INSERT INTO event (time, rule, jail, ip, source, line, evidence)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(e.time, e.rule, e.jail, e.ip, e.source, e.line, e.evidence) for e in events],
+        "INSERT INTO event (time, rule, jail, ip, source, line, evidence, confidence)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
     )
 
 
-def first_of_run(conn: sqlite3.Connection, ip: str, jail: str, count: int) -> str | None:
-    """``source:line: text`` of the first of the last ``count`` kept events of ``ip`` in
-    ``jail``: the line that started the run a ban is made for."""
+def line_of(conn: sqlite3.Connection, ip: str, time: float, rule: str) -> str | None:
+    """``source:line: text`` of the kept event of ``ip`` by ``rule`` at ``time`` (the first
+    event a ban counted), if it is still kept."""
     row = conn.execute(
-        "SELECT source, line, evidence FROM event WHERE ip = ? AND jail = ?"
-        " ORDER BY id DESC LIMIT 1 OFFSET ?",
-        (ip, jail, max(0, count - 1)),
+        "SELECT source, line, evidence FROM event WHERE ip = ? AND time = ? AND rule = ?"
+        " ORDER BY id LIMIT 1",
+        (ip, time, rule),
     ).fetchone()
     if row is None:
         return None
@@ -248,10 +251,11 @@ def first_of_run(conn: sqlite3.Connection, ip: str, jail: str, count: int) -> st
     return f"{source}:{line}: {evidence}" if line else f"{source}: {evidence}"
 
 
-def events_since(conn: sqlite3.Connection, horizon: float) -> list[tuple[float, str, str]]:
-    """(time, rule, ip) of the kept events from ``horizon`` on, oldest first."""
+def events_since(conn: sqlite3.Connection, horizon: float) -> list[tuple[float, str, str, str]]:
+    """(time, rule, ip, confidence) of the kept events from ``horizon`` on, oldest first."""
     return conn.execute(
-        "SELECT time, rule, ip FROM event WHERE time >= ? ORDER BY time, id", (horizon,)
+        "SELECT time, rule, ip, confidence FROM event WHERE time >= ? ORDER BY time, id",
+        (horizon,),
     ).fetchall()
 
 
@@ -260,8 +264,8 @@ def events_of(conn: sqlite3.Connection, ips: Iterable[str]) -> list[StoredEvent]
     found: list[StoredEvent] = []
     for ip in sorted(set(ips)):
         rows = conn.execute(
-            "SELECT time, rule, jail, ip, source, line, evidence FROM event WHERE ip = ?"
-            " ORDER BY time, id",
+            "SELECT time, rule, jail, ip, source, line, evidence, confidence FROM event"
+            " WHERE ip = ? ORDER BY time, id",
             (ip,),
         ).fetchall()
         found += [StoredEvent(*row) for row in rows]

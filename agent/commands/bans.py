@@ -186,6 +186,8 @@ def run_show(args: argparse.Namespace) -> int:
     else:
         print(f"{target}: not banned now")
     print(f"{len(bans)} ban(s) on record" + (":" if bans else ""))
+    counted = {(r.network, r.time): r.detail["events"] for r in records
+               if r.action == "ban" and "events" in r.detail}  # fmt: skip
     for number, ban in enumerate(bans, 1):
         ended = f"{ban.end_reason} {_when(ban.ended)}" if ban.ended else "active"
         until = _when(ban.expires) if ban.expires else "permanent"
@@ -196,6 +198,10 @@ def run_show(args: argparse.Namespace) -> int:
             print(f"     first line: {visible(ban.first_line)}")
         if ban.last_line and ban.last_line != ban.first_line:
             print(f"     last line:  {visible(ban.last_line)}")
+        for_ban = counted.get((str(ban.network), ban.created), ())
+        if for_ban:
+            shown = ", ".join(f"{_when(when)} {visible(rule)}" for when, rule in for_ban)
+            print(f"     counted: {shown}")
     if events:
         print(f"log lines the agent still keeps ({len(events)}, latest last):")
         for event in events[-SHOWN_EVENTS:]:
@@ -359,7 +365,7 @@ def _report(outcomes: Sequence[Outcome]) -> int:
 
 def _trail_line(record: trail.TrailRecord) -> str:
     detail = " ".join(f"{key}={visible(str(value))}" for key, value in record.detail.items()
-                      if key not in ("first_line", "last_line"))  # fmt: skip
+                      if key not in ("first_line", "last_line", "events"))  # fmt: skip
     parts = [str(record.seq), _when(record.time), record.action, record.network or "-",
              record.jail or "-", f"by {visible(record.actor)}", detail]  # fmt: skip
     return "  ".join(part for part in parts if part)

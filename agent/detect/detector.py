@@ -25,7 +25,9 @@ Where the address comes from, and why it can be trusted:
   the connection of its process.
 
 What a line gives is first a :data:`Hit`, a plain tuple; :meth:`Detector.feed` dresses hits
-as Events, while offline scans count hits directly (an Event costs ten times a tuple).
+as Events, while offline scans count hits directly (an Event costs ten times a tuple). A
+hit's confidence is its rule's, or for an ``http`` rule with families its surest finding's
+(:mod:`agent.detect.families`).
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.detect.events import Event, evidence_of, normalise_ip
+from agent.detect.events import CONFIDENCES, Event, evidence_of, normalise_ip
 from agent.detect.http import COMBINED, AccessLogParser, HttpRequest
 from agent.detect.kinds import KINDS, Kind, access_log_format
 from agent.detect.literals import Candidate, literal_index
@@ -55,20 +57,26 @@ from agent.detect.memory import ProcessMemory
 from agent.detect.postgres import JSONLOG, POSTGRES_FORMATS, STDERR, PostgresJson, PostgresTie
 from agent.detect.rules import Alternative, Rule, embeddable
 
+if TYPE_CHECKING:  # imported when an access log is read: it loads libinjection
+    from agent.detect.injection import Finding
+
 #: Longer lines are cut to this many characters before they are inspected.
 MAX_LINE = 16384
 #: The times an event can have (0001-01-01 to 9999-12-31 UTC, what a date can show): a
 #: line stamped outside them (year 1 at +14:00, a PostgreSQL %n of 1e20) is unparsed.
 EARLIEST, LATEST = -62135596800.0, 253402300799.0
 
-#: One line's verdict: (time, rule id, address, user, line number, line text).
-Hit = tuple[float, str, str, "str | None", "int | None", str]
+#: One line's verdict: (time, rule id, address, confidence, family, user, line number, line
+#: text); the jails need only the first four.
+Hit = tuple[float, str, str, str, "str | None", "str | None", "int | None", str]
+#: Confidences from the surest (agent.detect.events.CONFIDENCES).
+_RANK = {confidence: rank for rank, confidence in enumerate(CONFIDENCES)}
 
 
 def event_of(hit: Hit, kind: str, source: str) -> Event:
     """The Event of a hit of ``kind`` read from ``source``."""
-    when, rule, ip, user, line, text = hit
-    return Event(when, rule, kind, ip, user, source, line, evidence_of(text))
+    when, rule, ip, confidence, family, user, line, text = hit
+    return Event(when, rule, kind, ip, user, source, line, evidence_of(text), confidence, family)
 
 
 @dataclass
@@ -201,8 +209,10 @@ class _HttpKind:
             sorted({family for rule in rules if rule.http for family in rule.http.families})
         )
 
-    def matching(self, request: HttpRequest) -> list[Rule]:
-        found: set[str] | None = None
+    def matching(self, request: HttpRequest) -> list[tuple[Rule, str | None, str]]:
+        """(rule, family, confidence) of every rule the request matches: the family and
+        confidence of a rule's surest finding, or its own without families."""
+        found: dict[str, Finding] | None = None
         matched = []
         for rule in self.rules:
             http = rule.http
@@ -215,12 +225,15 @@ class _HttpKind:
                 continue
             if http.location and not (request.location and http.location.search(request.location)):
                 continue
-            if http.families:
-                if found is None:
-                    found = {f.family for f in self.inspect(request, self.families)}
-                if found.isdisjoint(http.families):
-                    continue
-            matched.append(rule)
+            if not http.families:
+                matched.append((rule, None, rule.confidence))
+                continue
+            if found is None:
+                found = _surest(self.inspect(request, self.families))
+            findings = [found[family] for family in http.families if family in found]
+            if findings:
+                surest = min(findings, key=lambda finding: _RANK[finding.confidence])
+                matched.append((rule, surest.family, surest.confidence))
         return matched
 
 
@@ -554,7 +567,7 @@ class Detector:
         counters.matched += 1
         counters.events += 1
         counters.by_rule[rule.id] += 1
-        return [(when, rule.id, ip, user, line_no, text)]
+        return [(when, rule.id, ip, rule.confidence, None, user, line_no, text)]
 
     def _inspect_pattern(
         self,
@@ -679,7 +692,7 @@ class Detector:
         counters.matched += 1
         counters.events += repeat
         counters.by_rule[rule_id] += repeat
-        hit = (when, rule_id, ip, user, line_no, text)
+        hit = (when, rule_id, ip, rule.confidence, None, user, line_no, text)
         return [hit] if repeat == 1 else [hit] * repeat
 
     @staticmethod
@@ -728,12 +741,25 @@ class Detector:
             return []
         counters.matched += 1
         counters.events += len(matched)
-        for rule in matched:
+        for rule, _, _ in matched:
             counters.by_rule[rule.id] += 1
-        return [(when, rule.id, ip, None, line_no, text) for rule in matched]
+        return [
+            (when, rule.id, ip, confidence, family, None, line_no, text)
+            for rule, family, confidence in matched
+        ]
 
 
 _UNBUILT: Any = object()  # not in fast_by_mask yet: fast_for() builds it
+
+
+def _surest(findings: Sequence[Finding]) -> dict[str, Finding]:
+    """The surest finding of each family (a family can be found in several fields)."""
+    surest: dict[str, Finding] = {}
+    for finding in findings:
+        known = surest.get(finding.family)
+        if known is None or _RANK[finding.confidence] < _RANK[known.confidence]:
+            surest[finding.family] = finding
+    return surest
 
 
 def _clean(block: bytes) -> bool:

@@ -13,6 +13,12 @@ from dataclasses import dataclass
 
 #: Evidence is the log line itself, cut so one giant line cannot bloat reports or state.
 EVIDENCE_LIMIT = 512
+#: How sure an event is that its line is an attack, surest first. ``certain``: the line is
+#: an attack by itself (a SQL injection libinjection and our own markers agree on, a
+#: Shellshock or JNDI payload, a scanner naming itself); ``likely``: a heuristic verdict
+#: on the line (a traversal-looking path, a command word); ``weak``: no verdict on the line,
+#: a signal that counts in bursts (a 404, a failed password). Jails weigh events by it.
+CONFIDENCES = ("certain", "likely", "weak")
 
 
 @dataclass(frozen=True)
@@ -22,6 +28,8 @@ class Event:
     ``time`` is UTC epoch seconds, ``ip`` is normalised (see :func:`normalise_ip`),
     ``source`` is a file path or ``journal:<unit>``, ``line`` the 1-based line number when
     known and ``evidence`` the line, at most :data:`EVIDENCE_LIMIT` characters.
+    ``confidence`` is one of :data:`CONFIDENCES`; ``family`` the web-attack family found
+    in the line (``sqli``...), None for a rule that names none.
     """
 
     time: float
@@ -32,6 +40,8 @@ class Event:
     source: str
     line: int | None
     evidence: str
+    confidence: str = "weak"
+    family: str | None = None
 
 
 _NORMALISED: dict[str, str | None] = {}

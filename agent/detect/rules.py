@@ -21,6 +21,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from agent.detect.events import CONFIDENCES
 from agent.detect.families import FAMILIES
 from agent.detect.kinds import KINDS
 from checks.result import Severity
@@ -39,6 +40,8 @@ _RULE_KEYS = {
     "kind": "log kind: " + ", ".join(KINDS),
     "severity": "low|medium|high|critical",
     "level": "normal|aggressive (aggressive rules are opt-in)",
+    "confidence": "certain|likely|weak: how sure one matching line is an attack (default"
+    " weak; http rules with families take their finding's)",
     "description": "why this line matters",
     "references": "list of references",
     "prefilter": "literals; a line containing none is not matched further",
@@ -121,6 +124,9 @@ class Rule:
     twin_source: str | None = None
     #: group number of each pattern's wrapper -> where that pattern keeps its captures
     alternatives: dict[int, Alternative] | None = None
+    #: how sure a matching line is an attack (agent.detect.events.CONFIDENCES); an http
+    #: rule with families takes its finding's instead
+    confidence: str = "weak"
 
     @cached_property
     def lazy_twin(self) -> re.Pattern[str] | None:
@@ -243,6 +249,7 @@ class _RuleBuilder:
         kind = self.choice("kind", tuple(KINDS), required=True)
         severity = self.choice("severity", SEVERITIES, required=True)
         level = self.choice("level", LEVELS) or "normal"
+        confidence = self.choice("confidence", CONFIDENCES) or "weak"
         address = self.choice("address", ADDRESS_SOURCES) or "pattern"
         self.text("description")
         self.text_list("references")
@@ -275,6 +282,7 @@ class _RuleBuilder:
             regex=regex,
             twin_source=twin,
             alternatives=_alternatives(regex, patterns) if regex else None,
+            confidence=confidence,
         )
 
     # -- field helpers
@@ -431,6 +439,9 @@ class _RuleBuilder:
                     raw, key, f"{field}.{key}", f"unknown key (known: {_keys(_HTTP_KEYS)})"
                 )
         families = tuple(self.text_list("families", raw, f"{field}.families"))
+        if families and "confidence" in self.raw:
+            message = "a rule with families takes its finding's confidence (families.py)"
+            self.problem(self.raw, "confidence", f"{self.where}.confidence", message)
         if families:
             for index, family in enumerate(families):
                 if family not in FAMILIES:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from agent.detect.families import FAMILIES
+from agent.detect.families import FAMILIES, confidence_of
 from agent.detect.http import HttpRequest
 from agent.detect.injection import (
     paths,
@@ -31,7 +31,7 @@ from agent.detect.injection import (
     xss,
 )
 from agent.detect.injection.decode import MAX_VALUE, normalise, split_target, url_decode
-from agent.detect.injection.value import Value
+from agent.detect.injection.value import Value, Verdict
 
 __all__ = ["FAMILIES", "Finding", "clear_verdict_caches", "inspect"]
 
@@ -47,11 +47,13 @@ _CODE_IN_PATH = frozenset("<>\"'`();|$")
 
 @dataclass(frozen=True)
 class Finding:
-    """One attack family seen in one field of a request (at most one per pair)."""
+    """One attack family seen in one field of a request (at most one per pair), and how
+    sure that is (agent.detect.families.confidence_of)."""
 
     family: str
     field: str  # "target" | "user_agent" | "referer"
     evidence: str
+    confidence: str
 
 
 def inspect(request: HttpRequest, families: Collection[str] = FAMILIES) -> list[Finding]:
@@ -87,19 +89,22 @@ def clear_verdict_caches() -> None:
     _judge_referer.cache_clear()
 
 
-# A check is (family, thunk): the thunk returns evidence or None. Thunks keep decoding and
-# matching lazy, so a family already found, or not wanted, costs nothing.
-_Check = tuple[str, Callable[[], str | None]]
+# A check is (family, thunk): the thunk returns evidence (a Verdict where it can be
+# conclusive) or None. Thunks keep decoding and matching lazy, so a family already found,
+# or not wanted, costs nothing.
+_Check = tuple[str, Callable[[], "str | Verdict | None"]]
 
 
 def _judge(field: str, checks: Iterable[_Check], wanted: frozenset[str]) -> list[Finding]:
-    found: dict[str, str] = {}
+    found: dict[str, Finding] = {}
     for family, check in checks:
         if family in wanted and family not in found:
-            evidence = check()
-            if evidence is not None:
-                found[family] = evidence[:_EVIDENCE_CHARS]
-    return [Finding(family, field, found[family]) for family in FAMILIES if family in found]
+            verdict = check()
+            if verdict is not None:
+                text, conclusive = (verdict, False) if isinstance(verdict, str) else verdict
+                confidence = confidence_of(family, conclusive)
+                found[family] = Finding(family, field, text[:_EVIDENCE_CHARS], confidence)
+    return [found[family] for family in FAMILIES if family in found]
 
 
 def _target_checks(target: str) -> Iterable[_Check]:
@@ -233,14 +238,19 @@ def _referer_checks(referer: str) -> Iterable[_Check]:
         yield from _text_checks(parameter, label)
 
 
-def _sqli(value: Value, label: str) -> str | None:
-    evidence = sql.sqli(value)
-    return f"{label} {value.text} {evidence}" if evidence else None
+def _sqli(value: Value, label: str) -> Verdict | None:
+    return _quoted(label, value, sql.sqli(value))
 
 
-def _xss(value: Value, label: str) -> str | None:
-    evidence = xss.xss(value)
-    return f"{label} {value.text} {evidence}" if evidence else None
+def _xss(value: Value, label: str) -> Verdict | None:
+    return _quoted(label, value, xss.xss(value))
+
+
+def _quoted(label: str, value: Value, verdict: Verdict | None) -> Verdict | None:
+    """A verdict on a value, its evidence led by where the value was and what it said."""
+    if verdict is None:
+        return None
+    return Verdict(f"{label} {value.text} {verdict.evidence}", verdict.conclusive)
 
 
 def _first(check: Callable[[str], str | None], readings: Iterable[str]) -> str | None:

@@ -7,6 +7,11 @@ single-quoted literal. A value is also judged as the rest of a MySQL double-quot
 statement structure counts) and, when it opens with a boolean operator or UNION
 (``or 1=1--``), as the continuation of a numeric comparison (``1 or 1=1--``), which is
 where the application puts it. Patterns are linear: no nested quantifiers, bounded gaps.
+
+A verdict is conclusive when two witnesses agree: libinjection's fingerprint (the value
+parses as SQL) and one of our markers of injection mechanics (a quote breaking out, a
+tautology, ``UNION SELECT``, stacked statements, delays, catalogs, SQL-only functions).
+SQL words alone (``select x from y where``) are what people type into a search box.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import re
 
 from agent.detect.injection import libinj, prose
 from agent.detect.injection.decode import strip_comments
-from agent.detect.injection.value import Value
+from agent.detect.injection.value import Value, Verdict
 
 __all__ = ["nosql", "sqli"]
 
@@ -94,8 +99,10 @@ _STATEMENTS = re.compile(
     r"|['\"`][\s;]{0,20}(?:select|having|union\s+(?:all|distinct|select))\b\s*[^\s'\"`]"
 )
 # SQL that libinjection lets pass, in groups: a group's regex runs only when the text holds
-# one of its hints, so an ordinary value costs a few substring tests.
-_MARKER_GROUPS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
+# one of its hints, so an ordinary value costs a few substring tests. The third member
+# says whether the group matches SQL words people also write (statements): such a match
+# shows injection mechanics only with a quote, a semicolon or UNION in it.
+_MARKER_GROUPS: tuple[tuple[tuple[str, ...], re.Pattern[str], bool], ...] = (
     (  # time delays, file and OS access
         ("waitfor", "sleep", "benchmark", "xp_", "sp_", "into", "shutdown"),
         re.compile(
@@ -105,6 +112,7 @@ _MARKER_GROUPS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
             r"|\bsp_(?:executesql|oacreate|configure|makewebtask)\b|\binto\s+(?:out|dump)file\b"
             r"|;\s*shutdown\s*(?:[#;{]|/\*|--|$)"
         ),
+        False,
     ),
     (  # catalogs and system tables
         (
@@ -133,6 +141,7 @@ _MARKER_GROUPS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
             r"|relationships)\b|@@(?:version|servername|hostname|datadir|basedir"
             r"|microsoftversion|spid|global\.\w+)\b"
         ),
+        False,
     ),
     (  # function calls and parenthesised SQL
         ("(",),
@@ -144,8 +153,9 @@ _MARKER_GROUPS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
             r"|\bmerge\b.{1,60}?\busing\s*\(|\bmatch\s*\([\w\s,.]{1,60}\)\s*against\s*\("
             r"|\(\s*[\w`\",\s]{1,200}\)\s*values\s*\("
         ),
+        False,
     ),
-    (_STATEMENT_HINTS, _STATEMENTS),
+    (_STATEMENT_HINTS, _STATEMENTS, True),
     (  # MySQL tokenizer tricks, PostgreSQL casts and JSON operators, NoSQL operators
         (".e", "::", "->", "#>", "#-", "@>", "<@", "@?", "@@", "[", "?"),
         re.compile(
@@ -157,6 +167,7 @@ _MARKER_GROUPS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
             r"|(?:->>?|#>>?|#-|@>|<@|@\?|@@)\s*['\"`][\[{$]"
             rf"|{_NOSQL_BRACKET}"
         ),
+        False,
     ),
 )
 # An injected quote ending the statement early (``admin@example.com';``), or followed only
@@ -185,21 +196,22 @@ _LONE_CONSTANT = re.compile(
 _MAX_COMPARISONS = 16
 
 _NOSQL = re.compile(rf"{_NOSQL_BRACKET}|^\s*\$(?:{_NOSQL_OPERATORS})\s*$")
+# What turns SQL words into an injection: leaving a quoted string, ending the statement,
+# or grafting a UNION onto the application's query.
+_MECHANICS = re.compile(r"['\"`;]|\bunion\b")
 
 
-def sqli(value: Value) -> str | None:
-    """Evidence of SQL injection in any reading of the value, or None."""
-    for reading in value.readings():
-        fingerprint = _libinjection(reading)
-        if fingerprint:
-            return f"[libinjection {fingerprint}]"
-    for reading in value.readings():
-        evidence = _markers(reading)
-        if evidence is None and "/*" in reading:
-            evidence = _markers(strip_comments(reading)) or _versioned_comment(reading)
-        if evidence is not None:
-            return f"[{evidence}]"
-    return None
+def sqli(value: Value) -> Verdict | None:
+    """Evidence of SQL injection in any reading of the value, or None (see the module
+    docstring for when it is conclusive)."""
+    fingerprint = next(filter(None, map(_libinjection, value.readings())), None)
+    marker = next(filter(None, map(_marker, value.readings())), None)
+    if marker is None:
+        return Verdict(f"[libinjection {fingerprint}]", False) if fingerprint else None
+    text, mechanics = marker
+    if fingerprint is None:
+        return Verdict(f"[{text}]", False)
+    return Verdict(f"[libinjection {fingerprint}] [{text}]", mechanics)
 
 
 def nosql(name: str) -> str | None:
@@ -240,21 +252,35 @@ def _beyond_quoted_words(fingerprint: str) -> bool:
     )
 
 
-def _markers(text: str) -> str | None:
+def _marker(reading: str) -> tuple[str, bool] | None:
+    """The first marker in a reading, comments stripped if need be, and whether it shows
+    injection mechanics."""
+    found = _markers(reading)
+    if found is None and "/*" in reading:
+        found = _markers(strip_comments(reading))
+        if found is None:
+            versioned = _versioned_comment(reading)
+            found = (versioned, True) if versioned else None
+    return found
+
+
+def _markers(text: str) -> tuple[str, bool] | None:
     bare = prose.starts_a_bare_statement(text)
-    for hints, regex in _MARKER_GROUPS:
+    for hints, regex, words in _MARKER_GROUPS:
         if regex is _STATEMENTS and bare:
             continue  # text about SQL: see prose.starts_a_bare_statement
         if any(hint in text for hint in hints):
             match = regex.search(text)
             if match and not prose.cannot_parse(text[match.start() :]):
-                return match.group()
+                found = match.group()
+                return found, not words or _MECHANICS.search(found) is not None
     if "'" in text or '"' in text or "`" in text:
         for regex in (_SPLIT_QUERY, _QUOTE_COMMENT):
             match = regex.search(text)
             if match:
-                return match.group()
-    return _tautology(text)
+                return match.group(), True
+    tautology = _tautology(text)
+    return (tautology, True) if tautology else None
 
 
 def _tautology(text: str) -> str | None:

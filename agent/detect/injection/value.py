@@ -8,6 +8,8 @@ family, so a plain value costs one normalisation.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from agent.detect.injection.decode import (
     MAX_VALUE,
     base64_text,
@@ -16,7 +18,15 @@ from agent.detect.injection.decode import (
     normalise,
 )
 
-__all__ = ["Value"]
+__all__ = ["Value", "Verdict"]
+
+
+class Verdict(NamedTuple):
+    """What a detector found in a value: its evidence, and whether that evidence is
+    conclusive (the finding is then ``certain``, see agent.detect.families)."""
+
+    evidence: str
+    conclusive: bool
 
 
 class Value:

@@ -21,7 +21,7 @@ from agent.detect.injection.decode import (
     strip_comments,
     without_controls,
 )
-from agent.detect.injection.value import Value
+from agent.detect.injection.value import Value, Verdict
 
 __all__ = ["xss"]
 
@@ -71,18 +71,20 @@ _MARKERS = re.compile(
 )
 
 
-def xss(value: Value) -> str | None:
-    """Evidence of cross-site scripting in any reading of the value, or None."""
+def xss(value: Value) -> Verdict | None:
+    """Evidence of cross-site scripting in any reading of the value, or None; conclusive
+    when libinjection's HTML5 tokenizer finds script (our markers catch what it lets
+    pass, and JavaScript words that text can hold too)."""
     if _HINTS.isdisjoint(value.low) and not any(word in value.low for word in _HINT_WORDS):
         return None
     for reading in _readings(value):
         if _LEAVES_VALUE.search(reading) and libinj.is_xss(reading):
-            return "[libinjection]"
+            return Verdict("[libinjection]", True)
         match = _MARKERS.search(reading)
         if match:
-            return f"[{match.group()}]"
+            return Verdict(f"[{match.group()}]", False)
     if "adw-" in value.low and "ad4-" in value.low:
-        return "[utf-7 markup]"  # +ADw-script+AD4- is <script> in UTF-7
+        return Verdict("[utf-7 markup]", False)  # +ADw-script+AD4- is <script> in UTF-7
     return None
 
 
