@@ -1,4 +1,4 @@
-"""Password policy: pam_pwquality in the PAM password stack with length and class rules."""
+"""Accounts: the password policy (pam_pwquality), the account databases, home directories."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import re
 
 from checks.hosts import HostError
 from checks.params import Param
+from checks.parsers.accounts import DATABASES, Entry, malformed, read_database
 from checks.parsers.lines import C_SPACE, numbered
 from checks.result import Verdict, errored, failed, passed
 from checks.types.base import CheckContext, CheckType
@@ -101,3 +102,156 @@ def _int(value: str) -> int | None:
         return int(value)
     except ValueError:
         return None
+
+
+# --- the account databases ---------------------------------------------------------------------
+
+#: Hash prefixes crypt(5) documents as strong: yescrypt, gost-yescrypt, scrypt, SHA-512
+#: and SHA-256 crypt. MD5 ($1$), bcrypt variants and DES are refused (Lynis AUTH-9229).
+STRONG_HASHES = ("$y$", "$gy$", "$7$", "$6$", "$5$")
+ACCOUNT_ASPECTS = (
+    "uid0",
+    "duplicate_ids",
+    "duplicate_names",
+    "empty_passwords",
+    "legacy_entries",
+    "hash_methods",
+    "consistency",
+)
+
+
+class AccountsCheck(CheckType):
+    """One property of /etc/passwd, /etc/shadow, /etc/group and /etc/gshadow (``aspect``):
+
+    - ``uid0``: no account but root has UID 0;
+    - ``duplicate_ids``: no two accounts share a UID, no two groups a GID;
+    - ``duplicate_names``: no name appears twice in any of the four files;
+    - ``empty_passwords``: no account has an empty password field (passwd or shadow);
+    - ``legacy_entries``: no NIS ``+``/``-`` compat line, which can admit unknown accounts;
+    - ``hash_methods``: every password hash is yescrypt or SHA-crypt;
+    - ``consistency``: every line is well formed, every account has a shadow entry and every
+      group a gshadow entry (and none without the other), as pwck and grpck require.
+    """
+
+    name = "accounts"
+    schema = {"aspect": Param("choice", required=True, choices=ACCOUNT_ASPECTS)}
+
+    def run(self, ctx: CheckContext) -> Verdict:
+        try:
+            db = ctx.memo(("accounts",), lambda: _read_all(ctx))
+        except HostError as exc:
+            return errored(f"cannot read the account databases: {exc}")
+        aspect = self.params["aspect"]
+        problems = getattr(self, f"_{aspect}")(db)
+        counts = ", ".join(f"{len(entries)} in /etc/{name}" for name, entries in db.items())
+        return failed(*problems) if problems else passed(f"{aspect.replace('_', ' ')}: {counts}")
+
+    def _uid0(self, db: dict[str, list[Entry]]) -> list[str]:
+        return [
+            f"{e}: UID 0 but not root"
+            for e in _real(db["passwd"])
+            if len(e.fields) > 2 and e.fields[2] == "0" and e.name != "root"
+        ]
+
+    def _duplicate_ids(self, db: dict[str, list[Entry]]) -> list[str]:
+        return _duplicates(db["passwd"], 2, "UID") + _duplicates(db["group"], 2, "GID")
+
+    def _duplicate_names(self, db: dict[str, list[Entry]]) -> list[str]:
+        return [p for name in DATABASES for p in _duplicates(db[name], 0, "name")]
+
+    def _empty_passwords(self, db: dict[str, list[Entry]]) -> list[str]:
+        return [
+            f"{e}: empty password field (anyone may log in as {e.name})"
+            for name in ("passwd", "shadow")
+            for e in _real(db[name])
+            if len(e.fields) > 1 and e.fields[1] == ""
+        ]
+
+    def _legacy_entries(self, db: dict[str, list[Entry]]) -> list[str]:
+        return [f"{e}: NIS compat entry" for name in DATABASES for e in db[name] if e.legacy]
+
+    def _hash_methods(self, db: dict[str, list[Entry]]) -> list[str]:
+        problems = []
+        for e in _real(db["shadow"]):
+            field = e.fields[1] if len(e.fields) > 1 else ""
+            hashed = field.lstrip("!")
+            if hashed.startswith("$") and not hashed.startswith(STRONG_HASHES):
+                method = hashed.split("$")[1] if hashed.count("$") > 1 else "?"
+                problems.append(f"{e}: weak hash method ${method}$")
+            elif hashed and not hashed.startswith(("$", "*", "x")) and len(hashed) == 13:
+                problems.append(f"{e}: DES crypt hash")
+        return problems
+
+    def _consistency(self, db: dict[str, list[Entry]]) -> list[str]:
+        problems = [p for name in DATABASES for e in db[name] if (p := malformed(e, name))]
+        for main, shadow in (("passwd", "shadow"), ("group", "gshadow")):
+            names = {e.name for e in _real(db[main])}
+            shadowed = {e.name for e in _real(db[shadow])}
+            problems += [f"{e}: no /etc/{shadow} entry" for e in _real(db[main])
+                         if e.name not in shadowed]  # fmt: skip
+            problems += [f"{e}: no /etc/{main} entry" for e in _real(db[shadow])
+                         if e.name not in names]  # fmt: skip
+        return problems
+
+
+def _read_all(ctx: CheckContext) -> dict[str, list[Entry]]:
+    return {name: read_database(ctx.host, name) for name in DATABASES}
+
+
+def _real(entries: list[Entry]) -> list[Entry]:
+    return [e for e in entries if not e.legacy]
+
+
+def _duplicates(entries: list[Entry], index: int, what: str) -> list[str]:
+    seen: dict[str, Entry] = {}
+    found = []
+    for e in _real(entries):
+        if len(e.fields) <= index:
+            continue
+        key = e.fields[index]
+        if key in seen:
+            found.append(f"{e}: {what} {key} also at {seen[key]}")
+        else:
+            seen[key] = e
+    return found
+
+
+# --- home directories -------------------------------------------------------------------------
+
+
+class HomeDirsCheck(CheckType):
+    """Every login account's home directory (UID ``min_uid`` and up, shell not nologin) is
+    owned by its account and grants nothing beyond ``mode_max``."""
+
+    name = "home_dirs"
+    schema = {
+        "min_uid": Param("int", default=1000),
+        "mode_max": Param("mode", default=0o750),
+    }
+
+    def run(self, ctx: CheckContext) -> Verdict:
+        try:
+            entries = read_database(ctx.host, "passwd")
+        except HostError as exc:
+            return errored(f"cannot read /etc/passwd: {exc}")
+        problems, good = [], []
+        for e in _real(entries):
+            if malformed(e, "passwd") or int(e.fields[2]) < self.params["min_uid"]:
+                continue
+            if e.fields[6].endswith(("nologin", "/false")) or int(e.fields[2]) == 65534:
+                continue
+            home = e.fields[5]
+            try:
+                info = ctx.host.stat(home)
+            except HostError:
+                continue  # no home directory: nothing to expose
+            wrong = []
+            if info.mode & ~self.params["mode_max"]:
+                wrong.append(f"mode {info.mode:04o} exceeds {self.params['mode_max']:04o}")
+            if str(info.uid) != e.fields[2]:
+                wrong.append(f"owned by {info.owner}, not {e.name}")
+            line = f"{home} ({e.name}): {info.mode:04o} {info.owner}:{info.group}"
+            (problems if wrong else good).append(f"{line} ({'; '.join(wrong)})" if wrong else line)
+        if problems:
+            return failed(*problems, *good)
+        return passed(*good) if good else passed("no login account has a home directory")
