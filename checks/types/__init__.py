@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from checks.types.accounts import PwqualityCheck
+from checks.types.accounts import AccountsCheck, HomeDirsCheck, PwqualityCheck
 from checks.types.apache import (
     ApacheDirective,
     ApacheForbidden,
@@ -15,16 +15,19 @@ from checks.types.backups import BackupCheck
 from checks.types.base import CheckType
 from checks.types.files import FileCheck, FileContentCheck
 from checks.types.firewall import FirewallDefaultDenyCheck
+from checks.types.logs import JournaldStorageCheck, LogRetentionCheck, LogShippingCheck
 from checks.types.outside import HttpRedirectCheck, PortClosedCheck
 from checks.types.php import PhpIni
 from checks.types.postgres import PgHbaCheck, PostgresConfCheck
 from checks.types.probes import SSHProbeCheck, TLSProbeCheck
+from checks.types.ssh_crypto import SshAlgorithmsProbeCheck, SshdAlgorithmsCheck, SshdModuliCheck
 from checks.types.sshd import (
     SshdAuthModeCheck,
     SshdConfigCheck,
     SshdEffectiveCheck,
     SshdNetworkRestrictionCheck,
 )
+from checks.types.sshd_limits import SshdAllowListCheck, SshdStartupsCheck
 from checks.types.system import (
     CommandCheck,
     ListeningCheck,
@@ -44,6 +47,11 @@ REGISTRY: dict[str, type[CheckType]] = {
         ListeningCheck,
         CommandCheck,
         PwqualityCheck,
+        AccountsCheck,
+        HomeDirsCheck,
+        LogShippingCheck,
+        JournaldStorageCheck,
+        LogRetentionCheck,
         BackupCheck,
         TLSProbeCheck,
         SSHProbeCheck,
@@ -57,6 +65,11 @@ REGISTRY: dict[str, type[CheckType]] = {
         SshdEffectiveCheck,
         SshdAuthModeCheck,
         SshdNetworkRestrictionCheck,
+        SshdAlgorithmsCheck,
+        SshAlgorithmsProbeCheck,
+        SshdModuliCheck,
+        SshdStartupsCheck,
+        SshdAllowListCheck,
         PostgresConfCheck,
         PgHbaCheck,
         AptConfCheck,
