@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 
@@ -32,11 +33,11 @@ def read_host_key(host: Host, path: str) -> HostKeyInfo:
     try:
         text = host.read_bytes(path + ".pub").split()
         key = serialization.load_ssh_public_key(b" ".join(text[:2]))
-    except (HostError, ValueError, IndexError, serialization.UnsupportedAlgorithm):
+    except (HostError, ValueError, IndexError, UnsupportedAlgorithm):
         try:
             data = host.read_bytes(path)
             key = _private(data).public_key()
-        except (ValueError, TypeError, serialization.UnsupportedAlgorithm) as exc:
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
             raise HostError(f"{path}: not a host key ({exc})") from exc
     return _describe(path, key)
 

@@ -113,7 +113,7 @@ class Rotation:
         return min(kept, self.maxage) if self.maxage is not None else kept
 
     def describe(self) -> str:
-        return ", ".join(f"{k} ({w})" for k, w in self.origins.items()) or "logrotate defaults"
+        return ", ".join(self.origins.values()) or "logrotate defaults"
 
 
 def _apply(rotation: Rotation, words: list[str], where: str) -> None:
