@@ -27,6 +27,7 @@ def run_audit(tmp_path, root, only: str) -> dict:
 
 
 def append(root, path: str, text: str) -> None:
+    (root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
     with open(root / path.lstrip("/"), "a") as handle:
         handle.write(text)
 
@@ -66,6 +67,26 @@ WEAKENINGS = {
     "LAPP-AUTH-008": (
         lambda r: append(r, "/etc/group", "orphans:x:2000:\n"),
         "/etc/group:10: orphans: no /etc/gshadow entry",
+    ),
+    "LAPP-AUTH-009": (
+        lambda r: replace(r, "/etc/login.defs", "UMASK\t\t027", "UMASK\t\t022"),
+        "UMASK 022 (/etc/login.defs:151): is '022', which does not match /^0?[0-7][2367]7$/",
+    ),
+    "LAPP-AUTH-010": (
+        lambda r: replace(r, "/etc/login.defs", "MAX_ROUNDS 5000", "MAX_ROUNDS 1000"),
+        "SHA_CRYPT_MAX_ROUNDS 1000 (/etc/login.defs:311): is 1000, expected at least 5000",
+    ),
+    "LAPP-AUTH-011": (
+        lambda r: replace(r, "/etc/login.defs", "FAILLOG_ENAB\t\tyes", "#"),
+        "FAILLOG_ENAB no (default): is 'no', expected 'yes'",
+    ),
+    "LAPP-AUTH-012": (
+        lambda r: append(
+            r,
+            "/etc/systemd/system/rescue.service.d/override.conf",
+            "[Service]\nExecStart=\nExecStart=-/bin/sh\n",
+        ),
+        "rescue.service: ExecStart=-/bin/sh (/etc/systemd/system/rescue.service.d/override.conf:3)",
     ),
     "LAPP-FILE-001": (
         lambda r: os.chmod(r / "etc/shadow", 0o644),

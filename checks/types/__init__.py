@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from checks.types.accounts import AccountsCheck, HomeDirsCheck, PwqualityCheck
+from checks.types.accounts import (
+    AccountsCheck,
+    HomeDirsCheck,
+    LoginDefsCheck,
+    PwqualityCheck,
+    SingleUserLoginCheck,
+)
 from checks.types.apache import (
     ApacheDirective,
     ApacheForbidden,
@@ -49,6 +55,8 @@ REGISTRY: dict[str, type[CheckType]] = {
         PwqualityCheck,
         AccountsCheck,
         HomeDirsCheck,
+        LoginDefsCheck,
+        SingleUserLoginCheck,
         LogShippingCheck,
         JournaldStorageCheck,
         LogRetentionCheck,

@@ -1,4 +1,5 @@
-"""Accounts: the password policy (pam_pwquality), the account databases, home directories."""
+"""Accounts: the password policy (pam_pwquality), the account databases, home directories,
+login.defs and the password asked in single-user mode."""
 
 from __future__ import annotations
 
@@ -255,3 +256,86 @@ class HomeDirsCheck(CheckType):
         if problems:
             return failed(*problems, *good)
         return passed(*good) if good else passed("no login account has a home directory")
+
+
+# --- login.defs and single-user mode -----------------------------------------------------------
+
+
+def login_defs(ctx: CheckContext) -> dict[str, tuple[str, str]]:
+    """KEY -> (value, file:line) from /etc/login.defs; the last line for a key wins, as the
+    shadow suite's getdef reads it."""
+    values: dict[str, tuple[str, str]] = {}
+    for number, line in numbered(ctx.host.read_text("/etc/login.defs")):
+        words = line.split("#", 1)[0].split(None, 1)
+        if len(words) == 2:
+            values[words[0]] = (words[1].strip(C_SPACE).strip('"'), f"/etc/login.defs:{number}")
+    return values
+
+
+class LoginDefsCheck(CheckType):
+    """Each of ``keys`` that /etc/login.defs sets meets ``expect``; with none set, ``default``
+    is judged (no default: the check fails, the setting is missing)."""
+
+    name = "login_defs"
+    schema = {
+        "keys": Param("str_list", required=True),
+        "expect": Param("expect", required=True),
+        "default": Param("str", help="the shadow suite's value when no key is set"),
+    }
+
+    def run(self, ctx: CheckContext) -> Verdict:
+        p = self.params
+        try:
+            defs = ctx.memo(("login.defs",), lambda: login_defs(ctx))
+        except HostError as exc:
+            return errored(f"cannot read /etc/login.defs: {exc}")
+        found = [(key, *defs[key]) for key in p["keys"] if key in defs]
+        if not found:
+            if p["default"] is None:
+                return failed(f"{' and '.join(p['keys'])} not set in /etc/login.defs")
+            found = [(p["keys"][0], p["default"], "default")]
+        problems, good = [], []
+        for key, value, where in found:
+            violation = p["expect"].violation(value)
+            line = f"{key} {value} ({where})"
+            (problems if violation else good).append(f"{line}: {violation}" if violation else line)
+        return failed(*problems, *good) if problems else passed(*good)
+
+
+#: Where systemd looks for unit files, first found wins.
+UNIT_PATHS = ("/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system",
+              "/lib/systemd/system")  # fmt: skip
+
+
+class SingleUserLoginCheck(CheckType):
+    """The rescue and emergency units ask for root's password: the ExecStart that systemd
+    uses (the unit file found first, then its drop-ins in order) runs sulogin."""
+
+    name = "single_user_login"
+    schema = {"units": Param("str_list", default=("rescue.service", "emergency.service"))}
+
+    def run(self, ctx: CheckContext) -> Verdict:
+        problems, good = [], []
+        for unit in self.params["units"]:
+            files = [f"{d}/{unit}" for d in UNIT_PATHS if ctx.host.exists(f"{d}/{unit}")][:1]
+            drop_ins = sorted(
+                {path.rsplit("/", 1)[1]: path for d in reversed(UNIT_PATHS)
+                 for path in ctx.host.glob(f"{d}/{unit}.d/*.conf")}.items()
+            )  # fmt: skip
+            if not files:
+                continue  # no such unit: nothing boots into it
+            command = where = ""
+            for path in [*files, *(p for _, p in drop_ins)]:
+                try:
+                    text = ctx.host.read_text(path)
+                except HostError as exc:
+                    return errored(f"cannot read {path}", str(exc))
+                for number, line in numbered(text):
+                    key, sep, value = line.strip(C_SPACE).partition("=")
+                    if sep and key.strip() == "ExecStart" and value.strip():
+                        command, where = value.strip(), f"{path}:{number}"
+            shown = f"{unit}: ExecStart={command} ({where})" if where else f"{unit}: no ExecStart"
+            (good if "sulogin" in command else problems).append(shown)
+        if not problems and not good:
+            return passed("neither rescue nor emergency unit exists")
+        return failed(*problems, *good) if problems else passed(*good)
