@@ -33,6 +33,7 @@ from checks.types.sshd import (
     SshdEffectiveCheck,
     SshdNetworkRestrictionCheck,
 )
+from checks.types.sshd_contexts import SshdAuthContextsCheck
 from checks.types.sshd_limits import SshdAllowListCheck, SshdStartupsCheck
 from checks.types.system import (
     CommandCheck,
@@ -78,6 +79,7 @@ REGISTRY: dict[str, type[CheckType]] = {
         SshdModuliCheck,
         SshdStartupsCheck,
         SshdAllowListCheck,
+        SshdAuthContextsCheck,
         PostgresConfCheck,
         PgHbaCheck,
         AptConfCheck,
