@@ -25,6 +25,7 @@ LIVE_ONLY = {
     "LAPP-SVC-003",
     "LAPP-SVC-013",
     "LAPP-FW-011",
+    "LAPP-LOG-005",
 }
 
 

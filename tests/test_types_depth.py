@@ -32,6 +32,11 @@ def append(root, path: str, text: str) -> None:
         handle.write(text)
 
 
+def make_file(root, path: str, text: str, mode: int) -> None:
+    (root / path.lstrip("/")).write_text(text)
+    os.chmod(root / path.lstrip("/"), mode)
+
+
 def replace(root, path: str, old: str, new: str) -> None:
     target = root / path.lstrip("/")
     content = target.read_text()
@@ -96,6 +101,18 @@ WEAKENINGS = {
         lambda r: os.chmod(r / "etc/sudoers.d/README", 0o640),
         "/etc/sudoers.d/README: 0640 root:root (mode 0640 exceeds 0440)",
     ),
+    "LAPP-FILE-002": (
+        lambda r: make_file(r, "/etc/passwd-", "root:x:0:0::/root:/bin/sh\n", 0o666),
+        "/etc/passwd-: 0666 root:root (mode 0666 exceeds 0644)",
+    ),
+    "LAPP-FILE-007": (
+        lambda r: os.chmod(r / "etc/cron.d", 0o755),
+        "/etc/cron.d: 0755 root:root (mode 0755 exceeds 0700)",
+    ),
+    "LAPP-FILE-008": (
+        lambda r: (r / "root/.ssh").mkdir(mode=0o755, parents=True),
+        "/root/.ssh: 0755 root:root (mode 0755 exceeds 0700)",
+    ),
     "LAPP-FILE-006": (
         lambda r: os.chmod(r / "home/admin", 0o755),
         "/home/admin (admin): 0755 admin:admin (mode 0755 exceeds 0750)",
@@ -117,6 +134,10 @@ WEAKENINGS = {
         "/var/log/apache2/*.log (/etc/logrotate.d/apache2:1): daily at "
         "/etc/logrotate.d/apache2:2, rotate 365 at /etc/logrotate.d/apache2:4: "
         "kept 365 days, more than 90",
+    ),
+    "LAPP-LOG-004": (
+        lambda r: replace(r, "/etc/audit/rules.d/50-lapp.rules", "-w /", "#-w /"),
+        "no line matches /^\\s*-[aw]\\s/ in /etc/audit/rules.d/50-lapp.rules",
     ),
     "LAPP-SSH-012": (
         lambda r: append(r, "/etc/ssh/moduli", "20220714110357 2 6 100 2047 2 E98F\n"),

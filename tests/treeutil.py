@@ -83,6 +83,8 @@ HARDENED_MODES = {
     "etc/sudoers": 0o440,
     "etc/sudoers.d/*": 0o440,
     "home/admin": 0o750,
+    "etc/crontab": 0o600,
+    "etc/cron.*": 0o700,
 }
 
 
