@@ -113,6 +113,14 @@ WEAKENINGS = {
         lambda r: (r / "root/.ssh").mkdir(mode=0o755, parents=True),
         "/root/.ssh: 0755 root:root (mode 0755 exceeds 0700)",
     ),
+    "LAPP-FILE-004": (
+        lambda r: os.chmod(r / "etc/apache2/ports.conf", 0o666),
+        "/etc/apache2/ports.conf: 0666 root:root (mode 0666 exceeds 0755)",
+    ),
+    "LAPP-FILE-005": (
+        lambda r: os.chmod(r / "etc/postgresql/15/main/pg_hba.conf", 0o646),
+        "/etc/postgresql/15/main/pg_hba.conf: 0646 root:root (mode 0646 exceeds 0644)",
+    ),
     "LAPP-FILE-006": (
         lambda r: os.chmod(r / "home/admin", 0o755),
         "/home/admin (admin): 0755 admin:admin (mode 0755 exceeds 0750)",
