@@ -70,6 +70,10 @@ def hardened_root(tmp_path: Path) -> Path:
             os.chmod(path, mode)
     if os.geteuid() == 0:  # the login account owns its home (uid 1000 in the tree's passwd)
         os.chown(root / "home/admin", 1000, 1000)
+    shadow = root / "etc/shadow"  # the login account changed its password yesterday
+    yesterday = str(int(time.time() // 86400) - 1)
+    shadow.write_text(re.sub(r"^(admin:[^:]*):\d+:", rf"\g<1>:{yesterday}:", shadow.read_text(),
+                             flags=re.MULTILINE))  # fmt: skip
     return root
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from checks.types.accounts import (
     AccountsCheck,
+    HistoryFilesCheck,
     HomeDirsCheck,
     LoginDefsCheck,
     PwqualityCheck,
@@ -56,6 +57,7 @@ REGISTRY: dict[str, type[CheckType]] = {
         PwqualityCheck,
         AccountsCheck,
         HomeDirsCheck,
+        HistoryFilesCheck,
         LoginDefsCheck,
         SingleUserLoginCheck,
         LogShippingCheck,

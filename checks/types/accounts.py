@@ -118,6 +118,8 @@ ACCOUNT_ASPECTS = (
     "legacy_entries",
     "hash_methods",
     "consistency",
+    "password_expiry",
+    "expired_passwords",
 )
 
 
@@ -131,11 +133,17 @@ class AccountsCheck(CheckType):
     - ``legacy_entries``: no NIS ``+``/``-`` compat line, which can admit unknown accounts;
     - ``hash_methods``: every password hash is yescrypt or SHA-crypt;
     - ``consistency``: every line is well formed, every account has a shadow entry and every
-      group a gshadow entry (and none without the other), as pwck and grpck require.
+      group a gshadow entry (and none without the other), as pwck and grpck require;
+    - ``password_expiry``: every account with a usable password has a maximum age of at
+      most ``max_days``;
+    - ``expired_passwords``: no usable password is past its maximum age (on the audit's day).
     """
 
     name = "accounts"
-    schema = {"aspect": Param("choice", required=True, choices=ACCOUNT_ASPECTS)}
+    schema = {
+        "aspect": Param("choice", required=True, choices=ACCOUNT_ASPECTS),
+        "max_days": Param("int", default=365, help="password_expiry: longest maximum age"),
+    }
 
     def run(self, ctx: CheckContext) -> Verdict:
         try:
@@ -143,7 +151,10 @@ class AccountsCheck(CheckType):
         except HostError as exc:
             return errored(f"cannot read the account databases: {exc}")
         aspect = self.params["aspect"]
-        problems = getattr(self, f"_{aspect}")(db)
+        if aspect == "expired_passwords":
+            problems = self._expired_passwords(db, int(ctx.clock() // 86400))
+        else:
+            problems = getattr(self, f"_{aspect}")(db)
         counts = ", ".join(f"{len(entries)} in /etc/{name}" for name, entries in db.items())
         return failed(*problems) if problems else passed(f"{aspect.replace('_', ' ')}: {counts}")
 
@@ -193,6 +204,31 @@ class AccountsCheck(CheckType):
             problems += [f"{e}: no /etc/{main} entry" for e in _real(db[shadow])
                          if e.name not in names]  # fmt: skip
         return problems
+
+    def _password_expiry(self, db: dict[str, list[Entry]]) -> list[str]:
+        limit = self.params["max_days"]
+        problems = []
+        for e in _usable_passwords(db):
+            maximum = e.fields[4] if len(e.fields) > 4 else ""
+            if not maximum.isdigit() or int(maximum) > limit:
+                shown = maximum or "none"
+                problems.append(f"{e}: password maximum age {shown} (at most {limit} wanted)")
+        return problems
+
+    def _expired_passwords(self, db: dict[str, list[Entry]], today: int) -> list[str]:
+        problems = []
+        for e in _usable_passwords(db):
+            changed, maximum = e.fields[2], e.fields[4] if len(e.fields) > 4 else ""
+            if changed.isdigit() and maximum.isdigit() and int(changed) + int(maximum) < today:
+                since = today - int(changed) - int(maximum)
+                problems.append(f"{e}: password expired {since} days ago (changed on day "
+                                f"{changed}, maximum age {maximum})")  # fmt: skip
+        return problems
+
+
+def _usable_passwords(db: dict[str, list[Entry]]) -> list[Entry]:
+    """shadow entries whose password can log in: a hash, not locked (!) or disabled (*)."""
+    return [e for e in _real(db["shadow"]) if len(e.fields) > 1 and e.fields[1][:1] == "$"]
 
 
 def _read_all(ctx: CheckContext) -> dict[str, list[Entry]]:
@@ -256,6 +292,40 @@ class HomeDirsCheck(CheckType):
         if problems:
             return failed(*problems, *good)
         return passed(*good) if good else passed("no login account has a home directory")
+
+
+class HistoryFilesCheck(CheckType):
+    """Shell history files in login accounts' homes are regular files: a link to /dev/null
+    or a FIFO there is how an intruder keeps commands out of the record."""
+
+    name = "history_files"
+    schema = {"min_uid": Param("int", default=1000)}
+
+    def run(self, ctx: CheckContext) -> Verdict:
+        try:
+            entries = read_database(ctx.host, "passwd")
+        except HostError as exc:
+            return errored(f"cannot read /etc/passwd: {exc}")
+        homes = {"/root"}
+        for e in _real(entries):
+            if not malformed(e, "passwd") and int(e.fields[2]) >= self.params["min_uid"]:
+                homes.add(e.fields[5])
+        problems, seen = [], []
+        for home in sorted(homes):
+            for path in ctx.host.glob(f"{home}/.*history"):
+                info = ctx.host.stat(path, follow_symlinks=False)
+                if info.is_file:
+                    seen.append(path)
+                    continue
+                kind = f"a link to {ctx.host.readlink(path)}" if info.is_link else "not a file"
+                problems.append(f"{path}: {kind}")
+        if problems:
+            return failed(*problems)
+        return passed(
+            f"{len(seen)} history file(s), all regular files"
+            if seen
+            else "no shell history file in root's or login accounts' homes"
+        )
 
 
 # --- login.defs and single-user mode -----------------------------------------------------------
