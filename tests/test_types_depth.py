@@ -172,6 +172,11 @@ WEAKENINGS = {
         lambda r: replace(r, "/etc/audit/rules.d/50-lapp.rules", "-w /", "#-w /"),
         "no line matches /^\\s*-[aw]\\s/ in /etc/audit/rules.d/50-lapp.rules",
     ),
+    "LAPP-LOG-006": (
+        lambda r: os.chmod(r / "var/log/audit/audit.log", 0o644),
+        "log_file /var/log/audit/audit.log (/etc/audit/auditd.conf:3): 0644 root:root "
+        "(mode 0644 exceeds 0600)",
+    ),
     "LAPP-SSH-012": (
         lambda r: append(r, "/etc/ssh/moduli", "20220714110357 2 6 100 2047 2 E98F\n"),
         "/etc/ssh/moduli: groups smaller than 3071: 1 of size 2047",

@@ -89,6 +89,7 @@ HARDENED_MODES = {
     "home/admin": 0o750,
     "etc/crontab": 0o600,
     "etc/cron.*": 0o700,
+    "var/log/audit/audit.log": 0o600,
 }
 
 

@@ -22,7 +22,12 @@ from checks.types.backups import BackupCheck
 from checks.types.base import CheckType
 from checks.types.files import FileCheck, FileContentCheck
 from checks.types.firewall import FirewallDefaultDenyCheck
-from checks.types.logs import JournaldStorageCheck, LogRetentionCheck, LogShippingCheck
+from checks.types.logs import (
+    AuditdLogCheck,
+    JournaldStorageCheck,
+    LogRetentionCheck,
+    LogShippingCheck,
+)
 from checks.types.outside import HttpRedirectCheck, PortClosedCheck
 from checks.types.php import PhpIni
 from checks.types.postgres import PgHbaCheck, PostgresConfCheck
@@ -63,6 +68,7 @@ REGISTRY: dict[str, type[CheckType]] = {
         LogShippingCheck,
         JournaldStorageCheck,
         LogRetentionCheck,
+        AuditdLogCheck,
         BackupCheck,
         TLSProbeCheck,
         SSHProbeCheck,

@@ -1,5 +1,6 @@
-"""The audit trail: an audit daemon or logs shipped off the host, journald keeping logs on
-disk, and logrotate keeping logs that hold personal data neither too briefly nor too long."""
+"""The audit trail: an audit daemon or logs shipped off the host, auditd's own log,
+journald keeping logs on disk, and logrotate keeping logs that hold personal data neither
+too briefly nor too long."""
 
 from __future__ import annotations
 
@@ -194,3 +195,34 @@ class LogRetentionCheck(CheckType):
         if days < p["min_days"]:
             return failed(f"{shown}: kept {days} days, less than {p['min_days']:g}")
         return passed(f"{shown}: kept {days} days")
+
+
+class AuditdLogCheck(CheckType):
+    """auditd has its configuration, and the log it names there (``log_file``, default
+    /var/log/audit/audit.log) exists, owned by root and within ``mode_max``."""
+
+    name = "auditd_log"
+    schema = {"mode_max": Param("mode", default=0o600)}
+
+    def run(self, ctx: CheckContext) -> Verdict:
+        conf = "/etc/audit/auditd.conf"
+        try:
+            text = ctx.host.read_text(conf)
+        except HostError as exc:
+            return failed(f"{conf}: {exc}: auditd runs on its defaults, unreviewed")
+        log, where = "/var/log/audit/audit.log", "auditd's default"
+        for number, line in numbered(text):
+            key, sep, value = line.split("#", 1)[0].partition("=")
+            if sep and key.strip(C_SPACE) == "log_file":
+                log, where = value.strip(C_SPACE), f"{conf}:{number}"
+        try:
+            info = ctx.host.stat(log)
+        except HostError as exc:
+            return failed(f"log_file {log} ({where}): {exc}")
+        shown = f"log_file {log} ({where}): {info.mode:04o} {info.owner}:{info.group}"
+        wrong = []
+        if info.mode & ~self.params["mode_max"]:
+            wrong.append(f"mode {info.mode:04o} exceeds {self.params['mode_max']:04o}")
+        if info.owner != "root":
+            wrong.append(f"owner {info.owner}, not root")
+        return failed(f"{shown} ({'; '.join(wrong)})") if wrong else passed(shown)
