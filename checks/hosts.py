@@ -259,6 +259,8 @@ class LocalHost(Host):
         self.is_live = self.root is None
         self.name = os.uname().nodename if self.is_live else f"root:{self.root}"
         self._fs: FileSystem = HostFS() if self.root is None else RootFS(self.root)
+        self._names: dict[str, dict[int, str]] = {}
+        self._names_lock = threading.Lock()
 
     def read_bytes(self, path: str, limit: int | None = None) -> bytes:
         with host_errors(path):
@@ -274,8 +276,8 @@ class LocalHost(Host):
             mode=statlib.S_IMODE(info.st_mode),
             uid=info.st_uid,
             gid=info.st_gid,
-            owner=_user_name(info.st_uid),
-            group=_group_name(info.st_gid),
+            owner=self._name("/etc/passwd", info.st_uid),
+            group=self._name("/etc/group", info.st_gid),
             size=info.st_size,
             mtime=info.st_mtime,
             is_dir=statlib.S_ISDIR(info.st_mode),
@@ -286,6 +288,20 @@ class LocalHost(Host):
     def glob(self, pattern: str) -> list[str]:
         with host_errors(pattern):
             return self._fs.glob(pattern)
+
+    def _name(self, database: str, number: int) -> str:
+        """A uid or gid's name: this machine's (NSS) when live; under ``root`` the tree's own
+        passwd or group file, since the auditing machine's names mean nothing for an image."""
+        if self.is_live:
+            return _user_name(number) if database == "/etc/passwd" else _group_name(number)
+        with self._names_lock:
+            if database not in self._names:
+                try:
+                    text = self.read_text(database)
+                except HostError:
+                    text = ""
+                self._names[database] = names_by_id(text)
+        return self._names[database].get(number, str(number))
 
     def readlink(self, path: str) -> str:
         with host_errors(path):
@@ -507,6 +523,17 @@ def _process_names_by_uid() -> dict[int, tuple[str, ...]]:
         if uids is not None:
             seen.setdefault(uids.real, set()).add(proc.info["name"] or "")
     return {uid: tuple(sorted(names)) for uid, names in seen.items()}
+
+
+def names_by_id(text: str) -> dict[int, str]:
+    """uid or gid -> name from a passwd or group file; the first line for a number wins,
+    as for getpwuid()."""
+    names: dict[int, str] = {}
+    for line in text.split("\n"):  # nss_files reads LF-ended lines
+        fields = line.split(":")
+        if len(fields) > 2 and fields[2].isdigit():
+            names.setdefault(int(fields[2]), fields[0])
+    return names
 
 
 def _user_name(uid: int) -> str:

@@ -22,7 +22,7 @@ from checks.types.base import CheckType
 from checks.variables import as_text
 from checks.yamlsource import InputError, LineDict, LineList, Problem, load_yaml
 
-AREAS = ("SSH", "TLS", "WEB", "PHP", "PG", "PATCH", "SVC", "AUTH", "FW", "BAK")
+AREAS = ("SSH", "TLS", "WEB", "PHP", "PG", "PATCH", "SVC", "AUTH", "FILE", "LOG", "FW", "BAK")
 CHECK_ID = re.compile(r"^[A-Z][A-Z0-9]*-(?P<area>[A-Z]+)-\d{3}$")
 _VAR_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

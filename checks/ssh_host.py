@@ -39,6 +39,7 @@ from checks.hosts import (
     ListeningSocket,
     ProcessInfo,
     host_errors,
+    names_by_id,
 )
 from checks.probes.wire import Target
 from checks.remote_facts import PS_ARGV, SS_ARGV, names_by_uid, parse_ps, parse_ss
@@ -166,12 +167,7 @@ class SSHHost(Host):
                     text = self.read_text(database)
                 except HostError:
                     text = ""
-                names: dict[int, str] = {}
-                for line in text.splitlines():
-                    fields = line.split(":")
-                    if len(fields) > 2 and fields[2].isdigit():
-                        names.setdefault(int(fields[2]), fields[0])
-                self._names[database] = names
+                self._names[database] = names_by_id(text)
         return self._names[database].get(number, str(number))
 
     # --- commands ------------------------------------------------------------------------

@@ -124,6 +124,8 @@ class Lan:
             "-o", "AllowUsers=root auditor",
             "-o", "PermitRootLogin=prohibit-password", "-o", "UsePAM=no",
             "-o", "StrictModes=no", "-o", "MaxStartups=200", "-o", "MaxSessions=100",
+            # probes reach ports through the connection, which the fixture's sshd_config forbids
+            "-o", "AllowTcpForwarding=yes", "-o", "PerSourceMaxStartups=none",
             *(item for option in sshd_options for item in ("-o", option)),
         ]  # fmt: skip
         log = (private / "sshd.log").open("wb")

@@ -169,20 +169,30 @@ def issue_certificate(
 
 @contextmanager
 def run_sshd(
-    tmp_path: Path, extra_config: str = "", listen: str = "127.0.0.1"
+    tmp_path: Path,
+    extra_config: str = "",
+    listen: str = "127.0.0.1",
+    host_keys: tuple[str, ...] = ("ed25519",),
 ) -> Iterator[RunningServer]:
-    """OpenSSH's sshd in the foreground with its own host key, config and pid file.
+    """OpenSSH's sshd in the foreground with its own host keys, config and pid file.
 
     ``extra_config`` lines come first, so they win over the harness defaults (sshd keeps the
     first value it reads); any ``Match`` block in it is moved after the defaults.
+    ``host_keys``: ssh-keygen types, ``rsa:4096`` giving a size (Debian's are rsa (3072),
+    ecdsa and ed25519).
     """
     require_root()
     sshd = require_program("sshd")
     keygen = require_program("ssh-keygen")
     workdir = tmp_path / f"sshd-{_unique()}"
     workdir.mkdir(parents=True)
-    host_key = workdir / "ssh_host_ed25519_key"
-    _check_call([keygen, "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(host_key)])
+    key_lines = ""
+    for spec in host_keys:
+        kind, _, bits = spec.partition(":")
+        host_key = workdir / f"ssh_host_{kind}_key"
+        size = ["-b", bits] if bits else []
+        _check_call([keygen, "-q", "-t", kind, *size, "-N", "", "-C", "", "-f", str(host_key)])
+        key_lines += f"HostKey {host_key}\n"
     # sshd refuses to start without its privilege-separation directory.
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     port = free_port(listen)
@@ -192,7 +202,7 @@ def run_sshd(
         f"{global_part}\n"
         f"ListenAddress {listen}\n"
         f"Port {port}\n"
-        f"HostKey {host_key}\n"
+        f"{key_lines}"
         f"PidFile {workdir / 'sshd.pid'}\n"
         "UsePAM no\n"
         f"{match_part}\n"

@@ -79,6 +79,7 @@ def host_shadow_lines() -> list[str]:
 def test_a_chain_of_links_to_the_hosts_shadow_reads_nothing_of_it(tmp_path, target):
     require_root()
     root = hardened_root(tmp_path)
+    (root / "etc/shadow").unlink()  # the tree's own shadow would be found, and rightly read
     replace_with_link(root, "etc/ssh/sshd_config", "hop1")
     (root / "etc/ssh/hop1").symlink_to("./sub/../hop2")
     (root / "etc/ssh/sub").mkdir()

@@ -31,7 +31,17 @@ BASELINE, OUTSIDE = builtin_policy("lapp-baseline"), builtin_policy("lapp-outsid
 VARIABLES = {"office_networks": "10.0.0.0/8", "backup_dir": "/srv/backup"}
 #: Check types that judge a live host by a command's output (sshd -T, nft, apache2ctl -M)
 #: where --root reads the files: their verdicts agree, their evidence says where from.
-COMMAND_JUDGED = {"sshd_effective", "sshd_auth_mode", "sshd_network_restriction", "apache_modules"}
+COMMAND_JUDGED = {
+    "sshd_effective",
+    "sshd_auth_mode",
+    "sshd_network_restriction",
+    "sshd_algorithms",
+    "sshd_moduli",
+    "sshd_startups",
+    "sshd_allow_list",
+    "sshd_auth_contexts",
+    "apache_modules",
+}
 
 
 @pytest.fixture(scope="module")

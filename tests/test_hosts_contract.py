@@ -43,6 +43,9 @@ def tree(tmp_path_factory) -> Path:
             "/etc/conf.d/b.conf": "b\n",
             "/etc/conf.d/.hidden.conf": "h\n",
             "/etc/secret": "s\n",
+            # the --root host names owners from the tree's own files, as the others do
+            "/etc/passwd": "root:x:0:0:root:/root:/bin/sh\n",
+            "/etc/group": "root:x:0:\n",
         },
         modes={"/etc/secret": 0o600, "/etc/app.conf": 0o640},
         links={"/etc/link.conf": "app.conf", "/etc/dangling.conf": "nowhere", "/etc/d": "conf.d"},

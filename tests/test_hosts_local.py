@@ -34,6 +34,25 @@ def test_stat_through_links_reports_the_file_inside_the_tree(tmp_path):
     assert host.read_text("/etc/keys/../climb").startswith("root:x:0:0")
 
 
+def test_owner_names_under_a_root_come_from_the_trees_own_files(tmp_path):
+    """The image's uid 0 may be called toor, and a uid this machine names is unknown there."""
+    mine = os.getuid(), os.getgid()
+    root = make_tree(
+        tmp_path / "root",
+        {
+            "/etc/passwd": f"toor:x:{mine[0]}:{mine[1]}::/root:/bin/sh\nshadow:x:{mine[0]}:0::/:\n",
+            "/etc/group": f"wheel:x:{mine[1]}:\n",
+            "/etc/file": "",
+        },
+    )
+    info = LocalHost(root=str(root)).stat("/etc/file")
+    assert (info.owner, info.group) == ("toor", "wheel")  # the first line for a number wins
+    (root / "etc/passwd").write_text("")
+    (root / "etc/group").unlink()
+    info = LocalHost(root=str(root)).stat("/etc/file")
+    assert (info.owner, info.group) == (str(mine[0]), str(mine[1]))
+
+
 def test_glob_under_a_root_follows_globs_rules(tmp_path):
     root = make_tree(
         tmp_path / "root",

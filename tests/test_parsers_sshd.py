@@ -17,6 +17,7 @@ from treeutil import make_tree
 
 from checks.hosts import HostError, LocalHost
 from checks.parsers.sshd import (
+    DEFAULTS,
     ConnectionSpec,
     SshdUnavailable,
     addr_match_list,
@@ -463,3 +464,28 @@ def test_sshd_t_output_splits_at_lf_only(tmp_path, host_key):
     assert truth.values("forcecommand") == ("/bin/true\x1cauthenticationmethods", "publickey")
     parsed = parse_sshd_config(host, str(path)).resolve("forcecommand", OUTSIDE)
     assert parsed.values == truth.values("forcecommand")
+
+
+#: Defaults the files cannot be compared with sshd -T on: Debian's DebianBanner is not
+#: printed, and sshd -T lists only the host keys it was given.
+NOT_PRINTED = {"debianbanner", "hostkey"}
+
+
+def test_compiled_in_defaults_agree_with_real_sshd_t(tmp_path, host_key):
+    """Every default the parser assumes is the one Debian's sshd prints for an empty config."""
+    require_root()
+    require_program("sshd")
+    config = tmp_path / "sshd_config"
+    config.write_text(f"HostKey {host_key}\n")
+    truth = run_sshd_t(NamespacedHost(PRIVATE_RUN), str(config), OUTSIDE)
+    parsed = parse_sshd_config(LocalHost(), str(config)).effective(OUTSIDE)
+    compared = 0
+    for keyword in sorted(set(DEFAULTS) - NOT_PRINTED):
+        theirs = [v.casefold() for v in truth.values(keyword)]
+        ours = [v.casefold() for v in parsed.values(keyword)]
+        if keyword == "listenaddress":
+            ours = sorted(f"{a}:22" if ":" not in a else f"[{a}]:22" for a in ours)
+            theirs = sorted(theirs)  # sshd prints the IPv6 wildcard first
+        assert ours == theirs, keyword
+        compared += 1
+    assert compared == len(set(DEFAULTS) - NOT_PRINTED)

@@ -30,7 +30,7 @@ def run(type_name: str, ctx, **params):
 def test_file_mode_and_owner(tmp_path):
     make_tree(
         tmp_path,
-        {"/etc/ssh/sshd_config": "x", "/etc/shadow": "y"},
+        {"/etc/ssh/sshd_config": "x", "/etc/shadow": "y", "/etc/passwd": "root:x:0:0::/:\n"},
         modes={"/etc/ssh/sshd_config": 0o600, "/etc/shadow": 0o644},
     )
     ctx = context(tmp_path)

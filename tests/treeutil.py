@@ -77,7 +77,32 @@ def hardened_root(tmp_path: Path) -> Path:
     for backup in (root / "srv/backup").rglob("*"):
         os.utime(backup, (an_hour_ago, an_hour_ago))
         os.chmod(backup, 0o700 if backup.is_dir() else 0o600)  # git keeps no modes
+    for pattern, mode in HARDENED_MODES.items():
+        for path in root.glob(pattern):
+            os.chmod(path, mode)
+    if os.geteuid() == 0:  # the login account owns its home (uid 1000 in the tree's passwd)
+        os.chown(root / "home/admin", 1000, 1000)
+    shadow = root / "etc/shadow"  # the login account changed its password yesterday
+    yesterday = str(int(time.time() // 86400) - 1)
+    shadow.write_text(re.sub(r"^(admin:[^:]*):\d+:", rf"\g<1>:{yesterday}:", shadow.read_text(),
+                             flags=re.MULTILINE))  # fmt: skip
     return root
+
+
+#: The modes of the hardened tree's files that git cannot keep (it keeps only x bits).
+HARDENED_MODES = {
+    "etc/ssh/sshd_config": 0o600,
+    "etc/ssh/sshd_config.d/*.conf": 0o600,
+    "etc/ssh/ssh_host_*_key": 0o600,
+    "etc/shadow": 0o640,
+    "etc/gshadow": 0o640,
+    "etc/sudoers": 0o440,
+    "etc/sudoers.d/*": 0o440,
+    "home/admin": 0o750,
+    "etc/crontab": 0o600,
+    "etc/cron.*": 0o700,
+    "var/log/audit/audit.log": 0o600,
+}
 
 
 def replace_with_link(root: Path, path: str, target: str) -> None:

@@ -138,6 +138,19 @@ DEFAULTS: dict[str, tuple[str, ...]] = {
     "addressfamily": ("any",),
     "port": ("22",),
     "listenaddress": ("0.0.0.0", "::"),
+    "hostkey": (
+        "/etc/ssh/ssh_host_rsa_key",
+        "/etc/ssh/ssh_host_ecdsa_key",
+        "/etc/ssh/ssh_host_ed25519_key",
+    ),
+    "modulifile": ("/etc/ssh/moduli",),
+    "persourcemaxstartups": ("none",),
+    "persourcenetblocksize": ("32:128",),
+    "fingerprinthash": ("SHA256",),
+    "gssapikeyexchange": ("no",),
+    "kerberosorlocalpasswd": ("yes",),
+    # Debian's own patch: sshd -T does not print it, so only the files can tell
+    "debianbanner": ("yes",),
 }
 
 _FLAG = frozenset({"yes", "no"})

@@ -9,9 +9,14 @@ is a probe, not a login, so no known_hosts file is read or written.
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from checks.probes.wire import DEFAULT_TIMEOUT, ProbeError, Target, connect
+
+if TYPE_CHECKING:
+    import paramiko
 
 PROBE_USER = "lappguard-probe"
 
@@ -34,16 +39,24 @@ class SSHAuthProbe:
         return self.methods == ("none",)
 
 
-def probe_ssh_auth(target: Target, timeout: float = DEFAULT_TIMEOUT) -> SSHAuthProbe:
-    """Raises ProbeError when the port cannot be reached or does not speak SSH."""
-    import paramiko  # 0.1 s to import: paid only by audits that probe an sshd
+def quiet_transport(sock: socket.socket, timeout: float) -> paramiko.Transport:
+    """A client transport on ``sock`` that logs to our quiet channel, every wait bounded."""
+    import paramiko
 
-    sock = connect(target, timeout)
     transport = paramiko.Transport(sock)
     transport.set_log_channel(_LOG_CHANNEL)
     transport.banner_timeout = timeout
     transport.handshake_timeout = timeout
     transport.auth_timeout = timeout
+    return transport
+
+
+def probe_ssh_auth(target: Target, timeout: float = DEFAULT_TIMEOUT) -> SSHAuthProbe:
+    """Raises ProbeError when the port cannot be reached or does not speak SSH."""
+    import paramiko  # 0.1 s to import: paid only by audits that probe an sshd
+
+    sock = connect(target, timeout)
+    transport = quiet_transport(sock, timeout)
     try:
         transport.start_client(timeout=timeout)
         banner = transport.remote_version

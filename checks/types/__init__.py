@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from checks.types.accounts import PwqualityCheck
+from checks.types.accounts import (
+    AccountsCheck,
+    HistoryFilesCheck,
+    HomeDirsCheck,
+    LoginDefsCheck,
+    PwqualityCheck,
+    SingleUserLoginCheck,
+)
 from checks.types.apache import (
     ApacheDirective,
     ApacheForbidden,
@@ -23,16 +30,25 @@ from checks.types.backups import BackupCheck
 from checks.types.base import CheckType
 from checks.types.files import FileCheck, FileContentCheck
 from checks.types.firewall import FirewallDefaultDenyCheck
+from checks.types.logs import (
+    AuditdLogCheck,
+    JournaldStorageCheck,
+    LogRetentionCheck,
+    LogShippingCheck,
+)
 from checks.types.outside import HttpRedirectCheck, PortClosedCheck
 from checks.types.php import PhpFpmPools, PhpIni
 from checks.types.postgres import PgHbaCheck, PostgresConfCheck
 from checks.types.probes import SSHProbeCheck, TLSProbeCheck
+from checks.types.ssh_crypto import SshAlgorithmsProbeCheck, SshdAlgorithmsCheck, SshdModuliCheck
 from checks.types.sshd import (
     SshdAuthModeCheck,
     SshdConfigCheck,
     SshdEffectiveCheck,
     SshdNetworkRestrictionCheck,
 )
+from checks.types.sshd_contexts import SshdAuthContextsCheck
+from checks.types.sshd_limits import SshdAllowListCheck, SshdStartupsCheck
 from checks.types.system import (
     CommandCheck,
     ListeningCheck,
@@ -53,6 +69,15 @@ REGISTRY: dict[str, type[CheckType]] = {
         ListeningCheck,
         CommandCheck,
         PwqualityCheck,
+        AccountsCheck,
+        HomeDirsCheck,
+        HistoryFilesCheck,
+        LoginDefsCheck,
+        SingleUserLoginCheck,
+        LogShippingCheck,
+        JournaldStorageCheck,
+        LogRetentionCheck,
+        AuditdLogCheck,
         BackupCheck,
         TLSProbeCheck,
         SSHProbeCheck,
@@ -77,6 +102,12 @@ REGISTRY: dict[str, type[CheckType]] = {
         SshdEffectiveCheck,
         SshdAuthModeCheck,
         SshdNetworkRestrictionCheck,
+        SshdAlgorithmsCheck,
+        SshAlgorithmsProbeCheck,
+        SshdModuliCheck,
+        SshdStartupsCheck,
+        SshdAllowListCheck,
+        SshdAuthContextsCheck,
         PostgresConfCheck,
         PgHbaCheck,
         AptConfCheck,

@@ -27,6 +27,8 @@ class FileCheck(CheckType):
     """Each matching path exists (or must not), with at most ``mode_max`` and allowed owners.
 
     ``mode_max: '0644'`` means no permission bit outside 0644 (so 0600 passes, 0664 fails).
+    ``missing: pass`` judges only the paths that exist (a backup copy such as /etc/shadow-,
+    a /root/.ssh): a file that is not there exposes nothing.
     """
 
     name = "file"
@@ -36,6 +38,7 @@ class FileCheck(CheckType):
         "mode_max": Param("mode"),
         "owners": Param("str_list"),
         "groups": Param("str_list"),
+        "missing": Param("choice", default="fail", choices=("fail", "pass")),
     }
 
     def run(self, ctx: CheckContext) -> Verdict:
@@ -46,6 +49,12 @@ class FileCheck(CheckType):
             if found:
                 return failed(*(f"{path} exists" for path in found))
             return passed(f"absent: {', '.join(p['paths'])}")
+        absent = []
+        if p["missing"] == "pass":
+            absent = [path for path in paths if not ctx.host.lexists(path)]
+            paths = [path for path in paths if path not in absent]
+            if not paths:
+                return passed(f"absent: {', '.join(absent or p['paths'])}")
         if not paths:
             return failed(f"nothing matches {', '.join(p['paths'])}")
         problems, good = [], []
@@ -64,7 +73,8 @@ class FileCheck(CheckType):
                 wrong.append(f"group {info.group} not in {', '.join(p['groups'])}")
             line = f"{path}: {info.mode:04o} {info.owner}:{info.group}"
             (problems if wrong else good).append(f"{line} ({'; '.join(wrong)})" if wrong else line)
-        return failed(*problems, *good) if problems else passed(*good)
+        absent = [f"absent: {path}" for path in absent]
+        return failed(*problems, *good, *absent) if problems else passed(*good, *absent)
 
 
 class FileContentCheck(CheckType):
