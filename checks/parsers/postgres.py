@@ -23,7 +23,18 @@ from checks.parsers.origin import Origin
 from checks.parsers.pg_address import HbaAddress, Network, RejectedLine, read_address
 from checks.yamlsource import Problem
 
-CLUSTER_GLOB = "/etc/postgresql/*/*/postgresql.conf"
+CLUSTER_GLOB = "/etc/postgresql/*/*/postgresql.conf"  # Debian's and PGDG's packages
+#: Where a server that is not a Debian cluster keeps postgresql.conf: in its data directory.
+DATA_DIR_CONFIGS = (
+    "/var/lib/postgresql/data/postgresql.conf",  # the official container image
+    "/usr/local/pgsql/data/postgresql.conf",  # built from source (the install's default)
+    "/var/lib/pgsql/data/postgresql.conf",  # Red Hat's packages
+    "/var/lib/pgsql/*/data/postgresql.conf",  # PGDG's RPMs
+    "/var/lib/postgres/data/postgresql.conf",  # Arch
+)
+CONFIG_GLOBS = (CLUSTER_GLOB, *DATA_DIR_CONFIGS)
+#: Names of the server process (the postmaster and its children).
+SERVER_PROCESSES = ("postgres", "postmaster")
 AUTO_CONF = "postgresql.auto.conf"
 MAX_DEPTH = 10  # CONF_FILE_MAX_DEPTH
 _REFUSED = "PostgreSQL rejects this"
@@ -112,20 +123,63 @@ def default_value(name: str, version: int | None) -> str | None:
 
 
 def find_clusters(host: Host) -> list[str]:
-    """Debian clusters: /etc/postgresql/<version>/<name>/postgresql.conf."""
-    return host.glob(CLUSTER_GLOB)
+    """Every server's postgresql.conf: Debian clusters (/etc/postgresql/<version>/<name>),
+    data directories where other installations keep it, and on a live host the
+    configuration each running postmaster was started with (a server built into /opt)."""
+    found = [path for pattern in CONFIG_GLOBS for path in host.glob(pattern)]
+    if host.is_live:
+        found.extend(postmaster_configs(host))
+    return list(dict.fromkeys(found))
 
 
-def cluster_version(path: str) -> int | None:
+def postmaster_configs(host: Host) -> list[str]:
+    """The configuration file of each running postmaster, from its command line
+    (``-c config_file=...``, ``--config-file=...``, else ``-D <data directory>``)."""
+    found = []
+    for process in host.processes():
+        if process.name in SERVER_PROCESSES and process.cmdline[1:]:
+            path = _config_from_argv(process.cmdline[1:])
+            if path and path.startswith("/"):
+                found.append(posixpath.normpath(path))
+    return found
+
+
+def _config_from_argv(argv: tuple[str, ...]) -> str | None:
+    """postgresql.conf of a postmaster started with ``argv`` (the first program argument on)."""
+    data_dir = None
+    for index, arg in enumerate(argv):
+        following = argv[index + 1] if index + 1 < len(argv) else ""
+        if arg == "-c" and following.replace("-", "_").startswith("config_file="):
+            return following.partition("=")[2]
+        if arg.startswith(("--config-file=", "--config_file=")):
+            return arg.partition("=")[2]
+        if arg == "-D":
+            data_dir = following
+        elif arg.startswith("-D") and len(arg) > 2:
+            data_dir = arg[2:]
+    return f"{data_dir.rstrip('/')}/postgresql.conf" if data_dir else None
+
+
+def cluster_version(host: Host, path: str, data_directory: str) -> int | None:
+    """The major version: from a Debian cluster's path, else the data directory's PG_VERSION
+    (None when neither tells, and the newest known defaults apply)."""
     match = re.search(r"/postgresql/(\d+)(?:\.\d+)?/[^/]+/postgresql\.conf$", path)
-    return int(match.group(1)) if match else None
+    if match:
+        return int(match.group(1))
+    try:
+        text = host.read_text(f"{data_directory}/PG_VERSION").strip()
+    except HostError:
+        return None
+    major = re.match(r"(\d+)", text)
+    return int(major.group(1)) if major else None
 
 
 def parse_postgresql_conf(host: Host, path: str) -> PostgresConf:
     """Parse one server's configuration. Raises HostError when the main file is unreadable."""
-    conf = PostgresConf(path, cluster_version(path))
+    conf = PostgresConf(path, None)
     guard = IncludeGuard(conf.problems.append, MAX_DEPTH, _REFUSED)
     _parse_conf_file(host, conf, guard, (path,), required=True)
+    conf.version = cluster_version(host, path, conf.data_directory())
     auto = f"{conf.data_directory()}/{AUTO_CONF}"
     if host.lexists(auto):
         _parse_conf_file(host, conf, guard, (auto,), required=True)

@@ -11,7 +11,7 @@ import ipaddress
 from checks.hosts import HostError
 from checks.params import Param
 from checks.parsers.postgres import (
-    CLUSTER_GLOB,
+    CONFIG_GLOBS,
     CONNECTION_TYPES,
     TCP_TYPES,
     HbaFile,
@@ -24,6 +24,7 @@ from checks.result import Verdict, errored, failed, passed, skipped
 from checks.types.base import CheckContext, CheckType
 
 LOOPBACK_NAMES = ("localhost",)
+NO_CLUSTER = f"no PostgreSQL configuration ({', '.join(CONFIG_GLOBS)}, or of a running server)"
 
 
 def cluster_configs(ctx: CheckContext, explicit: str | None) -> list[PostgresConf]:
@@ -70,7 +71,7 @@ class PostgresConfCheck(CheckType):
         "setting": Param("str", required=True),
         "expect": Param("expect"),
         "loopback_only": Param("bool", default=False, help="only localhost/127.x/::1 or ''"),
-        "config": Param("str", help=f"a postgresql.conf (default: every {CLUSTER_GLOB})"),
+        "config": Param("str", help="a postgresql.conf (default: every server found)"),
     }
 
     def run(self, ctx: CheckContext) -> Verdict:
@@ -82,7 +83,7 @@ class PostgresConfCheck(CheckType):
         except HostError as exc:
             return errored(f"cannot read the PostgreSQL configuration: {exc}")
         if not configs:
-            return skipped(f"no PostgreSQL cluster configuration ({CLUSTER_GLOB})")
+            return skipped(NO_CLUSTER)
         good, bad, rejected = [], [], []
         for conf in configs:
             setting = conf.get(p["setting"])
@@ -133,7 +134,7 @@ class PgHbaCheck(CheckType):
         except HostError as exc:
             return errored(f"cannot read pg_hba.conf: {exc}")
         if not files:
-            return skipped(f"no PostgreSQL cluster configuration ({CLUSTER_GLOB})")
+            return skipped(NO_CLUSTER)
         bad = [line for hba in files for line in self._violations(hba)]
         rejected = [str(problem) for hba in files for problem in hba.problems]
         if bad:
