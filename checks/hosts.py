@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 import shutil
 import stat as statlib
 import subprocess
@@ -22,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from checks.parsers.deb822 import Deb822Error, stanzas
 from checks.probes.wire import Target
 from checks.rootfs import FileSystem, HostFS, RootFS
 
@@ -176,8 +176,6 @@ _DPKG_STATES = frozenset(
         "installed",
     }
 )
-#: A deb822 field line: a name of printable ASCII (no space, no colon), a colon, the value.
-_DPKG_FIELD = re.compile(r"([!-9;-~]+):(.*)")
 
 
 def parse_dpkg_status(text: str, source: str = DPKG_STATUS) -> dict[str, str]:
@@ -192,7 +190,11 @@ def parse_dpkg_status(text: str, source: str = DPKG_STATUS) -> dict[str, str]:
     """
     installed: dict[str, str] = {}
     described = 0
-    for line, fields in _deb822_stanzas(text, source):
+    try:
+        parsed = list(stanzas(text, source))
+    except Deb822Error as exc:
+        raise HostError(str(exc)) from exc
+    for line, fields in parsed:
         name = fields.get("package")
         if not name:
             raise HostError(f"{source}:{line}: a stanza without a Package field")
@@ -214,37 +216,6 @@ def parse_dpkg_status(text: str, source: str = DPKG_STATUS) -> dict[str, str]:
     if not described:
         raise HostError(f"{source}: not a dpkg database (no stanza with Package and Status)")
     return installed
-
-
-def _deb822_stanzas(text: str, source: str) -> Iterator[tuple[int, dict[str, str]]]:
-    """(first line number, fields by lower-case name) of each stanza, as dpkg splits them.
-
-    Blank lines separate stanzas; a line starting with white space continues the field
-    above it (its text is not needed here). Field names are case-insensitive.
-    """
-    fields: dict[str, str] = {}
-    first = 0
-    for number, line in enumerate(text.split("\n"), 1):
-        if not line:
-            if fields:
-                yield first, fields
-                fields = {}
-            continue
-        if line[0] in " \t":
-            if not fields:
-                raise HostError(f"{source}:{number}: a continuation line outside a stanza")
-            continue
-        match = _DPKG_FIELD.match(line)
-        if match is None:
-            raise HostError(f"{source}:{number}: not a 'Field: value' line")
-        key = match.group(1).lower()
-        if key in fields:
-            raise HostError(f"{source}:{number}: a second {match.group(1)} field in one stanza")
-        if not fields:
-            first = number
-        fields[key] = match.group(2).strip()
-    if fields:
-        yield first, fields
 
 
 class LocalHost(Host):
