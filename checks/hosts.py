@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from checks.parsers.deb822 import Deb822Error, stanzas
+from checks.parsers.dpkg import DPKG_STATUS, DpkgError, installed_versions, read_status
 from checks.probes.wire import Target
 from checks.rootfs import FileSystem, HostFS, RootFS
 
@@ -159,63 +159,13 @@ class Host(ABC):
         return parse_dpkg_status(self.read_text(DPKG_STATUS))
 
 
-DPKG_STATUS = "/var/lib/dpkg/status"
-
-#: The words dpkg accepts in a Status field: what is wanted, an error flag, the state.
-_DPKG_WANTS = frozenset({"unknown", "install", "hold", "deinstall", "purge"})
-_DPKG_FLAGS = frozenset({"ok", "reinstreq"})
-_DPKG_STATES = frozenset(
-    {
-        "not-installed",
-        "config-files",
-        "half-installed",
-        "unpacked",
-        "half-configured",
-        "triggers-awaited",
-        "triggers-pending",
-        "installed",
-    }
-)
-
-
 def parse_dpkg_status(text: str, source: str = DPKG_STATUS) -> dict[str, str]:
-    """Installed packages (name -> version); half-installed or removed ones are left out.
-
-    What dpkg itself refuses (a line that is no field, a stanza without Package, a bad
-    Status, an installed package without Version) raises HostError, and so does a file
-    without a single stanza with Package and Status: read as "nothing installed", garbage
-    would skip every check that applies to a package. dpkg accepts an empty file, but no
-    Debian system has one (dpkg lists itself). A system with no package installed is still
-    expressible: stanzas whose Status is ``not-installed`` or ``config-files``.
-    """
-    installed: dict[str, str] = {}
-    described = 0
+    """Installed packages (name -> version), see ``checks.parsers.dpkg``; what dpkg would
+    refuse raises HostError."""
     try:
-        parsed = list(stanzas(text, source))
-    except Deb822Error as exc:
+        return installed_versions(read_status(text, source))
+    except DpkgError as exc:
         raise HostError(str(exc)) from exc
-    for line, fields in parsed:
-        name = fields.get("package")
-        if not name:
-            raise HostError(f"{source}:{line}: a stanza without a Package field")
-        if "status" not in fields:
-            continue  # dpkg reads it as not installed
-        words = fields["status"].split()
-        if not (
-            len(words) == 3
-            and words[0] in _DPKG_WANTS
-            and words[1] in _DPKG_FLAGS
-            and words[2] in _DPKG_STATES
-        ):
-            raise HostError(f"{source}:{line}: package {name}: invalid Status field")
-        described += 1
-        if words[2] == "installed":
-            if not fields.get("version"):
-                raise HostError(f"{source}:{line}: package {name}: installed without a Version")
-            installed[name.split(":")[0]] = fields["version"]
-    if not described:
-        raise HostError(f"{source}: not a dpkg database (no stanza with Package and Status)")
-    return installed
 
 
 class LocalHost(Host):

@@ -13,13 +13,12 @@ from collections.abc import Iterator
 class Deb822Error(ValueError):
     """The text is not deb822: names the source and the line."""
 
+
 #: A field line: a name of printable ASCII (no space, no colon), a colon, the value.
 _FIELD = re.compile(r"([!-9;-~]+):(.*)")
 
 
-def stanzas(
-    text: str, source: str, comments: bool = False
-) -> Iterator[tuple[int, dict[str, str]]]:
+def stanzas(text: str, source: str, comments: bool = False) -> Iterator[tuple[int, dict[str, str]]]:
     """(first line number, fields by lower-case name) of each stanza, as dpkg splits them.
 
     A continued field's lines are joined with newlines. ``comments``: lines starting with
