@@ -32,6 +32,7 @@ from checks.types.system import (
     ProcessCheck,
     ServiceCheck,
 )
+from checks.types.updates import AptSecuritySourceCheck
 
 REGISTRY: dict[str, type[CheckType]] = {
     cls.name: cls
@@ -60,6 +61,7 @@ REGISTRY: dict[str, type[CheckType]] = {
         PostgresConfCheck,
         PgHbaCheck,
         AptConfCheck,
+        AptSecuritySourceCheck,
         FirewallDefaultDenyCheck,
         PortClosedCheck,
         HttpRedirectCheck,
