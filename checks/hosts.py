@@ -21,7 +21,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from checks.parsers.dpkg import DPKG_STATUS, DpkgError, installed_versions, read_status
+from checks.parsers.dpkg import (
+    DPKG_STATUS,
+    DpkgError,
+    DpkgPackage,
+    installed_versions,
+    read_status,
+)
 from checks.probes.wire import Target
 from checks.rootfs import FileSystem, HostFS, RootFS
 
@@ -154,9 +160,16 @@ class Host(ABC):
             return False
         return True
 
+    def dpkg_packages(self) -> list[DpkgPackage]:
+        """Every package dpkg's status file describes, with its state. Raises HostError."""
+        try:
+            return read_status(self.read_text(DPKG_STATUS))
+        except DpkgError as exc:
+            raise HostError(str(exc)) from exc
+
     def packages(self) -> dict[str, str]:
         """Installed Debian packages (name -> version), read from dpkg's status file."""
-        return parse_dpkg_status(self.read_text(DPKG_STATUS))
+        return installed_versions(self.dpkg_packages())
 
 
 def parse_dpkg_status(text: str, source: str = DPKG_STATUS) -> dict[str, str]:
@@ -362,8 +375,11 @@ class CachedHost(Host):
     def processes(self) -> list[ProcessInfo]:
         return list(self.memo(("processes",), self.inner.processes))
 
+    def dpkg_packages(self) -> list[DpkgPackage]:
+        return self.memo(("dpkg packages",), self.inner.dpkg_packages)
+
     def packages(self) -> dict[str, str]:
-        return self.memo(("packages",), self.inner.packages)
+        return self.memo(("packages",), lambda: installed_versions(self.dpkg_packages()))
 
     def probe_address(self, listen_address: str) -> str:
         return self.inner.probe_address(listen_address)

@@ -11,6 +11,7 @@ from treeutil import dpkg_status, make_tree
 from checks.conditions import COMPONENTS, Condition, UndecidableCondition
 from checks.engine import audit_host
 from checks.hosts import LocalHost, ProcessInfo
+from checks.parsers.dpkg import DpkgPackage
 from checks.policy import load_policy
 from checks.result import Status
 from checks.yamlsource import InputError
@@ -75,8 +76,8 @@ class BuiltFromSource(LocalHost):
         super().__init__()
         self._pid = postmaster_pid
 
-    def packages(self) -> dict[str, str]:
-        return {}
+    def dpkg_packages(self) -> list[DpkgPackage]:
+        return []
 
     def glob(self, pattern: str) -> list[str]:
         return [] if pattern in COMPONENTS["postgresql"].files else super().glob(pattern)
