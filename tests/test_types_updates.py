@@ -3,6 +3,7 @@ as the oracle of what the sources say), no security update waits, no reboot is p
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
 from pathlib import Path
@@ -12,10 +13,11 @@ from conftest import FIXTURES, require_program
 from servers import run_check
 from treeutil import context, make_tree
 
-from checks.hosts import LocalHost
+from checks.hosts import CachedHost, LocalHost
+from checks.parsers.apt_lists import read_index, releases
 from checks.parsers.apt_sources import parse_sources
 from checks.result import Status
-from checks.types.updates import AptSecuritySourceCheck
+from checks.types.updates import AptSecuritySourceCheck, SecurityUpdatesCheck, pending_updates
 
 BOOKWORM = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n'
 DEBIAN_SOURCES = (FIXTURES / "apt" / "debian.sources").read_text()
@@ -156,3 +158,171 @@ def test_the_parser_reads_the_sources_as_apt_does(tmp_path, name):
             for component in entry.components
         }
         assert ours == targets
+
+
+# --- security_updates ----------------------------------------------------------------------
+
+NOW = 1_800_000_000.0
+DAY = 86400.0
+LISTS = "/var/lib/apt/lists"
+SECURITY = "deb.debian.org_debian-security_dists_bookworm-security"
+INDEX = f"{LISTS}/{SECURITY}_main_binary-amd64_Packages"
+LISTS_FIXTURE = FIXTURES / "apt" / "lists"
+UPGRADE_STAMP = "/var/lib/apt/periodic/upgrade-stamp"
+#: What the fixture index offers (security versions).
+OFFERED = {
+    "libssl3": "3.0.22-1~deb12u2",
+    "openssl": "3.0.22-1~deb12u2",
+    "tzdata": "2026f-0+deb12u1",
+}
+
+
+def status_file(packages: dict[str, tuple[str, str]], held: tuple[str, ...] = ()) -> str:
+    """dpkg's status file for ``packages`` (name -> (version, architecture))."""
+    return "\n".join(
+        f"Package: {name}\nStatus: {'hold' if name in held else 'install'} ok installed\n"
+        f"Architecture: {arch}\nVersion: {version}\n"
+        for name, (version, arch) in packages.items()
+    )
+
+
+UP_TO_DATE = {
+    "libssl3": (OFFERED["libssl3"], "amd64"),
+    "openssl": (OFFERED["openssl"], "amd64"),
+    "tzdata": (OFFERED["tzdata"], "all"),
+    "libpq5": ("15.20-0+deb12u1", "amd64"),
+}
+BEHIND = {
+    **UP_TO_DATE,
+    "libssl3": ("3.0.15-1~deb12u1", "amd64"),
+    "tzdata": ("2024a-0+deb12u1", "all"),
+}
+
+
+def apt_tree(
+    root: Path,
+    installed: dict[str, tuple[str, str]],
+    *,
+    lists_changed: float = NOW - 0.2 * DAY,
+    upgraded: float | None = None,
+    held: tuple[str, ...] = (),
+    index_suffix: str = "",
+    with_security: bool = True,
+) -> Path:
+    files: dict[str, str | bytes] = {"/var/lib/dpkg/status": status_file(installed, held)}
+    if with_security:
+        release = f"{SECURITY}_InRelease"
+        files[f"{LISTS}/{release}"] = (LISTS_FIXTURE / release).read_text()
+        index = (LISTS_FIXTURE / Path(INDEX).name).read_bytes()
+        files[INDEX + index_suffix] = gzip.compress(index) if index_suffix == ".gz" else index
+    make_tree(root, files)
+    (root / LISTS.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    for path in (root / LISTS.lstrip("/")).iterdir():
+        os.utime(path, (lists_changed, lists_changed))
+    os.utime(root / LISTS.lstrip("/"), (lists_changed, lists_changed))
+    if upgraded is not None:
+        make_tree(root, {UPGRADE_STAMP: ""})
+        os.utime(root / UPGRADE_STAMP.lstrip("/"), (upgraded, upgraded))
+    return root
+
+
+def updates(root: Path, max_days: float = 2):
+    return run_check(SecurityUpdatesCheck, {"max_days": max_days}, context(root, clock=lambda: NOW))
+
+
+PENDING = (
+    "pending: libssl3:amd64 3.0.15-1~deb12u1 -> 3.0.22-1~deb12u2 (Debian-Security "
+    "bookworm-security)",
+    "pending: tzdata:all 2024a-0+deb12u1 -> 2026f-0+deb12u1 (Debian-Security bookworm-security)",
+)
+
+
+def test_nothing_pending_with_fresh_lists_passes(tmp_path):
+    verdict = updates(apt_tree(tmp_path, UP_TO_DATE))
+    assert (verdict.status, verdict.evidence) == (
+        Status.PASS,
+        ("no security update pending; package lists last refreshed 0.2 days ago",),
+    )
+
+
+def test_stale_lists_fail_even_with_nothing_pending(tmp_path):
+    verdict = updates(apt_tree(tmp_path, UP_TO_DATE, lists_changed=NOW - 5 * DAY))
+    assert (verdict.status, verdict.evidence) == (
+        Status.FAIL,
+        ("package lists last refreshed 5.0 days ago: security updates since then are not seen",),
+    )
+
+
+@pytest.mark.parametrize(
+    ("lists_changed", "upgraded", "status", "first"),
+    [
+        (NOW - 0.5 * DAY, None, "fail", "2 security update(s) pending; unattended-upgrades "
+         "last completed a run: never"),
+        (NOW - 0.5 * DAY, NOW - 3 * DAY, "fail", "2 security update(s) pending; "
+         "unattended-upgrades last completed a run: 3.0 days ago"),
+        (NOW - 1.5 * DAY, NOW - 1 * DAY, "fail", "2 security update(s) pending; "
+         "unattended-upgrades ran 1.0 days ago, after the package lists changed (1.5 days "
+         "ago), and left them"),
+        (NOW - 0.5 * DAY, NOW - 1 * DAY, "pass", "2 security update(s) pending, offered since "
+         "unattended-upgrades last ran (1.0 days ago); its next run installs them"),
+    ],
+)  # fmt: skip
+def test_pending_updates_fail_unless_the_next_unattended_run_will_install_them(
+    tmp_path, lists_changed, upgraded, status, first
+):
+    root = apt_tree(tmp_path, BEHIND, lists_changed=lists_changed, upgraded=upgraded)
+    verdict = updates(root)
+    assert (verdict.status.value, verdict.evidence) == (status, (first, *PENDING))
+
+
+def test_a_held_package_is_pending_all_the_same(tmp_path):
+    verdict = updates(apt_tree(tmp_path, BEHIND, held=("tzdata",)))
+    assert verdict.status is Status.FAIL
+    assert verdict.evidence[-1] == f"{PENDING[1]} (held)"
+
+
+def test_a_compressed_index_reads_the_same(tmp_path):
+    plain = updates(apt_tree(tmp_path / "a", BEHIND))
+    packed = updates(apt_tree(tmp_path / "b", BEHIND, index_suffix=".gz"))
+    assert plain == packed
+
+
+def test_no_security_index_fails(tmp_path):
+    verdict = updates(apt_tree(tmp_path, UP_TO_DATE, with_security=False))
+    assert verdict.evidence == (
+        f"no downloaded index of a security archive in {LISTS}: apt cannot see security "
+        "updates (has apt-get update run since the security source was added?)",
+    )
+
+
+def test_an_lz4_index_is_read_through_apt_helper(tmp_path):
+    """Container images keep indexes lz4-compressed; apt's own helper reads them."""
+    lz4 = require_program("lz4")
+    plain = tmp_path / "Packages"
+    plain.write_bytes((LISTS_FIXTURE / Path(INDEX).name).read_bytes())
+    subprocess.run([lz4, "-q", str(plain), str(tmp_path / "Packages.lz4")], check=True)
+    host = CachedHost(LocalHost())
+    assert read_index(host, str(tmp_path / "Packages.lz4")) == plain.read_text()
+
+
+def test_this_host_against_apt_itself():
+    """apt's own resolver (a simulated dist-upgrade) must upgrade every package the check
+    calls pending, and every upgrade apt takes from a security archive must be pending."""
+    apt_get = require_program("apt-get")
+    ctx = context()
+    security = [r for r in releases(ctx.host) if r.is_security]
+    if not security:
+        pytest.skip("this host has no downloaded security index (apt-get update never ran)")
+    ours = {u.package for u in pending_updates(ctx, security)}
+    done = subprocess.run(
+        [apt_get, "-s", "-o", "Debug::NoLocking=1", "dist-upgrade"],
+        capture_output=True, text=True, check=True, env={**os.environ, "LC_ALL": "C"},
+    )  # fmt: skip
+    upgrades = {}
+    for line in done.stdout.splitlines():
+        words = line.split()
+        if words[:1] == ["Inst"] and len(words) > 3 and words[2].startswith("["):
+            upgrades[words[1].split(":")[0]] = line
+    from_security = {name for name, line in upgrades.items() if "-security" in line}
+    assert from_security <= ours
+    assert ours <= set(upgrades)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from checks.parsers.deb822 import Deb822Error, stanzas
 
 DPKG_STATUS = "/var/lib/dpkg/status"
+#: Where dpkg keeps each package's file list (<name>[:<arch>].list), rewritten at install.
+DPKG_INFO = "/var/lib/dpkg/info"
 
 #: The words dpkg accepts in a Status field: what is wanted, an error flag, the state.
 WANTS = frozenset({"unknown", "install", "hold", "deinstall", "purge"})

@@ -32,7 +32,11 @@ from checks.types.system import (
     ProcessCheck,
     ServiceCheck,
 )
-from checks.types.updates import AptSecuritySourceCheck
+from checks.types.updates import (
+    AptSecuritySourceCheck,
+    RebootPendingCheck,
+    SecurityUpdatesCheck,
+)
 
 REGISTRY: dict[str, type[CheckType]] = {
     cls.name: cls
@@ -62,6 +66,8 @@ REGISTRY: dict[str, type[CheckType]] = {
         PgHbaCheck,
         AptConfCheck,
         AptSecuritySourceCheck,
+        SecurityUpdatesCheck,
+        RebootPendingCheck,
         FirewallDefaultDenyCheck,
         PortClosedCheck,
         HttpRedirectCheck,
