@@ -20,6 +20,8 @@ LIVE_ONLY = {
     "LAPP-SVC-003",
     "LAPP-SVC-013",
     "LAPP-FW-011",
+    "LAPP-PATCH-009",
+    "LAPP-PATCH-010",
 }
 
 

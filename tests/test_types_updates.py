@@ -17,7 +17,12 @@ from checks.hosts import CachedHost, LocalHost
 from checks.parsers.apt_lists import read_index, releases
 from checks.parsers.apt_sources import parse_sources
 from checks.result import Status
-from checks.types.updates import AptSecuritySourceCheck, SecurityUpdatesCheck, pending_updates
+from checks.types.updates import (
+    AptSecuritySourceCheck,
+    RebootPendingCheck,
+    SecurityUpdatesCheck,
+    pending_updates,
+)
 
 BOOKWORM = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n'
 DEBIAN_SOURCES = (FIXTURES / "apt" / "debian.sources").read_text()
@@ -326,3 +331,106 @@ def test_this_host_against_apt_itself():
     from_security = {name for name, line in upgrades.items() if "-security" in line}
     assert from_security <= ours
     assert ours <= set(upgrades)
+
+
+# --- reboot_pending --------------------------------------------------------------------------
+
+BOOTED = 1_790_000_000
+PROC_VERSION = (
+    "Linux version 6.1.0-27-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian "
+    "12.2.0-14) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT_DYNAMIC "
+    "Debian 6.1.115-1 (2024-11-01)\n"
+)
+RUNNING = {
+    "linux-image-6.1.0-27-amd64": ("6.1.115-1", "amd64"),
+    "libc6": ("2.36-9+deb12u9", "amd64"),
+}
+
+
+def booted_tree(
+    root: Path,
+    packages: dict[str, tuple[str, str]] = RUNNING,
+    *,
+    libc_installed: float = BOOTED - DAY,
+    flag: str | None = None,
+) -> Path:
+    files = {
+        "/proc/sys/kernel/osrelease": "6.1.0-27-amd64\n",
+        "/proc/version": PROC_VERSION,
+        "/proc/stat": f"cpu  1 2 3 4\nbtime {BOOTED}\nprocesses 42\n",
+        "/var/lib/dpkg/status": status_file(packages),
+        "/var/lib/dpkg/info/libc6:amd64.list": "/lib/x86_64-linux-gnu/libc.so.6\n",
+    }
+    if flag is not None:
+        files["/run/reboot-required"] = "*** System restart required ***\n"
+        files["/run/reboot-required.pkgs"] = flag
+    make_tree(root, files)
+    listing = root / "var/lib/dpkg/info/libc6:amd64.list"
+    os.utime(listing, (libc_installed, libc_installed))
+    return root
+
+
+def reboot(root: Path):
+    return run_check(RebootPendingCheck, {}, context(root))
+
+
+def test_the_running_system_is_the_installed_one(tmp_path):
+    verdict = reboot(booted_tree(tmp_path))
+    assert (verdict.status, verdict.evidence) == (
+        Status.PASS,
+        (
+            "no reboot-required flag",
+            "running kernel 6.1.0-27-amd64 is the newest installed",
+            "libc6 not upgraded since boot",
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "first"),
+    [
+        (
+            {"linux-image-6.1.0-28-amd64": ("6.1.119-1", "amd64")},
+            "running kernel 6.1.0-27-amd64, but linux-image-6.1.0-28-amd64 6.1.119-1 is installed",
+        ),
+        (
+            {"linux-image-6.1.0-27-amd64": ("6.1.116-1", "amd64")},
+            "running kernel 6.1.0-27-amd64 was built as 6.1.115-1; its package is now 6.1.116-1",
+        ),
+    ],
+)
+def test_a_newer_kernel_installed_fails(tmp_path, change, first):
+    verdict = reboot(booted_tree(tmp_path, {**RUNNING, **change}))
+    assert (verdict.status, verdict.evidence[0]) == (Status.FAIL, first)
+
+
+def test_the_reboot_flag_fails_and_names_its_packages(tmp_path):
+    verdict = reboot(booted_tree(tmp_path, flag="linux-image-6.1.0-28-amd64\nlibc6\n"))
+    assert (verdict.status, verdict.evidence[0]) == (
+        Status.FAIL,
+        "/run/reboot-required is set by linux-image-6.1.0-28-amd64, libc6",
+    )
+
+
+def test_a_c_library_upgraded_after_boot_fails(tmp_path):
+    verdict = reboot(booted_tree(tmp_path, libc_installed=BOOTED + 3600))
+    assert (verdict.status, verdict.evidence[0]) == (
+        Status.FAIL,
+        "libc6 2.36-9+deb12u9 was installed after the system booted (running programs still "
+        "use the old one)",
+    )
+
+
+def test_without_a_debian_kernel_only_the_flag_and_libc_are_judged(tmp_path):
+    verdict = reboot(booted_tree(tmp_path, {"libc6": RUNNING["libc6"]}))
+    assert (verdict.status, verdict.evidence[1]) == (
+        Status.PASS,
+        "running kernel 6.1.0-27-amd64; no Debian kernel package installed (a container or a "
+        "kernel of its own): not compared",
+    )
+
+
+def test_this_host_names_its_running_kernel():
+    verdict = run_check(RebootPendingCheck, {})
+    assert verdict.status in (Status.PASS, Status.FAIL)
+    assert any(os.uname().release in line for line in verdict.evidence)
