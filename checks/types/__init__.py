@@ -13,6 +13,7 @@ from checks.types.apache import (
 from checks.types.apt import AptConfCheck
 from checks.types.backups import BackupCheck
 from checks.types.base import CheckType
+from checks.types.dpkg import DpkgStateCheck
 from checks.types.files import FileCheck, FileContentCheck
 from checks.types.firewall import FirewallDefaultDenyCheck
 from checks.types.outside import HttpRedirectCheck, PortClosedCheck
@@ -68,6 +69,7 @@ REGISTRY: dict[str, type[CheckType]] = {
         AptSecuritySourceCheck,
         SecurityUpdatesCheck,
         RebootPendingCheck,
+        DpkgStateCheck,
         FirewallDefaultDenyCheck,
         PortClosedCheck,
         HttpRedirectCheck,
