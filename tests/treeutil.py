@@ -57,14 +57,37 @@ def dpkg_status(*packages: str) -> str:
     return "\n".join(stanzas)
 
 
+#: Modes git cannot keep, of the hardened tree's PostgreSQL files (all owned by postgres).
+POSTGRES_MODES = {
+    "etc/postgresql/15/main": 0o700,
+    "etc/postgresql/15/main/postgresql.conf": 0o640,
+    "etc/postgresql/15/main/pg_hba.conf": 0o600,
+    "var/lib/postgresql/15/main": 0o700,
+    "var/lib/postgresql/15/main/PG_VERSION": 0o600,
+    "var/log/postgresql/postgresql-15-main.log": 0o640,
+}
+#: The postgres account's uid in the hardened tree's /etc/passwd.
+POSTGRES_UID = 105
+
+
 def hardened_root(tmp_path: Path) -> Path:
-    """A copy of the fully hardened host tree (tests/fixtures/hardened-root) with fresh backups."""
+    """A copy of the fully hardened host tree (tests/fixtures/hardened-root) with fresh
+    backups and its PostgreSQL files owned by the tree's postgres account (the auditing
+    user's uid when that is not root, which cannot give files away)."""
     root = tmp_path / "root"
     shutil.copytree(FIXTURES / "hardened-root", root, symlinks=True)
     an_hour_ago = int(time.time()) - 3600  # whole seconds: SFTP carries no fractions
     for backup in (root / "srv/backup").rglob("*"):
         os.utime(backup, (an_hour_ago, an_hour_ago))
         os.chmod(backup, 0o700 if backup.is_dir() else 0o600)  # git keeps no modes
+    uid = POSTGRES_UID if os.geteuid() == 0 else os.geteuid()
+    passwd = root / "etc/passwd"
+    passwd.write_text(passwd.read_text().replace(f":x:{POSTGRES_UID}:", f":x:{uid}:"))
+    for path, mode in POSTGRES_MODES.items():
+        if uid != os.geteuid():
+            os.chown(root / path, uid, -1)
+        os.chmod(root / path, mode)
+    os.chmod(root / "var/log/postgresql", 0o1775)  # as postgresql-common leaves it
     return root
 
 

@@ -12,6 +12,7 @@ pg_hba.conf: records with comma lists, double quotes (a quoted keyword is a plai
 
 from __future__ import annotations
 
+import ipaddress
 import posixpath
 import re
 from dataclasses import dataclass, field
@@ -49,6 +50,9 @@ DEFAULTS: dict[str, tuple[tuple[int, str], ...]] = {
     "log_line_prefix": ((0, ""), (10, "%m [%p] ")),
     "ssl": ((0, "off"),),
     "ssl_min_protocol_version": ((12, "TLSv1"), (14, "TLSv1.2")),
+    "ssl_ciphers": ((0, "HIGH:MEDIUM:+3DES:!aNULL"),),
+    "logging_collector": ((0, "off"),),
+    "log_directory": ((0, "pg_log"), (10, "log")),
     "log_hostname": ((0, "off"),),
 }
 
@@ -352,6 +356,7 @@ METHODS = frozenset(
     ]
 )
 _BLANK = " \t\r"  # hba.c pg_isblank()
+_LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
 @dataclass(frozen=True)
@@ -382,6 +387,22 @@ class HbaRule:
     def open_to_everyone(self) -> bool:
         """``all``, or an all-zero netmask (0.0.0.0/0, ::/0, ``0/0``, ``0 0``, 127.0.0.1/0)."""
         return self.address is not None and self.address.everyone
+
+    @property
+    def loopback_only(self) -> bool:
+        """A host record that can only match clients on this machine's loopback
+        (127.0.0.0/8, ::1, or the name localhost); never a local record, a keyword
+        (samehost is every address of the host) or a non-contiguous netmask."""
+        if self.address is None:
+            return False
+        if self.address.hostname is not None:
+            return self.address.hostname.lower() == "localhost"
+        network = self.network
+        return (
+            network is not None
+            and network.network_address.is_loopback
+            and (network.version == 4 or network.prefixlen == 128)
+        )
 
     def __str__(self) -> str:
         return f"{self.origin}: {self.text}"

@@ -18,7 +18,8 @@ from checks.types.files import FileCheck, FileContentCheck
 from checks.types.firewall import FirewallDefaultDenyCheck
 from checks.types.outside import HttpRedirectCheck, PortClosedCheck
 from checks.types.php import PhpIni
-from checks.types.postgres import PgHbaCheck, PostgresConfCheck
+from checks.types.postgres import PgHbaCheck, PostgresConfCheck, PostgresTlsCheck
+from checks.types.postgres_install import PostgresFilesCheck, PostgresVersionCheck
 from checks.types.probes import SSHProbeCheck, TLSProbeCheck
 from checks.types.sshd import (
     SshdAuthModeCheck,
@@ -65,6 +66,9 @@ REGISTRY: dict[str, type[CheckType]] = {
         SshdNetworkRestrictionCheck,
         PostgresConfCheck,
         PgHbaCheck,
+        PostgresTlsCheck,
+        PostgresFilesCheck,
+        PostgresVersionCheck,
         AptConfCheck,
         AptSecuritySourceCheck,
         SecurityUpdatesCheck,
