@@ -92,6 +92,6 @@ def test_states_agree_with_dpkg_query(tmp_path, packages):
     dpkg_broken = {n for n, a in abbrev.items() if a[1] not in "icn" or a[2] == "R"}
     dpkg_leftover = {n for n, a in abbrev.items() if a[1] == "c"}
     ours_broken = {line.split(":")[0] for line in state(root, "broken").evidence if ": " in line}
-    leftovers = state(root, "leftovers")
-    ours_leftover = {line.split(":")[0] for line in leftovers.evidence if line.endswith("files left")}
+    leftovers = state(root, "leftovers").evidence
+    ours_leftover = {line.split(":")[0] for line in leftovers if line.endswith("files left")}
     assert (ours_broken, ours_leftover) == (dpkg_broken, dpkg_leftover)
