@@ -19,6 +19,7 @@ from checks.types.firewall import FirewallDefaultDenyCheck
 from checks.types.outside import HttpRedirectCheck, PortClosedCheck
 from checks.types.php import PhpIni
 from checks.types.postgres import PgHbaCheck, PostgresConfCheck, PostgresTlsCheck
+from checks.types.postgres_inside import PostgresInsideCheck
 from checks.types.postgres_install import PostgresFilesCheck, PostgresVersionCheck
 from checks.types.probes import SSHProbeCheck, TLSProbeCheck
 from checks.types.sshd import (
@@ -69,6 +70,7 @@ REGISTRY: dict[str, type[CheckType]] = {
         PostgresTlsCheck,
         PostgresFilesCheck,
         PostgresVersionCheck,
+        PostgresInsideCheck,
         AptConfCheck,
         AptSecuritySourceCheck,
         SecurityUpdatesCheck,

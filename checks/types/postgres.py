@@ -176,7 +176,8 @@ class PgHbaCheck(CheckType):
             if rule.method.lower() in methods:
                 found.append(f"{rule} (method {rule.method})")
             elif allowed and rule.method.lower() not in allowed:
-                found.append(f"{rule} (method {rule.method}, allowed: {', '.join(allowed)})")
+                listed = ", ".join(p["allow_methods"])
+                found.append(f"{rule} (method {rule.method}, allowed: {listed})")
             elif rule.method == "reject":
                 continue
             elif p["forbid_open"] and rule.open_to_everyone:
