@@ -22,6 +22,7 @@ LIVE_ONLY = {
     "LAPP-FW-011",
     "LAPP-PATCH-009",
     "LAPP-PATCH-010",
+    *(f"LAPP-PG-0{n}" for n in range(20, 28)),
 }
 
 
