@@ -19,6 +19,7 @@ LIVE_ONLY = {
     "LAPP-SVC-002",
     "LAPP-SVC-003",
     "LAPP-SVC-013",
+    "LAPP-SVC-016",
     "LAPP-FW-011",
     "LAPP-PATCH-009",
     "LAPP-PATCH-010",
