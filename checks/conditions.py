@@ -3,9 +3,10 @@
 A ``when`` is a mapping (every key must hold) or a list of such mappings (every item must hold).
 Conditions are data, evaluated against the Host and the policy's variables; nothing is run.
 
-``installed: postgresql`` holds when a piece of software is on the host however it got there:
-its Debian package, its configuration file (built from source, another distribution's
-packages, a container image without a dpkg database), or on a live host its running daemon.
+``installed: postgresql`` (or apache, sshd, apt, unattended-upgrades) holds when a piece of
+software is on the host however it got there: its Debian package, its configuration file
+(built from source, another distribution's packages, a container image without a dpkg
+database), or on a live host its running daemon.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from checks.hosts import DPKG_STATUS, Host, HostError
 from checks.parsers.apache import SERVER_ROOT as APACHE_ROOT
+from checks.parsers.apt import PARTS_DIR as APT_PARTS
+from checks.parsers.apt_sources import SOURCE_PARTS, SOURCES_LIST
 from checks.parsers.postgres import CONFIG_GLOBS as POSTGRES_CONFIGS
 from checks.parsers.postgres import SERVER_PROCESSES as POSTGRES_PROCESSES
 from checks.parsers.sshd import DEFAULT_CONFIG as SSHD_CONFIG
@@ -53,6 +56,15 @@ COMPONENTS = {
     ),
     "apache": Component("Apache", ("apache2",), (f"{APACHE_ROOT}/apache2.conf",), ("apache2",)),
     "sshd": Component("OpenSSH server", ("openssh-server",), (SSHD_CONFIG,), ("sshd",)),
+    "apt": Component(
+        "APT",
+        ("apt",),
+        (f"{APT_PARTS}/*", SOURCES_LIST, f"{SOURCE_PARTS}/*", DPKG_STATUS),
+    ),
+    # the program, not its configuration: a removed package leaves 50unattended-upgrades
+    "unattended-upgrades": Component(
+        "unattended-upgrades", ("unattended-upgrades",), ("/usr/bin/unattended-upgrade",)
+    ),
 }
 
 

@@ -81,7 +81,7 @@ def test_a_running_legacy_daemon_fails(tmp_path):
      ("CRON_CHECK=never\n", "fail"), (None, "fail")],
 )  # fmt: skip
 def test_debsums_runs_from_cron(tmp_path: Path, default, status):
-    files = {"/etc/hostname": "web01\n"}
+    files = {"/var/lib/dpkg/status": status_file("debsums")}
     if default is not None:
         files["/etc/default/debsums"] = "# Defaults for debsums cron jobs\n" + default
     make_tree(tmp_path, files)

@@ -118,5 +118,25 @@ def test_an_unknown_component_is_a_located_policy_error(tmp_path):
     with pytest.raises(InputError) as error:
         load_policy(policy)
     assert [str(p) for p in error.value.problems] == [
-        f"{policy}:9: LAPP-PG-001.when.installed: expects one of postgresql, apache, sshd"
+        f"{policy}:9: LAPP-PG-001.when.installed: expects one of postgresql, apache, sshd, "
+        "apt, unattended-upgrades"
     ]
+
+
+def test_patching_checks_need_apt(tmp_path):
+    """A tree of another distribution: the Debian patching checks do not apply."""
+    make_tree(tmp_path, {"/etc/os-release": "ID=alpine\n"})
+    policy = load_policy(builtin_policy("lapp-baseline"))
+    report = audit_host([policy], LocalHost(str(tmp_path)), only=lambda c: c.area == "PATCH")
+    assert {(r.status, r.reason) for r in report.results} == {
+        (
+            Status.SKIP,
+            "APT not found: apt not installed, no /etc/apt/apt.conf.d/* or "
+            "/etc/apt/sources.list or /etc/apt/sources.list.d/* or /var/lib/dpkg/status",
+        ),
+        (
+            Status.SKIP,
+            "unattended-upgrades not found: unattended-upgrades not installed, no "
+            "/usr/bin/unattended-upgrade",
+        ),
+    }
