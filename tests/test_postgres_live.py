@@ -4,6 +4,7 @@ files say (pg_hba_file_rules for pg_hba.conf, pg_settings for postgresql.conf)."
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import os
@@ -142,11 +143,19 @@ def cluster(tmp_path: Path, hardened: bool) -> Iterator[RunningServer]:
 
 
 def audit_pg(server: RunningServer) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """Every PG check of the baseline on the test's cluster, found as a live audit finds it
-    (by its running postmaster)."""
+    """Every PG check of the baseline on the test's cluster: the checks inside find it as a
+    live audit does (by its running postmaster), the file checks are pointed at its
+    postgresql.conf (a live audit finds files where packages and images put them)."""
     policy = load_policy(builtin_policy("lapp-baseline"))
     ctx = CheckContext(CachedHost(ClusterHost(server)), policy.values)
-    results = [run_check(check, ctx) for check in PG_CHECKS]
+    config = f"{server.workdir}/data/postgresql.conf"
+    results = []
+    for check in PG_CHECKS:
+        params = check.implementation.params
+        if "config" in params and check.type_name != "postgresql_inside":
+            pointed = type(check.implementation)({**params, "config": config})
+            check = dataclasses.replace(check, implementation=pointed)
+        results.append(run_check(check, ctx))
     return {r.check_id: (r.status.value, r.evidence) for r in results}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import shutil
 import time
@@ -66,29 +67,42 @@ POSTGRES_MODES = {
     "var/lib/postgresql/15/main/PG_VERSION": 0o600,
     "var/log/postgresql/postgresql-15-main.log": 0o640,
 }
-#: The postgres account's uid in the hardened tree's /etc/passwd.
+#: The postgres account's uid in the hardened tree when this machine has none.
 POSTGRES_UID = 105
 
 
 def hardened_root(tmp_path: Path) -> Path:
     """A copy of the fully hardened host tree (tests/fixtures/hardened-root) with fresh
-    backups and its PostgreSQL files owned by the tree's postgres account (the auditing
-    user's uid when that is not root, which cannot give files away)."""
+    backups, this machine's accounts in its etc/passwd (hosts started on the tree run
+    sshd), and its PostgreSQL files owned by its postgres account: this machine's, or the
+    auditing user when that is not root (which cannot give files away)."""
     root = tmp_path / "root"
     shutil.copytree(FIXTURES / "hardened-root", root, symlinks=True)
     an_hour_ago = int(time.time()) - 3600  # whole seconds: SFTP carries no fractions
     for backup in (root / "srv/backup").rglob("*"):
         os.utime(backup, (an_hour_ago, an_hour_ago))
         os.chmod(backup, 0o700 if backup.is_dir() else 0o600)  # git keeps no modes
-    uid = POSTGRES_UID if os.geteuid() == 0 else os.geteuid()
-    passwd = root / "etc/passwd"
-    passwd.write_text(passwd.read_text().replace(f":x:{POSTGRES_UID}:", f":x:{uid}:"))
+    uid = _postgres_uid()
+    accounts = [line for line in Path("/etc/passwd").read_text().splitlines()
+                if not line.startswith("postgres:")]  # fmt: skip
+    accounts.append(f"postgres:x:{uid}:{uid}:PostgreSQL administrator:/var/lib/postgresql:"
+                    "/bin/bash")  # fmt: skip
+    (root / "etc/passwd").write_text("\n".join(accounts) + "\n")
     for path, mode in POSTGRES_MODES.items():
         if uid != os.geteuid():
             os.chown(root / path, uid, -1)
         os.chmod(root / path, mode)
     os.chmod(root / "var/log/postgresql", 0o1775)  # as postgresql-common leaves it
     return root
+
+
+def _postgres_uid() -> int:
+    if os.geteuid() != 0:
+        return os.geteuid()
+    try:
+        return pwd.getpwnam("postgres").pw_uid
+    except KeyError:
+        return POSTGRES_UID
 
 
 def replace_with_link(root: Path, path: str, target: str) -> None:

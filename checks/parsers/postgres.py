@@ -126,12 +126,16 @@ def default_value(name: str, version: int | None) -> str | None:
     return value
 
 
-def find_clusters(host: Host) -> list[str]:
-    """Every server's postgresql.conf: Debian clusters (/etc/postgresql/<version>/<name>),
-    data directories where other installations keep it, and on a live host the
-    configuration each running postmaster was started with (a server built into /opt)."""
+def find_clusters(host: Host, running: bool = False) -> list[str]:
+    """Every server's postgresql.conf: Debian clusters (/etc/postgresql/<version>/<name>) and
+    data directories where other installations keep it; with ``running`` on a live host
+    also the configuration each running postmaster was started with (a server in /opt).
+
+    File checks leave ``running`` off, so a live audit and one of the same files under
+    ``--root`` judge the same servers; checks inside running servers turn it on.
+    """
     found = [path for pattern in CONFIG_GLOBS for path in host.glob(pattern)]
-    if host.is_live:
+    if running and host.is_live:
         found.extend(postmaster_configs(host))
     return list(dict.fromkeys(found))
 

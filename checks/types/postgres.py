@@ -26,12 +26,15 @@ from checks.result import Verdict, errored, failed, passed, skipped
 from checks.types.base import CheckContext, CheckType
 
 LOOPBACK_NAMES = ("localhost",)
-NO_CLUSTER = f"no PostgreSQL configuration ({', '.join(CONFIG_GLOBS)}, or of a running server)"
+NO_CLUSTER = f"no PostgreSQL configuration ({', '.join(CONFIG_GLOBS)})"
 
 
-def cluster_configs(ctx: CheckContext, explicit: str | None) -> list[PostgresConf]:
-    """Parsed postgresql.conf of each cluster (once per audit). Raises HostError."""
-    paths = [explicit] if explicit else find_clusters(ctx.host)
+def cluster_configs(
+    ctx: CheckContext, explicit: str | None, running: bool = False
+) -> list[PostgresConf]:
+    """Parsed postgresql.conf of each cluster (once per audit), see ``find_clusters``.
+    Raises HostError."""
+    paths = [explicit] if explicit else find_clusters(ctx.host, running)
     return [
         ctx.memo(("postgresql.conf", path), lambda p=path: parse_postgresql_conf(ctx.host, p))
         for path in paths

@@ -8,7 +8,7 @@ from typing import Any
 
 from checks.hosts import HostError
 from checks.params import Param
-from checks.probes.pg_session import ServerFacts, server_facts
+from checks.probes.pg_session import SETTINGS, ServerFacts, server_facts
 from checks.result import Verdict, errored, failed, passed, skipped
 from checks.types.base import CheckContext, CheckType
 from checks.types.postgres import NO_CLUSTER, cluster_configs
@@ -59,9 +59,9 @@ class PostgresInsideCheck(CheckType):
 
     def run(self, ctx: CheckContext) -> Verdict:
         try:
-            configs = cluster_configs(ctx, self.params["config"])
+            configs = cluster_configs(ctx, self.params["config"], running=True)
             if not configs:
-                return skipped(NO_CLUSTER)
+                return skipped(f"{NO_CLUSTER}, and no postmaster running")
             servers = [
                 ctx.memo(("pg session", conf.path), lambda c=conf: server_facts(ctx.host, c))
                 for conf in configs
@@ -110,7 +110,7 @@ class PostgresInsideCheck(CheckType):
         for name, value in wanted.items():
             current = settings.get(name)
             if current is None:
-                found.append(f"{name}: not a setting this server reads")
+                found.append(f"{name}: not read by this check (it reads {', '.join(SETTINGS)})")
             elif not _same(current["value"], value):
                 source = current["file"] and f"{current['file']}:{current['line']}"
                 found.append(f"{name} = {current['value']!r} ({source or current['source']}),"
