@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 import shutil
 import stat as statlib
 import subprocess
@@ -22,6 +21,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from checks.parsers.dpkg import (
+    DPKG_STATUS,
+    DpkgError,
+    DpkgPackage,
+    installed_versions,
+    read_status,
+)
 from checks.probes.wire import Target
 from checks.rootfs import FileSystem, HostFS, RootFS
 
@@ -154,97 +160,25 @@ class Host(ABC):
             return False
         return True
 
+    def dpkg_packages(self) -> list[DpkgPackage]:
+        """Every package dpkg's status file describes, with its state. Raises HostError."""
+        try:
+            return read_status(self.read_text(DPKG_STATUS))
+        except DpkgError as exc:
+            raise HostError(str(exc)) from exc
+
     def packages(self) -> dict[str, str]:
         """Installed Debian packages (name -> version), read from dpkg's status file."""
-        return parse_dpkg_status(self.read_text(DPKG_STATUS))
-
-
-DPKG_STATUS = "/var/lib/dpkg/status"
-
-#: The words dpkg accepts in a Status field: what is wanted, an error flag, the state.
-_DPKG_WANTS = frozenset({"unknown", "install", "hold", "deinstall", "purge"})
-_DPKG_FLAGS = frozenset({"ok", "reinstreq"})
-_DPKG_STATES = frozenset(
-    {
-        "not-installed",
-        "config-files",
-        "half-installed",
-        "unpacked",
-        "half-configured",
-        "triggers-awaited",
-        "triggers-pending",
-        "installed",
-    }
-)
-#: A deb822 field line: a name of printable ASCII (no space, no colon), a colon, the value.
-_DPKG_FIELD = re.compile(r"([!-9;-~]+):(.*)")
+        return installed_versions(self.dpkg_packages())
 
 
 def parse_dpkg_status(text: str, source: str = DPKG_STATUS) -> dict[str, str]:
-    """Installed packages (name -> version); half-installed or removed ones are left out.
-
-    What dpkg itself refuses (a line that is no field, a stanza without Package, a bad
-    Status, an installed package without Version) raises HostError, and so does a file
-    without a single stanza with Package and Status: read as "nothing installed", garbage
-    would skip every check that applies to a package. dpkg accepts an empty file, but no
-    Debian system has one (dpkg lists itself). A system with no package installed is still
-    expressible: stanzas whose Status is ``not-installed`` or ``config-files``.
-    """
-    installed: dict[str, str] = {}
-    described = 0
-    for line, fields in _deb822_stanzas(text, source):
-        name = fields.get("package")
-        if not name:
-            raise HostError(f"{source}:{line}: a stanza without a Package field")
-        if "status" not in fields:
-            continue  # dpkg reads it as not installed
-        words = fields["status"].split()
-        if not (
-            len(words) == 3
-            and words[0] in _DPKG_WANTS
-            and words[1] in _DPKG_FLAGS
-            and words[2] in _DPKG_STATES
-        ):
-            raise HostError(f"{source}:{line}: package {name}: invalid Status field")
-        described += 1
-        if words[2] == "installed":
-            if not fields.get("version"):
-                raise HostError(f"{source}:{line}: package {name}: installed without a Version")
-            installed[name.split(":")[0]] = fields["version"]
-    if not described:
-        raise HostError(f"{source}: not a dpkg database (no stanza with Package and Status)")
-    return installed
-
-
-def _deb822_stanzas(text: str, source: str) -> Iterator[tuple[int, dict[str, str]]]:
-    """(first line number, fields by lower-case name) of each stanza, as dpkg splits them.
-
-    Blank lines separate stanzas; a line starting with white space continues the field
-    above it (its text is not needed here). Field names are case-insensitive.
-    """
-    fields: dict[str, str] = {}
-    first = 0
-    for number, line in enumerate(text.split("\n"), 1):
-        if not line:
-            if fields:
-                yield first, fields
-                fields = {}
-            continue
-        if line[0] in " \t":
-            if not fields:
-                raise HostError(f"{source}:{number}: a continuation line outside a stanza")
-            continue
-        match = _DPKG_FIELD.match(line)
-        if match is None:
-            raise HostError(f"{source}:{number}: not a 'Field: value' line")
-        key = match.group(1).lower()
-        if key in fields:
-            raise HostError(f"{source}:{number}: a second {match.group(1)} field in one stanza")
-        if not fields:
-            first = number
-        fields[key] = match.group(2).strip()
-    if fields:
-        yield first, fields
+    """Installed packages (name -> version), see ``checks.parsers.dpkg``; what dpkg would
+    refuse raises HostError."""
+    try:
+        return installed_versions(read_status(text, source))
+    except DpkgError as exc:
+        raise HostError(str(exc)) from exc
 
 
 class LocalHost(Host):
@@ -457,8 +391,11 @@ class CachedHost(Host):
     def processes(self) -> list[ProcessInfo]:
         return list(self.memo(("processes",), self.inner.processes))
 
+    def dpkg_packages(self) -> list[DpkgPackage]:
+        return self.memo(("dpkg packages",), self.inner.dpkg_packages)
+
     def packages(self) -> dict[str, str]:
-        return self.memo(("packages",), self.inner.packages)
+        return self.memo(("packages",), lambda: installed_versions(self.dpkg_packages()))
 
     def probe_address(self, listen_address: str) -> str:
         return self.inner.probe_address(listen_address)

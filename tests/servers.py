@@ -294,14 +294,19 @@ Listen {host}:{port}
 
 @contextmanager
 def run_postgres(
-    tmp_path: Path, listen_addresses: str = "localhost", extra_conf: str = ""
+    tmp_path: Path,
+    listen_addresses: str = "localhost",
+    extra_conf: str = "",
+    hba: str | None = None,
+    prepare: Callable[[Path], None] | None = None,
 ) -> Iterator[RunningServer]:
     """A throw-away PostgreSQL cluster (a copy of one initdb as ``postgres``) on a free port.
 
     The cluster lives in its own directory under the system temp dir because the postgres
     user cannot enter pytest's root-only ``tmp_path``; its server log is copied into
     ``tmp_path`` when it stops. Settings are written to postgresql.conf, not passed through
-    ``pg_ctl -o``, which pg_ctl hands to a shell.
+    ``pg_ctl -o``, which pg_ctl hands to a shell. ``hba`` replaces initdb's pg_hba.conf, and
+    ``prepare(data directory)`` runs last before the server starts (certificates, modes).
     """
     require_root()
     require_program("runuser")
@@ -321,6 +326,10 @@ def run_postgres(
                 f"unix_socket_directories = {_pg_quote(str(sockets))}\n"
                 f"{extra_conf}\n"
             )
+        if hba is not None:
+            (data / "pg_hba.conf").write_text(hba)
+        if prepare is not None:
+            prepare(data)
         pg_ctl = [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data)]
         _check_call([*pg_ctl, "-l", str(log), "-w", "-t", "30", "start"], log)
         try:
@@ -355,6 +364,20 @@ def _initdb_once(bindir: Path) -> Path:
         )
         _CLUSTERS[bindir] = base / "data"
     return _CLUSTERS[bindir]
+
+
+def psql_as_postgres(server: RunningServer, sql: str, database: str = "postgres") -> str:
+    """Run ``sql`` in a throw-away cluster as its superuser (peer on the unix socket), each
+    statement in turn, stopping at the first error; returns what psql printed."""
+    assert server.workdir is not None
+    psql = str(_postgres_bindir() / "psql")
+    argv = ["runuser", "-u", "postgres", "--", psql, "-X", "-q", "-A", "-t",
+            "-v", "ON_ERROR_STOP=1", "-h", str(server.workdir / "sockets"),
+            "-p", str(server.port), "-d", database, "-c", sql]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"psql exited {done.returncode}: {done.stderr}")
+    return done.stdout
 
 
 def _postgres_bindir() -> Path:

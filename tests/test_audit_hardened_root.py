@@ -29,8 +29,12 @@ LIVE_ONLY = {
     "LAPP-SVC-002",
     "LAPP-SVC-003",
     "LAPP-SVC-013",
+    "LAPP-SVC-016",
     "LAPP-FW-011",
     "LAPP-LOG-005",
+    "LAPP-PATCH-009",
+    "LAPP-PATCH-010",
+    *(f"LAPP-PG-0{n}" for n in range(20, 28)),
 }
 
 

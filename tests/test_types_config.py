@@ -626,7 +626,9 @@ def test_postgres_checks_skip_without_clusters_and_error_on_bad_params(tmp_path)
         "give exactly one of expect and loopback_only",
     )
     nothing = run_check(PgHbaCheck, {"hba": "/x"}, context(tmp_path))
-    assert nothing.reason == "nothing to check: set forbid_methods and/or forbid_open"
+    assert nothing.reason == (
+        "nothing to check: set forbid_methods, allow_methods, forbid_open or ssl_beyond_loopback"
+    )
     missing = run_check(
         PgHbaCheck, {"hba": "/etc/pg_hba.conf", "forbid_open": True}, context(tmp_path)
     )

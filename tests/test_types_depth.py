@@ -140,7 +140,7 @@ WEAKENINGS = {
     ),
     "LAPP-FILE-005": (
         lambda r: os.chmod(r / "etc/postgresql/15/main/pg_hba.conf", 0o646),
-        "/etc/postgresql/15/main/pg_hba.conf: 0646 root:root (mode 0646 exceeds 0644)",
+        "/etc/postgresql/15/main/pg_hba.conf: 0646 postgres:",  # its owner: treeutil.hardened_root
     ),
     "LAPP-FILE-006": (
         lambda r: os.chmod(r / "home/admin", 0o755),

@@ -306,6 +306,32 @@ def test_backup_dir_missing_is_an_error(tmp_path):
     )
 
 
+def test_the_baseline_backup_checks_error_until_backup_dir_is_set(tmp_path):
+    """No directory named is not "nothing to check": a server without backups must not pass
+    as skipped."""
+    from checks.engine import audit_host
+    from checks.hosts import LocalHost
+    from checks.policy import load_policy
+    from policies import builtin_policy
+
+    backup = "/srv/backup/db.sql.age"
+    make_tree(tmp_path, {backup: b"age-encryption.org/v1\n"}, modes={backup: 0o600})
+    baks = lambda c: c.area == "BAK"  # noqa: E731
+    unset = audit_host([load_policy(builtin_policy("lapp-baseline"))], LocalHost(str(tmp_path)),
+                       only=baks, clock=time.time)  # fmt: skip
+    assert {r.check_id: (r.status, r.reason) for r in unset.results} == dict.fromkeys(
+        ["LAPP-BAK-001", "LAPP-BAK-002", "LAPP-BAK-003", "LAPP-BAK-004"],
+        (
+            Status.ERROR,
+            "backup_dir is not set: set it to the directory holding this server's backups "
+            "(whether there are any cannot be told without it)",
+        ),
+    )
+    policy = load_policy(builtin_policy("lapp-baseline"), {"backup_dir": "/srv/backup"})
+    named = audit_host([policy], LocalHost(str(tmp_path)), only=baks)
+    assert [r.status for r in named.results] == [Status.PASS] * 4
+
+
 def test_every_registered_type_declares_a_schema_of_params():
     for name, cls in REGISTRY.items():
         assert cls.name == name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import shutil
 import time
@@ -60,9 +61,25 @@ def dpkg_status(*packages: str) -> str:
     return "\n".join(stanzas)
 
 
+#: Modes git cannot keep, of the hardened tree's PostgreSQL files (all owned by postgres).
+POSTGRES_MODES = {
+    "etc/postgresql/15/main": 0o700,
+    "etc/postgresql/15/main/postgresql.conf": 0o640,
+    "etc/postgresql/15/main/pg_hba.conf": 0o600,
+    "var/lib/postgresql/15/main": 0o700,
+    "var/lib/postgresql/15/main/PG_VERSION": 0o600,
+    "var/log/postgresql/postgresql-15-main.log": 0o640,
+}
+#: The postgres account's uid in the hardened tree when this machine has none.
+POSTGRES_UID = 105
+
+
 def hardened_root(tmp_path: Path) -> Path:
     """A copy of the fully hardened host tree (tests/fixtures/hardened-root) with fresh
-    backups, the modes git does not keep, and a TLS key (made here: no key is committed)."""
+    backups, the modes git does not keep, a TLS key (made here: no key is committed), and
+    its PostgreSQL files owned by its postgres account: this machine's (the tree's passwd
+    names that uid), or the auditing user when that is not root (which cannot give files
+    away)."""
     root = tmp_path / "root"
     shutil.copytree(FIXTURES / "hardened-root", root, symlinks=True)
     for path in [root / "etc/apache2", *(root / "etc/apache2").rglob("*")]:
@@ -86,7 +103,25 @@ def hardened_root(tmp_path: Path) -> Path:
     yesterday = str(int(time.time() // 86400) - 1)
     shadow.write_text(re.sub(r"^(admin:[^:]*):\d+:", rf"\g<1>:{yesterday}:", shadow.read_text(),
                              flags=re.MULTILINE))  # fmt: skip
+    uid = _postgres_uid()
+    passwd = root / "etc/passwd"
+    passwd.write_text(re.sub(r"^postgres:x:\d+:", f"postgres:x:{uid}:", passwd.read_text(),
+                             flags=re.MULTILINE))  # fmt: skip
+    for path, mode in POSTGRES_MODES.items():
+        if uid != os.geteuid():
+            os.chown(root / path, uid, -1)
+        os.chmod(root / path, mode)
+    os.chmod(root / "var/log/postgresql", 0o1775)  # as postgresql-common leaves it
     return root
+
+
+def _postgres_uid() -> int:
+    if os.geteuid() != 0:
+        return os.geteuid()
+    try:
+        return pwd.getpwnam("postgres").pw_uid
+    except KeyError:
+        return POSTGRES_UID
 
 
 #: The modes of the hardened tree's files that git cannot keep (it keeps only x bits).

@@ -12,6 +12,7 @@ pg_hba.conf: records with comma lists, double quotes (a quoted keyword is a plai
 
 from __future__ import annotations
 
+import ipaddress
 import posixpath
 import re
 from dataclasses import dataclass, field
@@ -23,7 +24,18 @@ from checks.parsers.origin import Origin
 from checks.parsers.pg_address import HbaAddress, Network, RejectedLine, read_address
 from checks.yamlsource import Problem
 
-CLUSTER_GLOB = "/etc/postgresql/*/*/postgresql.conf"
+CLUSTER_GLOB = "/etc/postgresql/*/*/postgresql.conf"  # Debian's and PGDG's packages
+#: Where a server that is not a Debian cluster keeps postgresql.conf: in its data directory.
+DATA_DIR_CONFIGS = (
+    "/var/lib/postgresql/data/postgresql.conf",  # the official container image
+    "/usr/local/pgsql/data/postgresql.conf",  # built from source (the install's default)
+    "/var/lib/pgsql/data/postgresql.conf",  # Red Hat's packages
+    "/var/lib/pgsql/*/data/postgresql.conf",  # PGDG's RPMs
+    "/var/lib/postgres/data/postgresql.conf",  # Arch
+)
+CONFIG_GLOBS = (CLUSTER_GLOB, *DATA_DIR_CONFIGS)
+#: Names of the server process (the postmaster and its children).
+SERVER_PROCESSES = ("postgres", "postmaster")
 AUTO_CONF = "postgresql.auto.conf"
 MAX_DEPTH = 10  # CONF_FILE_MAX_DEPTH
 _REFUSED = "PostgreSQL rejects this"
@@ -38,6 +50,9 @@ DEFAULTS: dict[str, tuple[tuple[int, str], ...]] = {
     "log_line_prefix": ((0, ""), (10, "%m [%p] ")),
     "ssl": ((0, "off"),),
     "ssl_min_protocol_version": ((12, "TLSv1"), (14, "TLSv1.2")),
+    "ssl_ciphers": ((0, "HIGH:MEDIUM:+3DES:!aNULL"),),
+    "logging_collector": ((0, "off"),),
+    "log_directory": ((0, "pg_log"), (10, "log")),
     "log_hostname": ((0, "off"),),
 }
 
@@ -111,21 +126,68 @@ def default_value(name: str, version: int | None) -> str | None:
     return value
 
 
-def find_clusters(host: Host) -> list[str]:
-    """Debian clusters: /etc/postgresql/<version>/<name>/postgresql.conf."""
-    return host.glob(CLUSTER_GLOB)
+def find_clusters(host: Host, running: bool = False) -> list[str]:
+    """Every server's postgresql.conf: Debian clusters (/etc/postgresql/<version>/<name>) and
+    data directories where other installations keep it; with ``running`` on a live host
+    also the configuration each running postmaster was started with (a server in /opt).
+
+    File checks leave ``running`` off, so a live audit and one of the same files under
+    ``--root`` judge the same servers; checks inside running servers turn it on.
+    """
+    found = [path for pattern in CONFIG_GLOBS for path in host.glob(pattern)]
+    if running and host.is_live:
+        found.extend(postmaster_configs(host))
+    return list(dict.fromkeys(found))
 
 
-def cluster_version(path: str) -> int | None:
+def postmaster_configs(host: Host) -> list[str]:
+    """The configuration file of each running postmaster, from its command line
+    (``-c config_file=...``, ``--config-file=...``, else ``-D <data directory>``)."""
+    found = []
+    for process in host.processes():
+        if process.name in SERVER_PROCESSES and process.cmdline[1:]:
+            path = _config_from_argv(process.cmdline[1:])
+            if path and path.startswith("/"):
+                found.append(posixpath.normpath(path))
+    return found
+
+
+def _config_from_argv(argv: tuple[str, ...]) -> str | None:
+    """postgresql.conf of a postmaster started with ``argv`` (the first program argument on)."""
+    data_dir = None
+    for index, arg in enumerate(argv):
+        following = argv[index + 1] if index + 1 < len(argv) else ""
+        if arg == "-c" and following.replace("-", "_").startswith("config_file="):
+            return following.partition("=")[2]
+        if arg.startswith(("--config-file=", "--config_file=")):
+            return arg.partition("=")[2]
+        if arg == "-D":
+            data_dir = following
+        elif arg.startswith("-D") and len(arg) > 2:
+            data_dir = arg[2:]
+    return f"{data_dir.rstrip('/')}/postgresql.conf" if data_dir else None
+
+
+def cluster_version(host: Host, path: str, data_directory: str) -> int | None:
+    """The major version: from a Debian cluster's path, else the data directory's PG_VERSION
+    (None when neither tells, and the newest known defaults apply)."""
     match = re.search(r"/postgresql/(\d+)(?:\.\d+)?/[^/]+/postgresql\.conf$", path)
-    return int(match.group(1)) if match else None
+    if match:
+        return int(match.group(1))
+    try:
+        text = host.read_text(f"{data_directory}/PG_VERSION").strip()
+    except HostError:
+        return None
+    major = re.match(r"(\d+)", text)
+    return int(major.group(1)) if major else None
 
 
 def parse_postgresql_conf(host: Host, path: str) -> PostgresConf:
     """Parse one server's configuration. Raises HostError when the main file is unreadable."""
-    conf = PostgresConf(path, cluster_version(path))
+    conf = PostgresConf(path, None)
     guard = IncludeGuard(conf.problems.append, MAX_DEPTH, _REFUSED)
     _parse_conf_file(host, conf, guard, (path,), required=True)
+    conf.version = cluster_version(host, path, conf.data_directory())
     auto = f"{conf.data_directory()}/{AUTO_CONF}"
     if host.lexists(auto):
         _parse_conf_file(host, conf, guard, (auto,), required=True)
@@ -298,6 +360,7 @@ METHODS = frozenset(
     ]
 )
 _BLANK = " \t\r"  # hba.c pg_isblank()
+_LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
 @dataclass(frozen=True)
@@ -328,6 +391,22 @@ class HbaRule:
     def open_to_everyone(self) -> bool:
         """``all``, or an all-zero netmask (0.0.0.0/0, ::/0, ``0/0``, ``0 0``, 127.0.0.1/0)."""
         return self.address is not None and self.address.everyone
+
+    @property
+    def loopback_only(self) -> bool:
+        """A host record that can only match clients on this machine's loopback
+        (127.0.0.0/8, ::1, or the name localhost); never a local record, a keyword
+        (samehost is every address of the host) or a non-contiguous netmask."""
+        if self.address is None:
+            return False
+        if self.address.hostname is not None:
+            return self.address.hostname.lower() == "localhost"
+        network = self.network
+        return (
+            network is not None
+            and network.network_address.is_loopback
+            and (network.version == 4 or network.prefixlen == 128)
+        )
 
     def __str__(self) -> str:
         return f"{self.origin}: {self.text}"

@@ -28,6 +28,7 @@ from checks.types.apache_tls import ApacheHsts, ApacheTlsCiphers
 from checks.types.apt import AptConfCheck
 from checks.types.backups import BackupCheck
 from checks.types.base import CheckType
+from checks.types.dpkg import DpkgStateCheck
 from checks.types.files import FileCheck, FileContentCheck
 from checks.types.firewall import FirewallDefaultDenyCheck
 from checks.types.logs import (
@@ -38,7 +39,9 @@ from checks.types.logs import (
 )
 from checks.types.outside import HttpRedirectCheck, PortClosedCheck
 from checks.types.php import PhpFpmPools, PhpIni
-from checks.types.postgres import PgHbaCheck, PostgresConfCheck
+from checks.types.postgres import PgHbaCheck, PostgresConfCheck, PostgresTlsCheck
+from checks.types.postgres_inside import PostgresInsideCheck
+from checks.types.postgres_install import PostgresFilesCheck, PostgresVersionCheck
 from checks.types.probes import SSHProbeCheck, TLSProbeCheck
 from checks.types.ssh_crypto import SshAlgorithmsProbeCheck, SshdAlgorithmsCheck, SshdModuliCheck
 from checks.types.sshd import (
@@ -57,6 +60,11 @@ from checks.types.system import (
     ServiceCheck,
 )
 from checks.types.tls_live import HSTSProbeCheck, TLSCertificateProbeCheck, TLSCipherProbeCheck
+from checks.types.updates import (
+    AptSecuritySourceCheck,
+    RebootPendingCheck,
+    SecurityUpdatesCheck,
+)
 
 REGISTRY: dict[str, type[CheckType]] = {
     cls.name: cls
@@ -110,7 +118,15 @@ REGISTRY: dict[str, type[CheckType]] = {
         SshdAuthContextsCheck,
         PostgresConfCheck,
         PgHbaCheck,
+        PostgresTlsCheck,
+        PostgresFilesCheck,
+        PostgresVersionCheck,
+        PostgresInsideCheck,
         AptConfCheck,
+        AptSecuritySourceCheck,
+        SecurityUpdatesCheck,
+        RebootPendingCheck,
+        DpkgStateCheck,
         FirewallDefaultDenyCheck,
         PortClosedCheck,
         HttpRedirectCheck,

@@ -21,7 +21,11 @@ MAX_DEPTH = 4
 
 
 class BackupCheck(CheckType):
-    """One aspect of the backup files under ``dir`` (recursively, a few levels deep)."""
+    """One aspect of the backup files under ``dir`` (recursively, a few levels deep).
+
+    Without ``dir`` the check is an error, not a skip: every server holding personal data
+    needs backups, so "no directory named" must never read as "nothing to check".
+    """
 
     name = "backup"
     schema = {
@@ -36,7 +40,10 @@ class BackupCheck(CheckType):
     def run(self, ctx: CheckContext) -> Verdict:
         directory = self.params["dir"]
         if not directory:
-            return errored("no backup directory given (set the backup_dir variable)")
+            return errored(
+                "backup_dir is not set: set it to the directory holding this server's backups "
+                "(whether there are any cannot be told without it)"
+            )
         try:
             files = ctx.memo(("backup_files", directory), lambda: _backup_files(ctx, directory))
         except HostError as exc:
