@@ -34,6 +34,10 @@ MAX_LINK_HOPS = 40
 #: Largest file read whole. Configuration files are kilobytes; dpkg's status file of a
 #: full server is a few MiB. A bigger one is refused rather than read without bound.
 MAX_READ_BYTES = 32 * 1024 * 1024
+#: What a lookup fails with when no file is at the path (a link loop names none either): a
+#: glob matches nothing there, as Python's does. Any other failure (permission denied, a
+#: lost connection) is an error: "no such file" from it could pass a check that is failing.
+NOTHING_THERE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG})
 
 _PATH_FLAGS = os.O_PATH | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
@@ -100,10 +104,14 @@ class GlobMatcher(ABC):
         return sorted(prefixes)
 
     def _matching(self, directory: str, pattern: str) -> list[str]:
+        """Names in ``directory`` matching ``pattern``; a directory that cannot be read
+        raises (NOTHING_THERE)."""
         try:
             names = self.listdir(directory)
-        except OSError:
-            return []
+        except OSError as exc:
+            if exc.errno in NOTHING_THERE:
+                return []
+            raise
         if not pattern.startswith("."):
             names = [name for name in names if not name.startswith(".")]
         return fnmatch.filter(names, pattern)
@@ -117,8 +125,10 @@ class GlobMatcher(ABC):
     def _lexists(self, path: str) -> bool:
         try:
             self.stat(path, follow_symlinks=False)
-        except OSError:
-            return False
+        except OSError as exc:
+            if exc.errno in NOTHING_THERE:
+                return False
+            raise
         return True
 
 

@@ -27,8 +27,12 @@ from agent.scan import ScanOptions, scan
     [
         ("/item.php?id=1%27%20UNION%20SELECT%20user,pass--%20", "", {"sqli": "certain"}),
         ("/item.php?id=1%20AND%20SLEEP(5)", "", {"sqli": "certain"}),
-        ("/search?q=select+x+from+y+where", "", {"sqli": "likely"}),  # SQL words only
-        ("/search?q=80%25+ACRYLIC+AND+20%25+WOOL", "", {"sqli": "likely"}),
+        ("/search?q=x+select+a+from+b+where", "", {"sqli": "likely"}),  # SQL words only
+        ("/search?q=foo+drop+table+users", "", {"sqli": "likely"}),
+        # a value that starts a bare statement is text about SQL, and a product description
+        # is prose: no finding at all (agent.detect.injection.prose)
+        ("/search?q=select+x+from+y+where", "", {}),
+        ("/search?q=80%25+ACRYLIC+AND+20%25+WOOL", "", {}),
         ("/c?text=%3Cscript%3Ealert(1)%3C/script%3E", "", {"xss": "certain"}),
         ("/d?file=../../../../etc/passwd", "", {"traversal": "likely"}),
         ("/ping?host=127.0.0.1%3Bid", "", {"cmdi": "likely"}),
