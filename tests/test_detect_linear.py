@@ -17,6 +17,7 @@ from datetime import UTC
 import pytest
 
 from agent.detect.detector import MAX_LINE, Detector
+from agent.detect.http import COMBINED, COMMON, VHOST_COMBINED, AccessLogParser
 from agent.detect.logformats import DEBIAN_PG_PREFIX
 from agent.detect.rules import Rule, load_rules
 
@@ -99,6 +100,23 @@ def test_patterns_stay_linear_on_near_miss_lines(rule: Rule):
             assert ratio < GROWTH_LIMIT, (
                 f"{rule.id}: {ratio:.1f}x slower on {SHORTER}x the text: {long_line[:60]!r}"
             )
+
+
+@pytest.mark.parametrize(
+    "log_format",
+    [COMBINED, COMMON, VHOST_COMBINED, '%a %{X-Forwarded-For}i %t "%r" %s %{ms}T',
+     "%{c}a %{begin:msec}t %r", '%h:%{remote}p %u "%r"'],
+)  # fmt: skip
+def test_access_log_formats_stay_linear_on_floods(log_format: str):
+    """A LogFormat's regex on a line that is one character repeated (the fuzz test found
+    VHOST_COMBINED's ``%v:%p`` quadratic on a run of colons: 0.8 s for 16 KiB)."""
+    regex = AccessLogParser(log_format)._regex
+    for char in FLOOD_CHARS:
+        long_line = char * MAX_LINE
+        if _seconds(regex, long_line) < NOTICEABLE:
+            continue
+        ratio = growth(regex, long_line, char * (MAX_LINE // SHORTER))
+        assert ratio < GROWTH_LIMIT, f"{log_format}: {ratio:.1f}x slower on a run of {char!r}"
 
 
 def test_the_check_catches_a_quadratic_pattern():

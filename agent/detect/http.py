@@ -59,8 +59,8 @@ _NUMBER = r"-|\d+"
 _FREE = r".*?"
 _CLF_TIME = r"\[[^\]]{0,64}\]"
 
-_NUMERIC = frozenset("bBDIkOsST")
-_TOKENS = frozenset("aAhHlLmpPvVX")
+_NUMERIC = frozenset("bBDIkOpsST")  # %p: a port, always digits
+_TOKENS = frozenset("aAhHlLmPvVX")
 _UNESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|.)", re.DOTALL)
 _SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "v": "\v"}
 _METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
