@@ -1,4 +1,4 @@
-"""A flood of a million distinct attacking addresses through a real ``lappguard run``.
+"""A flood of distinct attacking addresses through a real ``lappguard run``.
 
 A botnet can try each of its addresses once: no address ever crosses a threshold, yet every
 one of them opens a jail window. The design bounds that memory (at most ``MAX_TRACKED``
@@ -30,7 +30,9 @@ from agent.bans.jails import MAX_TRACKED, Jails, load_jails
 from agent.pipeline import MAX_KEPT_EVENTS
 from agent.sources.base import DEFAULT_BATCH
 
-FLOOD = 1_000_000
+#: Four times the windows kept and more than the events kept for replay: enough to show both
+#: bounds hold (bench/latency.py floods a million, and prints the memory it took).
+FLOOD = 400_000
 #: Addresses that fail MAXRETRY times among the flood, each within a few hundred lines
 #: (far fewer than MAX_TRACKED other addresses, so their windows are never evicted).
 REPEATERS = 100
@@ -157,7 +159,7 @@ def read_while_scraping(agent: AgentProcess) -> float:
     return most_windows
 
 
-def test_a_million_distinct_attackers_leave_memory_bounded_and_bans_working(agent, tmp_path):
+def test_a_flood_of_distinct_attackers_leaves_memory_bounded_and_bans_working(agent, tmp_path):
     agent.start()
     agent.ready()
     with agent.notifications_read():
