@@ -5,9 +5,11 @@ The controls of each reference are data (``docs/references/*.yaml``, one file pe
 format in that folder's README): an id, a title, and either nothing (a check must cite it)
 or ``not_applicable`` with the reason. The mapping is the checks' own ``references``: a
 check implements control ``postgres-13`` of a list whose ``cite`` is ``dev-sec`` when its
-references include ``dev-sec postgres-13``. ``render`` writes docs/coverage.md, and
-``problems`` says what breaks the table: a control neither cited nor ruled out, one both,
-or a citation naming no listed control.
+references include ``dev-sec postgres-13``. A citation may carry a detail in parentheses
+after the control, ``Lynis SSH-7408 (LogLevel)`` for the one option of a test that checks
+many: the control is what stands before the parenthesis (see ``control_cited``).
+``render`` writes docs/coverage.md, and ``problems`` says what breaks the table: a control
+neither cited nor ruled out, one both, or a citation naming no listed control.
 """
 
 from __future__ import annotations
@@ -90,12 +92,22 @@ def load_lists(directory: Path = REFERENCES_DIR) -> tuple[list[ReferenceList], l
     return lists, problems
 
 
+def control_cited(reference: str) -> str:
+    """The control a reference names: the text before a parenthesised detail, so that
+    ``Lynis SSH-7408 (LogLevel)`` cites ``Lynis SSH-7408`` (a reference without one is
+    returned as it is)."""
+    return reference.split(" (", 1)[0].strip()
+
+
 def citations(policy: Policy) -> dict[str, list[str]]:
-    """Each reference a check cites -> the IDs of the checks citing it, in policy order."""
+    """Each control a check cites (``control_cited``) -> the IDs of the checks citing it,
+    in policy order, each check once."""
     cited: dict[str, list[str]] = {}
     for check in policy.checks:
         for reference in check.references:
-            cited.setdefault(reference, []).append(check.id)
+            checks = cited.setdefault(control_cited(reference), [])
+            if check.id not in checks:
+                checks.append(check.id)
     return cited
 
 
@@ -185,8 +197,8 @@ def render(lists: list[ReferenceList], policy: Policy) -> str:
     out += ["", "## Every check and the listed controls it implements", "",
             "| check | title | controls | other references |", "|---|---|---|---|"]  # fmt: skip
     for check in policy.checks:
-        mine = [r for r in check.references if r in known]
-        other = [r for r in check.references if r not in known]
+        mine = [r for r in check.references if control_cited(r) in known]
+        other = [r for r in check.references if control_cited(r) not in known]
         out.append(f"| {check.id} | {_cell(check.title)} | {_cell(', '.join(mine)) or '-'} | "
                    f"{_cell('; '.join(other)) or '-'} |")  # fmt: skip
     return "\n".join(out) + "\n"

@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 from conftest import require_program, require_shared_data
 
-from checks.coverage import COVERAGE_DOC, citations, load_lists, problems, render, tally
+from checks.coverage import (
+    COVERAGE_DOC,
+    REFERENCES_DIR,
+    citations,
+    control_cited,
+    load_lists,
+    problems,
+    render,
+    tally,
+)
 from checks.policy import load_policy
 from policies import builtin_policy
 
@@ -58,7 +67,7 @@ def registered_tests(include: Path) -> set[str]:
     return set(pattern.findall(include.read_text()))
 
 
-@pytest.mark.parametrize("name", [n for n in OWN_LISTS if n.startswith("lynis")])
+@pytest.mark.parametrize("name", sorted(p.name for p in REFERENCES_DIR.glob("lynis-*.yaml")))
 def test_a_lynis_list_holds_its_include_files_tests(name):
     require_program("lynis")
     (listed,) = [item for item in load_lists()[0] if item.file.name == name]
@@ -77,6 +86,14 @@ def test_the_postgres_list_holds_every_devsec_control():
     ids = {f"postgres-{n}" for n in re.findall(r"(?:postgres-|; )(\d\d) ", section)}
     (listed,) = [item for item in load_lists()[0] if item.file.name == "devsec-postgres.yaml"]
     assert {control.id for control in listed.controls} == ids
+
+
+def test_a_parenthesised_detail_cites_the_control_before_it(baseline):
+    assert control_cited("Lynis SSH-7408 (LogLevel)") == "Lynis SSH-7408"
+    assert control_cited("dev-sec sshd-27") == "dev-sec sshd-27"
+    cited = citations(baseline)
+    assert {"LAPP-SSH-013", "LAPP-SSH-015"} <= set(cited["Lynis SSH-7408"])
+    assert "Lynis SSH-7408 (LogLevel)" not in cited
 
 
 def write_list(directory: Path, controls: str) -> None:
