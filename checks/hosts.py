@@ -193,8 +193,7 @@ class LocalHost(Host):
         self.is_live = self.root is None
         self.name = os.uname().nodename if self.is_live else f"root:{self.root}"
         self._fs: FileSystem = HostFS() if self.root is None else RootFS(self.root)
-        self._names: dict[str, dict[int, str]] = {}
-        self._names_lock = threading.Lock()
+        self._tree_names = AccountNames(self.read_text)
 
     def read_bytes(self, path: str, limit: int | None = None) -> bytes:
         with host_errors(path):
@@ -228,14 +227,7 @@ class LocalHost(Host):
         passwd or group file, since the auditing machine's names mean nothing for an image."""
         if self.is_live:
             return _user_name(number) if database == "/etc/passwd" else _group_name(number)
-        with self._names_lock:
-            if database not in self._names:
-                try:
-                    text = self.read_text(database)
-                except HostError:
-                    text = ""
-                self._names[database] = names_by_id(text)
-        return self._names[database].get(number, str(number))
+        return self._tree_names.name(database, number)
 
     def readlink(self, path: str) -> str:
         with host_errors(path):
@@ -460,6 +452,26 @@ def _process_names_by_uid() -> dict[int, tuple[str, ...]]:
         if uids is not None:
             seen.setdefault(uids.real, set()).add(proc.info["name"] or "")
     return {uid: tuple(sorted(names)) for uid, names in seen.items()}
+
+
+class AccountNames:
+    """Uid and gid names from a host's own passwd and group files, each read once (else the
+    number): what an image or a remote host calls its accounts, not what this machine does."""
+
+    def __init__(self, read_text: Callable[[str], str]) -> None:
+        self._read_text = read_text
+        self._names: dict[str, dict[int, str]] = {}
+        self._lock = threading.Lock()
+
+    def name(self, database: str, number: int) -> str:
+        with self._lock:
+            if database not in self._names:
+                try:
+                    text = self._read_text(database)
+                except HostError:
+                    text = ""
+                self._names[database] = names_by_id(text)
+        return self._names[database].get(number, str(number))
 
 
 def names_by_id(text: str) -> dict[int, str]:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from checks.hosts import (
     DEFAULT_COMMAND_TIMEOUT,
+    AccountNames,
     CommandNotFound,
     CommandResult,
     FileStat,
@@ -39,7 +40,6 @@ from checks.hosts import (
     ListeningSocket,
     ProcessInfo,
     host_errors,
-    names_by_id,
 )
 from checks.probes.wire import Target
 from checks.remote_facts import PS_ARGV, SS_ARGV, names_by_uid, parse_ps, parse_ss
@@ -82,8 +82,7 @@ class SSHHost(Host):
         self.sudo = sudo
         self._sudo = ("sudo", "-n", "--") if sudo else ()
         self._files = _SFTPFiles(self._open_sftp, sftp_server, sftp_sessions)
-        self._names: dict[str, dict[int, str]] = {}
-        self._names_lock = threading.Lock()
+        self._account_names = AccountNames(self.read_text)
         if sudo:
             self._files.check_sudo()
 
@@ -138,8 +137,8 @@ class SSHHost(Host):
             mode=statlib.S_IMODE(info.st_mode or 0),
             uid=uid,
             gid=gid,
-            owner=self._name("/etc/passwd", uid),
-            group=self._name("/etc/group", gid),
+            owner=self._account_names.name("/etc/passwd", uid),
+            group=self._account_names.name("/etc/group", gid),
             size=info.st_size or 0,
             mtime=float(info.st_mtime or 0),
             is_dir=statlib.S_ISDIR(info.st_mode or 0),
@@ -158,17 +157,6 @@ class SSHHost(Host):
     def listdir(self, path: str) -> list[str]:
         with host_errors(path):
             return sorted(self._files.listdir(path))
-
-    def _name(self, database: str, number: int) -> str:
-        """A uid or gid's name from the host's own passwd or group file (else the number)."""
-        with self._names_lock:
-            if database not in self._names:
-                try:
-                    text = self.read_text(database)
-                except HostError:
-                    text = ""
-                self._names[database] = names_by_id(text)
-        return self._names[database].get(number, str(number))
 
     # --- commands ------------------------------------------------------------------------
 
