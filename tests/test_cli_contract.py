@@ -179,6 +179,51 @@ def test_input_errors_are_exit_2_in_one_line(argv, expected):
     assert one_line_error(lappguard(*argv), 2).startswith(f"lappguard: {expected}")
 
 
+# --- fleet options: local and fleet options do not mix, exit 2 in one line -----------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--host", "web1", "--root", str(HARDENED)],
+         "--root: cannot be combined with --host or --inventory"),
+        (["--inventory", str(FIXTURES / "nonexistent.ini"), "--root", str(HARDENED)],
+         "--root: cannot be combined with --host or --inventory"),
+        (["--sudo"], "--sudo: only applies with --host or --inventory"),
+        (["--root", str(HARDENED), "--limit", "web"],
+         "--limit: only applies with --host or --inventory"),
+        (["--accept-new-host-keys"], "--accept-new-host-keys: only applies with --host"),
+        (["--host-timeout", "5"], "--host-timeout: only applies with --host"),
+        (["--ssh-config", "/etc/ssh/ssh_config"], "--ssh-config: only applies with --host"),
+        (["--identity", "id_ed25519"], "--identity: only applies with --host"),
+        (["--host", "admin@"], "--host: 'admin@' is not [user@]host[:port]"),
+        (["--host", "web1:99999"], "--host: 'web1:99999': the port must be 1-65535"),
+        (["--host", "web1", "--limit", "db*"], "--limit: no host or group matches db*"),
+        (["--host", "web1", "--ssh-config", "/nonexistent/config"],
+         "--ssh-config: /nonexistent/config is not a file"),
+        (["--host", "web1", "--identity", "/nonexistent/key"],
+         "--identity: /nonexistent/key is not a file"),
+        (["--host", "web1", "--only", "FOO"], "--only: no check ID or area"),
+        (["--inventory", "/nonexistent/hosts.ini"], "/nonexistent/hosts.ini: cannot read"),
+    ],
+)  # fmt: skip
+def test_fleet_option_errors_are_exit_2_in_one_line_before_connecting(argv, expected):
+    assert one_line_error(lappguard("audit", *argv), 2).startswith(f"lappguard: {expected}")
+
+
+def test_an_inventory_error_names_its_file_and_line(tmp_path):
+    inventory = write(tmp_path / "hosts.ini", "[web]\nweb1 ansible_port=http\n")
+    line = one_line_error(lappguard("audit", "--inventory", str(inventory)), 2)
+    assert line.startswith(f"lappguard: {inventory}:2: ")
+
+
+def test_the_fleet_default_of_jobs_is_the_engines():
+    from agent.commands.audit import FLEET_JOBS
+    from checks.fleet import DEFAULT_FLEET_WORKERS
+
+    assert FLEET_JOBS == DEFAULT_FLEET_WORKERS
+
+
 # --- usage errors: argparse's usage of the command at fault, exit 2 -------------------------
 
 
@@ -188,6 +233,12 @@ def test_input_errors_are_exit_2_in_one_line(argv, expected):
         (["audit", "--fail-on", "severe"], "lappguard audit", "choose from 'low', 'medium'"),
         (["audit", "--format", "xml"], "lappguard audit", "choose from 'json', 'junit'"),
         (["audit", "--color", "yes"], "lappguard audit", "choose from 'auto', 'always'"),
+        (["audit", "--jobs", "0"], "lappguard audit", "'0' is not a whole number of 1 or more"),
+        (
+            ["audit", "--host", "web1", "--host-timeout", "-1"],
+            "lappguard audit",
+            "'-1' is not a number of seconds above 0",
+        ),
         (["bans", "list", "--backend", "pf"], "lappguard bans list", "choose from 'nftables'"),
         (["policy", "valdate", "x.yaml"], "lappguard policy", "choose from 'validate'"),
         (["bans", "ad", "10.0.0.1"], "lappguard bans", "choose from 'list', 'add'"),

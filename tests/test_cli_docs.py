@@ -76,6 +76,7 @@ def complete(script, *words: str) -> list[str]:
         (["lappguard", "po"], ["policy"]),
         (["lappguard", "policy", ""], ["validate", "types", "list"]),
         (["lappguard", "audit", "--fa"], ["--fail-on"]),
+        (["lappguard", "audit", "--ho"], ["--host", "--host-timeout"]),
         (["lappguard", "audit", "--fail-on", ""], ["low", "medium", "high", "critical"]),
         (["lappguard", "audit", "--format", "j"], ["json", "junit"]),
         (["lappguard", "bans", "add", "--backend", "n"], ["nftables"]),

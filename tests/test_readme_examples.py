@@ -40,6 +40,10 @@ NOT_RUN = {
     "systemctl": "acts on this machine's services",
     "journalctl": "reads this machine's journal",
 }
+#: Options of commands that reach other machines (fleet audits over SSH): such a command is
+#: parsed, as its --help examples are, not run (tests/test_fleet_cli.py runs them against
+#: real SSH hosts).
+REMOTE_OPTIONS = ("--host", "--inventory")
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ def kind(block: Block) -> str:
         return "shell"
     if block.language == "json":
         return "json report"
+    if block.language == "ini":
+        return "ansible inventory"
     if block.language == "yaml":
         document = yaml.safe_load(block.text)
         if "checks" in document:
@@ -96,6 +102,7 @@ def test_the_readme_shows_the_safe_commands_it_promises():
     assert any(c[:2] == ["lappguard", "audit"] and "--root" in c for c in commands_run)
     assert any(c[:3] == ["lappguard", "policy", "validate"] for c in commands_run)
     assert ["lappguard", "--help"] in commands_run
+    assert any(c[:2] == ["lappguard", "audit"] and "--inventory" in c for c in commands_run)
 
 
 # --- verifiers -------------------------------------------------------------------------------
@@ -139,7 +146,10 @@ def shell_commands(block: Block) -> Iterator[list[str]]:
 
 def verify_shell(block: Block, tmp_path: Path) -> None:
     for argv in shell_commands(block):
-        if argv[0] == "lappguard":
+        if argv[0] == "lappguard" and any(a.split("=")[0] in REMOTE_OPTIONS for a in argv):
+            args = build_parser().parse_args(argv[1:])  # exits on an unknown option or value
+            assert args.handler is not None, f"{block}: {shlex.join(argv)}"
+        elif argv[0] == "lappguard":
             assert tuple(argv[1:3]) in SAFE_SUBCOMMANDS or tuple(argv[1:2]) in SAFE_SUBCOMMANDS, (
                 f"{block}: {shlex.join(argv)} is neither known safe nor in NOT_RUN"
             )
@@ -194,6 +204,20 @@ def assert_fields_within(example: object, real: object, block: Block) -> None:
         assert_fields_within(example[0], real[0], block)
 
 
+def verify_ansible_inventory(block: Block, tmp_path: Path) -> None:
+    """lappguard reads the inventory, and the variables it sets are the baseline's."""
+    from checks.fleet import policies_per_host
+    from checks.inventory import load_inventory
+    from policies import builtin_policy
+
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(block.text)
+    hosts = load_inventory(inventory)
+    assert hosts, block
+    policies_per_host(hosts, [builtin_policy("lapp-baseline")])  # every value is accepted
+    assert all(host.address != host.name for host in hosts), block  # ansible_host is read
+
+
 def verify_postgresql_conf(block: Block, tmp_path: Path) -> None:
     """lappguard's own parser reads the settings as the README means them."""
     conf = "/etc/postgresql/15/main/postgresql.conf"
@@ -212,6 +236,7 @@ VERIFIERS = {
     "shell": verify_shell,
     "synopsis": verify_synopsis,
     "json report": verify_json_report,
+    "ansible inventory": verify_ansible_inventory,
     "postgresql.conf": verify_postgresql_conf,
 }
 

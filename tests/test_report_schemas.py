@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
@@ -131,3 +132,67 @@ def test_schemas_are_the_vendored_ones():
     for name in ("sarif-schema-2.1.0.json", "junit-10.xsd"):
         digest = hashlib.sha256((SCHEMAS / name).read_bytes()).hexdigest()
         assert digest in source, name
+
+
+@pytest.fixture(scope="module")
+def two_hosts(weakened, tmp_path_factory) -> list:
+    """A fleet's reports: two real audits (the hardened and the weakened tree) named as two
+    hosts, and a third host that could not be audited (LAPP-HOST-001)."""
+    from checks.engine import audit_host
+    from checks.fleet import not_audited
+    from checks.hosts import LocalHost
+    from checks.policy import load_policies
+    from policies import builtin_policy
+
+    policies = load_policies([builtin_policy("lapp-baseline")], {"office_networks": "10.0.0.0/8"})
+    hardened = hardened_root(tmp_path_factory.mktemp("fleet-hardened"))
+    return [
+        replace(audit_host(policies, LocalHost(root=str(hardened))), host="web1"),
+        replace(audit_host(policies, LocalHost(root=str(weakened))), host="web2"),
+        not_audited("db1", "root@db1:22: Connection refused", 1763900000.0, 0.1),
+    ]
+
+
+def fleet_report(reports: list, kind: str) -> str:
+    from checks.report import RENDERERS
+    from checks.result import Severity
+
+    return RENDERERS[kind](reports, fail_on=Severity.MEDIUM, fleet=True)
+
+
+def test_a_fleets_sarif_is_valid_and_names_each_results_host(two_hosts):
+    document = json.loads(fleet_report(two_hosts, "sarif"))
+    SARIF.validate(document)
+    run = document["runs"][0]
+    assert run["originalUriBaseIds"]["AUDITED_ROOT@web2"]["uri"] == "file://web2/"
+    results = run["results"]
+    assert "web2" in {r["properties"]["host"] for r in results}
+    for result in results:  # the file is on that host, and says so twice
+        host = result["properties"]["host"]
+        for location in result["locations"]:
+            assert location["logicalLocations"] == [{"name": host, "kind": "module"}]
+            if "physicalLocation" in location:
+                base = location["physicalLocation"]["artifactLocation"]["uriBaseId"]
+                assert base == f"AUDITED_ROOT@{host}"
+    (unreachable,) = [
+        n
+        for n in run["invocations"][0]["toolExecutionNotifications"]
+        if n["descriptor"]["id"] == "LAPP-HOST-001"
+    ]
+    assert unreachable["message"]["text"].startswith("db1: LAPP-HOST-001: root@db1:22")
+
+
+def test_a_fleets_junit_is_valid_with_a_suite_per_host(two_hosts):
+    text = fleet_report(two_hosts, "junit")
+    JUNIT.validate(text)
+    suites = {s["@name"]: s for s in JUNIT.to_dict(text)["testsuite"]}
+    assert list(suites) == ["web1", "web2", "db1"]
+    assert int(suites["web2"]["@failures"]) > int(suites["web1"]["@failures"])
+    assert (suites["db1"]["@tests"], suites["db1"]["@errors"]) == ("1", "1")
+
+
+def test_a_fleets_json_has_every_host(two_hosts):
+    document = json.loads(fleet_report(two_hosts, "json"))
+    assert [h["host"] for h in document["hosts"]] == ["web1", "web2", "db1"]
+    assert document["hosts"][2]["results"][0]["id"] == "LAPP-HOST-001"
+    assert document["summary"]["total"] == sum(len(h["results"]) for h in document["hosts"])

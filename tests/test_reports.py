@@ -193,3 +193,94 @@ def test_config_file_sets_variables(tmp_path, capsys):
     config.write_text("variables:\n  tls_min_version: '1.7'\n")
     assert main(["audit", "--config", str(config), "--root", str(tmp_path)]) == 2
     assert "tls_min_version: '1.7' is not one of" in capsys.readouterr().err
+
+
+# --- fleet reports ---------------------------------------------------------------------------
+
+
+def _fleet(tmp_path, host_names: list[str]) -> list:
+    """Real audits of two trees (one failing SSH, one clean) under the given host names,
+    and an unreachable host: the reports a fleet audit hands to the renderers."""
+    from dataclasses import replace
+
+    from treeutil import hardened_root
+
+    from checks.engine import audit_host
+    from checks.fleet import not_audited
+    from checks.hosts import LocalHost
+    from checks.policy import load_policies
+    from policies import builtin_policy
+
+    policies = load_policies([builtin_policy("lapp-baseline")], {"office_networks": "10.0.0.0/8"})
+    weak, clean = hardened_root(tmp_path / "weak"), hardened_root(tmp_path / "clean")
+    (weak / "etc/ssh/sshd_config.d/10-cloud.conf").write_text("PasswordAuthentication yes\n")
+    first, second, gone = host_names
+    return [
+        replace(audit_host(policies, LocalHost(root=str(weak))), host=first),
+        replace(audit_host(policies, LocalHost(root=str(clean))), host=second),
+        not_audited(gone, f"root@{gone}:22: No route to host", 0.0, 3.0),
+    ]
+
+
+def test_the_fleet_table_shows_the_worst_status_of_each_host_and_area(tmp_path):
+    from checks.report import RENDERERS
+    from checks.result import Severity
+
+    long_name = "a-very-long-host-name-of-the-datacentre.example.org"
+    text = RENDERERS["text"](
+        _fleet(tmp_path, ["web1", long_name, "gone"]), fail_on=Severity.MEDIUM, fleet=True
+    )
+    assert text.index("lappguard audit of gone") < text.index("Fleet: 3 hosts, ")
+    table = text[text.index("Fleet: 3 hosts") :].splitlines()
+    header = table[1].split()
+    rows = {
+        line.split()[0]: dict(zip(header[1:], line.split()[1:], strict=True)) for line in table[2:5]
+    }
+    assert rows["web1"]["SSH"] == "FAIL" and rows["gone"]["HOST"] == "ERR"
+    assert rows["gone"]["SSH"] == "-" and rows["web1"]["HOST"] == "-"
+    (cut,) = (name for name in rows if name.startswith("a-very-long"))
+    assert cut.endswith("~") and long_name.startswith(cut[:-1])
+    assert all(len(line) <= 100 for line in table)
+
+
+def test_a_local_report_has_no_fleet_table(tmp_path):
+    from checks.report import RENDERERS
+    from checks.result import Severity
+
+    (local, *_) = _fleet(tmp_path, ["web1", "web2", "gone"])
+    assert "Fleet:" not in RENDERERS["text"]([local], fail_on=Severity.MEDIUM)
+
+
+def test_progress_is_drawn_on_a_terminal_and_nothing_on_a_pipe(tmp_path):
+    from agent.commands.audit import FleetProgress
+    from checks.report.summary import blocking_results
+    from checks.result import Severity
+
+    reports = _fleet(tmp_path, ["web1", "web2", "gone"])
+    leader, follower = os.openpty()
+    with os.fdopen(follower, "w") as terminal:
+        progress = FleetProgress(len(reports), "medium", terminal)
+        for report in reports:
+            progress.done(report)
+        progress.close()
+    shown = b""
+    while True:  # until the terminal's other side is drained (EIO once it is closed)
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    failing = sum(bool(blocking_results([r], Severity.MEDIUM)) for r in reports)
+    assert "audited 0/3 hosts, 0 failing" in shown.decode()
+    assert f"audited 3/3 hosts, {failing} failing" in shown.decode()
+    assert shown.endswith(b"\r\x1b[K")  # erased: the report follows on a clean line
+    read, write = os.pipe()
+    with os.fdopen(write, "w") as pipe:
+        progress = FleetProgress(len(reports), "medium", pipe)
+        progress.done(reports[0])
+        progress.close()
+    with os.fdopen(read) as drained:
+        assert drained.read() == ""

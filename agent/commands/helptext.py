@@ -26,7 +26,7 @@ class Help:
 
 _AUDIT_EXITS = (
     f"{exits.OK} nothing at or above --fail-on failed or was undecided",
-    f"{exits.FINDINGS} a check at or above --fail-on failed, or could not decide",
+    f"{exits.FINDINGS} a check at or above --fail-on failed or could not decide, on any host",
     f"{exits.USAGE} usage, policy or config error, or the report could not be written",
     INTERNAL,
 )
@@ -77,6 +77,14 @@ HELP: dict[str, Help] = {
                 "a report for code scanning; exit 1 only for high and critical findings",
             ),
             ("lappguard audit --root /mnt/image --format json", "audit a mounted disk image"),
+            (
+                "lappguard audit --host web1 --host admin@db1:2222 --sudo",
+                "two hosts over SSH, root-only files read through sudo -n",
+            ),
+            (
+                "lappguard audit --inventory hosts.ini --limit webservers --jobs 32",
+                "an Ansible inventory's webservers group, 32 hosts at a time",
+            ),
         ),
         _AUDIT_EXITS,
     ),

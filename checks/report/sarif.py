@@ -4,6 +4,10 @@ Each failed check is a result whose locations are the ``file:line`` places its e
 names, relative to the audited root (``AUDITED_ROOT``: ``/`` for a live host, the tree for
 ``--root``); an undecided check is a tool notification. The run records what the audit ran
 with (policies, versions, variables, config) in its properties.
+
+In a fleet audit (``fleet=True``) the same path exists on every host, so each host has its
+own base (``AUDITED_ROOT@web1``, ``file://web1/``) and every result also names its host as
+a logical location and in its properties: a dashboard can tell web1's finding from web2's.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ def render(
     reports: Sequence[HostReport],
     fail_on: Severity,
     provenance: Provenance | None = None,
+    fleet: bool = False,
     **_: object,
 ) -> str:
     from agent import __version__
@@ -57,7 +62,8 @@ def render(
                 rule_index[result.check_id] = len(rules)
                 rules[result.check_id] = _rule(result)
             if result.status is Status.FAIL:
-                results.append(_result(report.host, result, rule_index[result.check_id]))
+                base = _host_base(report.host) if fleet else ROOT_ID
+                results.append(_result(report.host, result, rule_index[result.check_id], base))
             elif result.status is Status.ERROR:
                 notifications.append(
                     {
@@ -80,7 +86,11 @@ def render(
                 "rules": list(rules.values()),
             }
         },
-        "originalUriBaseIds": {ROOT_ID: {"uri": _root_uri(provenance)}},
+        "originalUriBaseIds": (
+            {_host_base(r.host): _host_root(r.host) for r in reports}
+            if fleet
+            else {ROOT_ID: {"uri": _root_uri(provenance)}}
+        ),
         "invocations": [invocation],
         "results": results,
     }
@@ -98,6 +108,18 @@ def _root_uri(provenance: Provenance | None) -> str:
     return "file://" + quote(path)
 
 
+def _host_base(host: str) -> str:
+    return f"{ROOT_ID}@{host}"
+
+
+def _host_root(host: str) -> dict:
+    """``/`` on a host of the fleet, as a file URI naming that host."""
+    return {
+        "uri": f"file://{quote(host, safe='')}/",
+        "description": {"text": f"/ on {host}"},
+    }
+
+
 def _rule(result: Result) -> dict:
     return {
         "id": result.check_id,
@@ -113,9 +135,10 @@ def _rule(result: Result) -> dict:
     }
 
 
-def locations(evidence: Sequence[str]) -> list[dict]:
-    """A physical location for each distinct ``/file:line`` the evidence names, and for a
-    file an evidence line is about as a whole (``/etc/x: ...``) when it names no line."""
+def locations(evidence: Sequence[str], base: str = ROOT_ID) -> list[dict]:
+    """A physical location (under the base URI ``base``) for each distinct ``/file:line``
+    the evidence names, and for a file an evidence line is about as a whole
+    (``/etc/x: ...``) when it names no line."""
     places: dict[tuple[str, int], None] = {}
     for line in evidence:
         found = [(m.group(1), int(m.group(2))) for m in _FILE_LINE.finditer(line)]
@@ -123,20 +146,23 @@ def locations(evidence: Sequence[str]) -> list[dict]:
         if not found and whole:
             found = [(whole.group(1), 0)]
         places |= dict.fromkeys(found)
-    return [_physical(path, number) for path, number in places][:MAX_LOCATIONS]
+    return [_physical(path, number, base) for path, number in places][:MAX_LOCATIONS]
 
 
-def _physical(path: str, number: int) -> dict:
-    location: dict = {"artifactLocation": {"uri": quote(path.lstrip("/")), "uriBaseId": ROOT_ID}}
+def _physical(path: str, number: int, base: str) -> dict:
+    location: dict = {"artifactLocation": {"uri": quote(path.lstrip("/")), "uriBaseId": base}}
     if number > 0:
         location["region"] = {"startLine": number}
     return {"physicalLocation": location}
 
 
-def _result(host: str, result: Result, rule_index: int) -> dict:
-    places = locations(result.evidence)
+def _result(host: str, result: Result, rule_index: int, base: str) -> dict:
+    host_location = [{"name": host, "kind": "module"}]
+    places = locations(result.evidence, base)
     if not places:
-        places = [{"logicalLocations": [{"name": host, "kind": "module"}]}]
+        places = [{"logicalLocations": host_location}]
+    elif base != ROOT_ID:  # a fleet: the file is on this host
+        places = [{**place, "logicalLocations": host_location} for place in places]
     properties = {"host": host, "severity": result.severity.value}
     if result.remediation:
         properties["remediation"] = result.remediation

@@ -4,6 +4,9 @@ Lines fit 100 columns (evidence and fixes wrap under their own indent; only a si
 longer than that, such as a very long path, reaches past), so the report reads the same in
 a terminal, a mail and a ticket. Colour, when asked for, marks the status and
 the severity, each in its own colours: a low finding never looks like a high one.
+
+A fleet audit (``fleet=True``) adds, after every host's section, a table of host by area
+with the worst status of each cell, so the hosts needing attention stand out at a glance.
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ SEVERITY_COLOURS = {
     Severity.LOW: "36",  # cyan
 }
 NOT_BLOCKING = "2"  # dim: shown, but below --fail-on
+#: A fleet table cell: the worst status of a host's checks in an area, worst first. Upper
+#: case is at or above --fail-on, lower case below it (it does not fail the audit).
+CELL_ORDER = (Status.FAIL, Status.ERROR, Status.PASS, Status.SKIP)
+CELL_TEXT = {Status.FAIL: "fail", Status.ERROR: "err", Status.PASS: "ok", Status.SKIP: "skip"}
+NO_CHECK = "-"
 
 Paint = Callable[[str, str], str]
 
@@ -36,12 +44,15 @@ def render(
     fail_on: Severity,
     colour: bool = False,
     provenance: Provenance | None = None,
+    fleet: bool = False,
     **_: object,
 ) -> str:
     paint = _painter(colour)
     out: list[str] = []
     for report in reports:
         out.extend(_host_section(report, fail_on, paint, provenance))
+    if fleet:
+        out.extend(_fleet_table(reports, fail_on, paint))
     total = summarise(reports, fail_on)
     counts = ", ".join(f"{total.counts.get(s.value, 0)} {s.value}" for s in Status)
     verdict = (
@@ -83,6 +94,53 @@ def _host_section(
             out.extend(_painted(lines, "    ", result, shown_as_blocking, paint))
     out.append("")
     return out
+
+
+def _fleet_table(reports: Sequence[HostReport], fail_on: Severity, paint: Paint) -> list[str]:
+    """Host by area, each cell the worst status there; host names are cut (with ``~``)
+    only when the areas leave them too little of the 100 columns."""
+    areas = sorted({r.area for report in reports for r in report.results}, key=area_order)
+    widths = [max(len(area), len(CELL_TEXT[Status.SKIP])) for area in areas]
+    room = WIDTH - sum(width + 1 for width in widths)
+    host_width = max(4, min(room, max((len(report.host) for report in reports), default=4)))
+    failing = sum(any(is_blocking(r, fail_on) for r in report.results) for report in reports)
+    out = [
+        f"Fleet: {len(reports)} hosts, {failing} with a check at or above {fail_on.value} "
+        "failed or undecided",
+        " ".join(["host".ljust(host_width), *map(str.ljust, areas, widths)]).rstrip(),
+    ]
+    for report in reports:
+        host = report.host
+        if len(host) > host_width:
+            host = host[: host_width - 1] + "~"
+        cells = [host.ljust(host_width)]
+        for area, width in zip(areas, widths, strict=True):
+            in_area = [r for r in report.results if r.area == area]
+            cells.append(_cell(in_area, fail_on, paint, width))
+        out.append(" ".join(cells).rstrip())
+    out.extend(
+        _wrap(
+            f"FAIL/ERR: a check failed or was undecided at or above {fail_on.value}; "
+            "fail/err: only below it; ok: passed; skip: did not apply; -: no check",
+            "",
+            "  ",
+        )
+    )
+    out.append("")
+    return out
+
+
+def _cell(results: list[Result], fail_on: Severity, paint: Paint, width: int) -> str:
+    """The worst status among ``results``, padded to ``width`` (colour codes do not count)."""
+    if not results:
+        return NO_CHECK.ljust(width)
+    worst = min((r.status for r in results), key=CELL_ORDER.index)
+    text = CELL_TEXT[worst]
+    if worst in (Status.FAIL, Status.ERROR):
+        if any(is_blocking(r, fail_on) for r in results if r.status is worst):
+            return paint(STATUS_COLOURS[worst], text.upper()) + " " * (width - len(text))
+        return paint(NOT_BLOCKING, text) + " " * (width - len(text))
+    return paint(STATUS_COLOURS[worst], text) + " " * (width - len(text))
 
 
 def _finding(result: Result, blocking: bool, paint: Paint) -> list[str]:
