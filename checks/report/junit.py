@@ -74,7 +74,7 @@ def _case(host: str, result: Result, blocking: bool, fail_on: Severity) -> ET.El
     elif result.status in (Status.FAIL, Status.ERROR) and not blocking:
         found = "found" if result.status is Status.FAIL else f"undecided: {result.reason}"
         note = f"{result.severity.value} finding below --fail-on {fail_on.value}, {found}"
-        ET.SubElement(case, "system-out").text = "\n".join([note, body]).strip()
+        ET.SubElement(case, "system-out").text = "\n".join(filter(None, [note, body]))
     elif result.status is Status.FAIL:
         message = result.evidence[0] if result.evidence else result.title
         node = ET.SubElement(case, "failure", type=result.severity.value, message=message)
