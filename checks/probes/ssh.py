@@ -9,7 +9,8 @@ is a probe, not a login, so no known_hosts file is read or written.
 from __future__ import annotations
 
 import logging
-import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,32 +40,20 @@ class SSHAuthProbe:
         return self.methods == ("none",)
 
 
-def quiet_transport(sock: socket.socket, timeout: float) -> paramiko.Transport:
-    """A client transport on ``sock`` that logs to our quiet channel, every wait bounded."""
-    import paramiko
+@contextmanager
+def probe_transport(target: Target, timeout: float) -> Iterator[paramiko.Transport]:
+    """A client transport to ``target`` that logs to our quiet channel, every wait
+    bounded, closed on exit. paramiko's failures leave it as ProbeError naming the target."""
+    import paramiko  # 0.1 s to import: paid only by audits that probe an sshd
 
+    sock = connect(target, timeout)
     transport = paramiko.Transport(sock)
     transport.set_log_channel(_LOG_CHANNEL)
     transport.banner_timeout = timeout
     transport.handshake_timeout = timeout
     transport.auth_timeout = timeout
-    return transport
-
-
-def probe_ssh_auth(target: Target, timeout: float = DEFAULT_TIMEOUT) -> SSHAuthProbe:
-    """Raises ProbeError when the port cannot be reached or does not speak SSH."""
-    import paramiko  # 0.1 s to import: paid only by audits that probe an sshd
-
-    sock = connect(target, timeout)
-    transport = quiet_transport(sock, timeout)
     try:
-        transport.start_client(timeout=timeout)
-        banner = transport.remote_version
-        try:
-            transport.auth_none(PROBE_USER)
-        except paramiko.BadAuthenticationType as exc:
-            return SSHAuthProbe(target, banner, tuple(exc.allowed_types))
-        return SSHAuthProbe(target, banner, ("none",))
+        yield transport
     except paramiko.SSHException as exc:  # covers protocol errors and auth timeouts
         raise ProbeError(f"{target}: {exc}") from exc
     except (EOFError, OSError) as exc:
@@ -72,3 +61,17 @@ def probe_ssh_auth(target: Target, timeout: float = DEFAULT_TIMEOUT) -> SSHAuthP
     finally:
         transport.close()
         sock.close()
+
+
+def probe_ssh_auth(target: Target, timeout: float = DEFAULT_TIMEOUT) -> SSHAuthProbe:
+    """Raises ProbeError when the port cannot be reached or does not speak SSH."""
+    import paramiko
+
+    with probe_transport(target, timeout) as transport:
+        transport.start_client(timeout=timeout)
+        banner = transport.remote_version
+        try:
+            transport.auth_none(PROBE_USER)
+        except paramiko.BadAuthenticationType as exc:
+            return SSHAuthProbe(target, banner, tuple(exc.allowed_types))
+        return SSHAuthProbe(target, banner, ("none",))

@@ -129,13 +129,9 @@ def rsa_host_key_bits(
 ) -> int:
     """The size of the server's RSA host key, by a key exchange that asks for it with one
     of ``algorithms`` (RSA signature names the server offers). Raises ProbeError."""
-    import paramiko  # paid only by audits that probe an sshd
+    from checks.probes.ssh import probe_transport  # paramiko: paid only by probing audits
 
-    from checks.probes.ssh import quiet_transport
-
-    sock = connect(target, timeout)
-    transport = quiet_transport(sock, timeout)
-    try:
+    with probe_transport(target, timeout) as transport:
         options = transport.get_security_options()
         usable = [a for a in algorithms if a in options.key_types]
         if not usable:
@@ -143,10 +139,3 @@ def rsa_host_key_bits(
         options.key_types = usable
         transport.start_client(timeout=timeout)
         return transport.get_remote_server_key().get_bits()
-    except paramiko.SSHException as exc:
-        raise ProbeError(f"{target}: {exc}") from exc
-    except (EOFError, OSError) as exc:
-        raise ProbeError(f"{target}: connection lost ({exc or type(exc).__name__})") from exc
-    finally:
-        transport.close()
-        sock.close()
