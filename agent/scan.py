@@ -631,7 +631,13 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kind", choices=sorted(KINDS), help=f"log kind (default: from content). {kinds}"
     )
-    parser.add_argument("--format", choices=sorted(RENDERERS), default="text")
+    parser.add_argument(
+        "--format",
+        choices=sorted(RENDERERS),
+        default="text",
+        help="text: a report for people (default); json: the counts, for scripts; events: "
+        "one JSON object per event, as found",
+    )
     parser.add_argument(
         "--level",
         choices=("normal", "aggressive"),
