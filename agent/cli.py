@@ -165,8 +165,14 @@ def _add_scan_command(commands: argparse._SubParsersAction) -> None:
         from agent import scan
     except ImportError:
         return
+    from agent.commands.helptext import HELP, epilog
+
     parser = commands.add_parser(
-        "scan", help="run detection offline over log files (like fail2ban-regex)"
+        "scan",
+        help="run detection offline over log files (like fail2ban-regex)",
+        description="Run detection offline over log files (like fail2ban-regex).",
+        epilog=epilog(HELP["scan"]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     scan.add_scan_arguments(parser)
     parser.set_defaults(handler=scan.run_scan)

@@ -55,7 +55,8 @@ CATALOGUE: tuple[MetricName, ...] = (
     # -- counters
     _counter("lappguard_source_lines_total", ("source", "kind"), "Log lines read"),
     _counter("lappguard_source_lines_skipped_total", ("source", "reason"),
-             "Lines read but giving no event: unreadable, unparsable or ambiguous"),
+             "Lines read but giving no event: unreadable, unparsable or ambiguous, or"
+             " (reason own_probes) a trace of lappguard's own audit probes from this host"),
     _counter("lappguard_events_total", ("rule", "jail"),
              "Detections, by rule and the jail counting it (none when no jail does)"),
     _counter("lappguard_bans_total", ("jail",), "Bans made, by jail"),

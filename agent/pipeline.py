@@ -36,8 +36,9 @@ log = logging.getLogger("lappguard")
 MAX_KEPT_EVENTS = 250_000
 #: Characters of a line kept with a stored event.
 KEPT_EVIDENCE = 300
-#: Why a line gives no event although it was read (the detector's counters).
-SKIP_REASONS = ("garbage", "unparsed", "ambiguous", "no_address")
+#: Why a line gives no event although it was read (the detector's counters); own_probes:
+#: our own audit's probe from this host (agent.detect.own_probes), never fed to the jails.
+SKIP_REASONS = ("garbage", "unparsed", "ambiguous", "no_address", "own_probes")
 #: A batch that fails (the store unwritable, a bug) is retried this often, then given up
 #: (counted as skipped lines, reason "failed"), so one poison batch cannot stop a log.
 BATCH_ATTEMPTS = 3

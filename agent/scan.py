@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, tzinfo
 from operator import itemgetter
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, Protocol, TextIO
 
 from agent.bans.jails import DEFAULT_JAILS_FILE, Decision, JailConfig, Jails, load_jails
 from agent.detect.detector import MAX_LINE, Counters, Detector, Hit, event_of
@@ -37,25 +37,29 @@ from agent.detect.logformats import DEBIAN_PG_PREFIX, PostgresPrefix
 from agent.detect.memory import ProcessMemory
 from agent.detect.postgres import JSONLOG, STDERR, sniff_postgres_format
 from agent.detect.rules import Rule, load_rules, rule_source
+from checks.visible import visible
 from checks.yamlsource import InputError, Problem
 
 BLOCK_SIZE = 1 << 20
 #: An overlong line keeps this many bytes (enough for MAX_LINE characters of any UTF-8).
 _LONG_LINE_KEEP = 4 * MAX_LINE + 8
 _TOP = 10
+#: Characters of the matched line an event of ``--format events`` carries at most.
+EXCERPT = 200
 
 
 class ScanError(Exception):
-    """An input that cannot be scanned (unreadable, unknown kind): exit code 2."""
+    """An input that cannot be scanned (unreadable, unknown kind): it is left out, the
+    others are scanned, and the exit code says some input was not read (2)."""
 
 
 @dataclass
 class FileReport:
     """One file: its kind and, within it, its format (an Apache LogFormat, or PostgreSQL's
-    ``stderr`` or ``jsonlog``)."""
+    ``stderr`` or ``jsonlog``). The kind of an empty file is None unless ``--kind`` said."""
 
     path: str
-    kind: str
+    kind: str | None
     counters: Counters
     log_format: str | None = None
 
@@ -73,6 +77,7 @@ class ScanResult:
     notes: list[str] = field(default_factory=list)
     severity: dict[str, str] = field(default_factory=dict)  # of each rule
     reasons: list[str] = field(default_factory=list)  # why each ban, as bans show says
+    unread: list[str] = field(default_factory=list)  # why each file left out was not read
 
 
 @dataclass(frozen=True)
@@ -163,25 +168,59 @@ def _first_lines(block: bytes) -> list[bytes]:
 # --------------------------------------------------------------------------- scanning
 
 
-def scan(paths: Sequence[str], options: ScanOptions) -> ScanResult:
-    """Scan files; raise ScanError for one that cannot be read or classified."""
+class EventSink(Protocol):
+    """Receives each event as it is replayed (``--format events`` streams them)."""
+
+    def event(self, path: str, event: Event) -> None: ...
+
+    def flush(self) -> None:
+        """Called when a file's next block is about to be read: what was received so far
+        is all there is until that block is scanned."""
+
+
+def scan(
+    paths: Sequence[str],
+    options: ScanOptions,
+    on_event: EventSink | None = None,
+    on_unread: Callable[[str], None] | None = None,
+) -> ScanResult:
+    """Scan files. One that cannot be read, or is not empty and of no kind we can tell, is
+    left out and the others scanned: a log glob (``/var/log/apache2/*.log``) holds files
+    of every sort, and one bad file must not hide what the others show. Why each was left
+    out is in ``ScanResult.unread``, and goes to ``on_unread`` as soon as it is known.
+
+    With ``options.keep_events``, events go to ``on_event`` as they are replayed (kept in
+    the result when there is none)."""
     streams: list[Iterator[tuple]] = []
     reports: list[FileReport] = []
     handles: list[BinaryIO] = []
+    unread: list[str] = []
+
+    def left_out(reason: str) -> None:
+        unread.append(reason)
+        if on_unread is not None:
+            on_unread(reason)
+
     with _no_cycle_collection():
         try:
             for path in paths:
-                handle = _open(path)
-                handles.append(handle)
-                report, records = _scan_file(path, handle, options)
+                try:
+                    handle = _open(path)
+                    handles.append(handle)
+                    report, records = _scan_file(path, handle, options, left_out, on_event)
+                except ScanError as exc:
+                    left_out(str(exc))
+                    continue
                 reports.append(report)
                 streams.append(records)
             merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=_TIME)
-            return _replay(merged, reports, options)
+            result = _replay(merged, reports, options, on_event)
         finally:
             for handle in handles:
                 if handle is not sys.stdin.buffer:
                     handle.close()
+    result.unread = unread
+    return result
 
 
 _TIME = itemgetter(0)
@@ -208,15 +247,26 @@ def _open(path: str) -> BinaryIO:
 
 
 def _scan_file(
-    path: str, handle: BinaryIO, options: ScanOptions
+    path: str,
+    handle: BinaryIO,
+    options: ScanOptions,
+    left_out: Callable[[str], None],
+    sink: EventSink | None = None,
 ) -> tuple[FileReport, Iterator[tuple]]:
     """The report of a file (filled as its records are consumed) and its records: (time,
-    rule, ip, confidence) for the counts, with the Event appended when events are kept."""
-    blocks = _guarded(path, iter_blocks(handle))
-    first = next(blocks, b"")
+    rule, ip, confidence) for the counts, with the Event appended when events are kept.
+    Raises ScanError when its first block cannot be read or its kind told; a reading error
+    later ends its records, and goes to ``left_out``."""
+    read = _guarded(path, iter_blocks(handle))
+    first = next(read, b"")
+    if not first:  # an empty log (a vhost's that never had a request) is 0 lines, not a riddle
+        return FileReport(path, options.kind, Counters()), iter(())
     kind = options.kind or sniff_kind(_first_lines(first))
     if kind is None:
         raise ScanError(f"cannot tell what log {path} is; pass --kind ({', '.join(KINDS)})")
+    blocks = _ended_by_errors(read, left_out)
+    if sink is not None:
+        blocks = _flushing(blocks, sink)
     log_format = None
     if kind == "apache_access":
         log_format = options.access_log_format or sniff_access_format(_first_lines(first))
@@ -270,6 +320,23 @@ def _guarded(path: str, blocks: Iterator[bytes]) -> Iterator[bytes]:
         raise ScanError(f"cannot read {_name(path)}: {reason}") from exc
 
 
+def _ended_by_errors(blocks: Iterator[bytes], left_out: Callable[[str], None]) -> Iterator[bytes]:
+    """The blocks up to a reading error, which goes to ``left_out``: the lines read so far
+    count, and the other files are still scanned."""
+    try:
+        yield from blocks
+    except ScanError as exc:
+        left_out(f"{exc} (the lines before were scanned)")
+
+
+def _flushing(blocks: Iterator[bytes], sink: EventSink) -> Iterator[bytes]:
+    """The blocks, flushing ``sink`` before each is read: the events of a block are out
+    before the next one is scanned, so a long file's first events show at once."""
+    for block in blocks:
+        yield block
+        sink.flush()
+
+
 def _name(path: str) -> str:
     return "standard input" if path == "-" else path
 
@@ -296,7 +363,10 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def _replay(
-    records: Iterable[tuple], reports: list[FileReport], options: ScanOptions
+    records: Iterable[tuple],
+    reports: list[FileReport],
+    options: ScanOptions,
+    on_event: EventSink | None = None,
 ) -> ScanResult:
     """Count, and run the jails with the events' own times as the clock."""
     config = options.jails
@@ -315,7 +385,10 @@ def _replay(
         if decision is not None:
             bans.append(decision)
         if keep:
-            kept.append((record[4].source, record[4]))
+            if on_event is not None:
+                on_event.event(record[4].source, record[4])
+            else:
+                kept.append((record[4].source, record[4]))
     by_ip = Counter(addresses)
     total = Counters()
     for report in reports:
@@ -415,12 +488,14 @@ def render_json(result: ScanResult, out: TextIO) -> None:
         "ambiguous": c.ambiguous,
         "no_address": c.no_address,
         "untied": c.untied,
+        "own_probes": c.own_probes,
         "level": result.level,
         "files": [
             {"path": r.path, "kind": r.kind, "format": r.log_format, "lines": r.counters.lines}
             for r in result.files
         ],
         "notes": result.notes,
+        "unread": result.unread,
     }
     json.dump(document, out, indent=2)
     out.write("\n")
@@ -428,18 +503,65 @@ def render_json(result: ScanResult, out: TextIO) -> None:
 
 def render_events(result: ScanResult, out: TextIO) -> None:
     for path, event in result.events:
-        record = {
-            "file": path,
-            "line": event.line,
-            "rule": event.rule,
-            "ip": event.ip,
-            "user": event.user,
-            "time": _iso(event.time),
-            "severity": result.severity.get(event.rule),
-            "confidence": event.confidence,
-            "family": event.family,
-        }
-        out.write(json.dumps(record) + "\n")
+        out.write(event_line(path, event, result.severity))
+
+
+def event_line(path: str, event: Event, severity: dict[str, str]) -> str:
+    """One event as a line of JSON (``--format events``). Its fields are a contract for
+    the scripts that read them: add fields, never rename one."""
+    record = {
+        "file": path,
+        "line": event.line,
+        "rule": event.rule,
+        "ip": event.ip,
+        "user": event.user,
+        "time": _iso(event.time),
+        "severity": severity.get(event.rule),
+        "confidence": event.confidence,
+        "family": event.family,
+        "excerpt": excerpt(event.evidence),
+    }
+    return json.dumps(record) + "\n"
+
+
+def excerpt(line: str) -> str:
+    """The start of a matched line, at most EXCERPT characters (the last one ``…`` when it
+    was cut), with control and invisible characters written out as reports show them: the
+    line is the attacker's text, and it must not drive the terminal of whoever reads it."""
+    shown = visible(line[:EXCERPT])
+    if len(shown) > EXCERPT or len(line) > EXCERPT:
+        shown = shown[: EXCERPT - 1] + "…"
+    return shown
+
+
+class EventStream:
+    """``--format events`` written as the scan finds them (an :class:`EventSink`), so the
+    first events of a long file show at once. A failed write raises ReportNotWritten."""
+
+    def __init__(self, out: TextIO, severity: dict[str, str]) -> None:
+        self._out = out
+        self._severity = severity
+
+    def event(self, path: str, event: Event) -> None:
+        try:
+            self._out.write(event_line(path, event, self._severity))
+        except OSError as exc:
+            raise ReportNotWritten(exc) from exc
+
+    def flush(self) -> None:
+        try:
+            self._out.flush()
+        except OSError as exc:
+            raise ReportNotWritten(exc) from exc
+
+
+class ReportNotWritten(Exception):
+    """Writing the report failed (the reader left, a full disk); ``error`` says how. Not an
+    OSError, so it cannot be mistaken for a log that could not be read."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def render_text(result: ScanResult, out: TextIO) -> None:
@@ -449,11 +571,13 @@ def render_text(result: ScanResult, out: TextIO) -> None:
         f"Lines read: {c.lines}   matched: {c.matched}   events: {c.events}   "
         f"skipped: {c.skipped}   (level {result.level})\n"
     )
+    if c.own_probes:
+        write(f"Own probes: {c.own_probes}, not counted (lappguard's audit, from this host)\n")
     for report in result.files:
-        kind = report.kind
+        kind = report.kind or "empty"
         if kind == "postgresql":
             kind += f" ({report.log_format})"
-        write(f"  {report.path}: {kind}, {report.counters.lines} lines\n")
+        write(f"  {report.path}: {kind}, {_lines(report.counters.lines)}\n")
     write("\nEvents by rule:\n")
     if not c.by_rule:
         write("  (none)\n")
@@ -473,6 +597,10 @@ def render_text(result: ScanResult, out: TextIO) -> None:
         write("\nNotes:\n")
         for note in result.notes:
             write(f"  - {note}\n")
+    if result.unread:
+        write(f"\nNot read ({len(result.unread)}):\n")
+        for reason in result.unread:
+            write(f"  - {reason}\n")
 
 
 RENDERERS = {"text": render_text, "json": render_json, "events": render_events}
@@ -503,7 +631,13 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kind", choices=sorted(KINDS), help=f"log kind (default: from content). {kinds}"
     )
-    parser.add_argument("--format", choices=sorted(RENDERERS), default="text")
+    parser.add_argument(
+        "--format",
+        choices=sorted(RENDERERS),
+        default="text",
+        help="text: a report for people (default); json: the counts, for scripts; events: "
+        "one JSON object per event, as found",
+    )
     parser.add_argument(
         "--level",
         choices=("normal", "aggressive"),
@@ -542,38 +676,53 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_scan(args: argparse.Namespace) -> int:
-    """Run ``lappguard scan``; 0 when the files were scanned, 2 on usage or input errors.
+    """Run ``lappguard scan``: 0 when every file was scanned; 2 on usage or rule errors,
+    when the report cannot be written, or when some file could not be read (each one line
+    on stderr as soon as known; the others are scanned and reported, and when none could
+    be read there is no report).
 
     Rule and jail file problems are raised as InputError (the CLI prints them, exit 2).
     """
     if sys.stdout is None:  # started with fd 1 closed (``>&-``): fail before scanning
         print("lappguard scan: cannot write the report: standard output is closed", file=sys.stderr)
         return 2
+    options = _options(args)
+    stream = None
+    if args.format == "events":
+        stream = EventStream(sys.stdout, {rule.id: rule.severity for rule in options.rules})
     try:
-        options = _options(args)
-        result = scan(args.files, options)
-    except ScanError as exc:
-        print(f"lappguard scan: {exc}", file=sys.stderr)
-        return 2
-    return _write(RENDERERS[args.format], result)
+        result = scan(args.files, options, stream, _warn)
+        if stream is not None:
+            stream.flush()
+        elif result.files:
+            _render(RENDERERS[args.format], result)
+    except ReportNotWritten as exc:
+        return _not_written(exc.error)
+    return 2 if result.unread else 0
 
 
-def _write(render: Callable[[ScanResult, TextIO], None], result: ScanResult) -> int:
-    """Render to stdout: 0 when written, or when the reader stopped reading (``| head``:
-    its choice, not an error, so nothing is said); 2 with one line for any other failure
-    (a full disk, ENOSPC). Either way stdout then points at /dev/null, so the interpreter's
-    last flush of what is left in its buffer fails no more."""
+def _render(render: Callable[[ScanResult, TextIO], None], result: ScanResult) -> None:
     try:
         render(result, sys.stdout)
         sys.stdout.flush()
-    except BrokenPipeError:
-        _drop_stdout()
-        return 0
     except OSError as exc:
-        _drop_stdout()
-        print(f"lappguard scan: cannot write the report: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    return 0
+        raise ReportNotWritten(exc) from exc
+
+
+def _warn(reason: str) -> None:
+    print(f"lappguard scan: {reason}", file=sys.stderr, flush=True)
+
+
+def _not_written(error: OSError) -> int:
+    """0 when the reader stopped reading (``| head``: its choice, not an error, so nothing
+    is said); 2 with one line for any other failure (a full disk, ENOSPC). Either way
+    stdout then points at /dev/null, so the interpreter's last flush of what is left in
+    its buffer fails no more."""
+    _drop_stdout()
+    if isinstance(error, BrokenPipeError):
+        return 0
+    print(f"lappguard scan: cannot write the report: {error.strerror or error}", file=sys.stderr)
+    return 2
 
 
 def _drop_stdout() -> None:

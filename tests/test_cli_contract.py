@@ -347,8 +347,7 @@ def test_ctrl_c_is_exit_130_in_one_line(tmp_path):
 
 # --- --help of every command ---------------------------------------------------------------
 
-#: `scan` has its own owner; its help is not part of this contract yet.
-PATHS = [path for path in helptext.commands(build_parser()) if not path.startswith("scan")]
+PATHS = list(helptext.commands(build_parser()))
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda path: path or "lappguard")
@@ -378,3 +377,11 @@ def test_every_exit_code_in_the_help_is_a_documented_one():
     for entry in helptext.HELP.values():
         assert {int(line.split()[0]) for line in entry.exit_codes} <= documented
     assert exits.INTERNAL not in (exits.FINDINGS, exits.FIREWALL, exits.USAGE)
+
+
+def test_the_scan_fast_path_shows_the_same_help_as_the_full_parser():
+    """`lappguard scan` builds only its own parser (fast start); its help must not differ."""
+    done = lappguard("scan", "--help")
+    full = helptext.commands(build_parser())["scan"]
+    assert done.stdout == full.format_help()
+    assert f"\n  {exits.USAGE} usage or rule error" in done.stdout

@@ -94,6 +94,27 @@ def test_failed_logins_become_a_ban_and_metrics(agent, tmp_path):
     assert list(dry_run) == [f"{ATTACKER}/32"]
 
 
+def probe_login(n: int, ip: str) -> str:
+    """What lappguard's own SSH probe leaves in auth.log (checks/probes/ssh.py)."""
+    stamp = time.strftime("%b %e %H:%M:%S", time.localtime())
+    return f"{stamp} web01 sshd[{5000 + n}]: Invalid user lappguard-probe from {ip} port {n}\n"
+
+
+def test_our_own_probes_are_not_fed_to_the_jails_but_an_attacker_using_their_name_is(
+    agent, tmp_path
+):
+    agent.start()
+    agent.ready()
+    lines = [probe_login(n, "127.0.0.1") for n in range(5)]
+    lines += [probe_login(n, ATTACKER) for n in range(5, 10)]
+    append(tmp_path / "auth.log", "".join(lines))
+    wait_until(lambda: f"{ATTACKER}/32" in banned(tmp_path), what="the attacker's ban")
+    skipped = "lappguard_source_lines_skipped_total"
+    wait_until(lambda: agent.value(skipped, reason="own_probes") == 5, what="own probes metric")
+    assert agent.value("lappguard_events_total", rule="sshd-invalid-user") == 5
+    assert banned(tmp_path) == {f"{ATTACKER}/32"}
+
+
 def test_a_check_flipped_in_a_watched_file_shows_within_seconds(agent, tmp_path):
     agent.start()
     agent.ready()

@@ -98,6 +98,8 @@ def test_events_are_one_json_object_per_line(capsys):
         "severity": "medium",
         "confidence": "weak",  # a signal that counts in bursts, no verdict on the line
         "family": None,
+        "excerpt": "2025-03-01T10:00:03.000000+00:00 web1 sshd[1100]: Failed password "
+        "for root from 203.0.113.5 port 40000 ssh2",
     }
     assert records[-1] == {
         "file": AUTH,
@@ -109,6 +111,8 @@ def test_events_are_one_json_object_per_line(capsys):
         "severity": "medium",
         "confidence": "weak",
         "family": None,
+        "excerpt": "2025-03-01T10:00:23.000000+00:00 web1 sshd[1202]: Invalid user "
+        "root from 6.6.6.6 port 22 from 192.0.2.77 port 51001",
     }
     assert "6.6.6.6" not in {record["ip"] for record in records}
 

@@ -115,6 +115,29 @@ HELP: dict[str, Help] = {
         ),
         (f"{exits.OK} done", f"{exits.USAGE} no such check or rule ID", INTERNAL),
     ),
+    "scan": Help(
+        (
+            ("lappguard scan /var/log/auth.log", "who attacked, and whom the jails would ban"),
+            (
+                "lappguard scan /var/log/apache2/*.log",
+                "every Apache log; an empty one is 0 lines, an unreadable one a warning",
+            ),
+            (
+                "lappguard scan --format events /var/log/auth.log.2.gz",
+                "one JSON object per event, for jq",
+            ),
+            (
+                "lappguard scan --kind sshd --rules sshd --level aggressive -",
+                "stdin as an sshd log, with the opt-in rules",
+            ),
+        ),
+        (
+            f"{exits.OK} every file was scanned",
+            f"{exits.USAGE} usage or rule error, a report it cannot write, or a file it cannot"
+            " read or tell the kind of (the others are still scanned)",
+            INTERNAL,
+        ),
+    ),
     "bans": Help(
         (
             ("lappguard bans list", "active bans"),

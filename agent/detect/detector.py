@@ -54,6 +54,7 @@ from agent.detect.logformats import (
     SyslogParser,
 )
 from agent.detect.memory import ProcessMemory
+from agent.detect.own_probes import OwnProbes
 from agent.detect.postgres import JSONLOG, POSTGRES_FORMATS, STDERR, PostgresJson, PostgresTie
 from agent.detect.rules import Alternative, Rule, embeddable
 
@@ -92,6 +93,7 @@ class Counters:
     ambiguous: int = 0  # matched, but two readings disagree on the address
     no_address: int = 0  # matched, but no trustworthy address (host name, no %h...)
     untied: int = 0  # PostgreSQL: matched, but not tied to its connection (agent.detect.postgres)
+    own_probes: int = 0  # matched, but our own audit probe from this host: not counted
     by_rule: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -246,7 +248,8 @@ class Detector:
     ``jsonlog``). ``tz`` is the zone of zone-less timestamps (None: local);
     ``clock`` gives the time of lines that carry none and the reference for syslog years.
     ``memory`` is what the lines read before said about their processes (default: nothing
-    yet; see :mod:`agent.detect.memory`).
+    yet; see :mod:`agent.detect.memory`). ``own_probes`` tells the lines of our own audit
+    probes, which give no event (counted in ``counters.own_probes``).
     """
 
     def __init__(
@@ -261,6 +264,7 @@ class Detector:
         tz: tzinfo | None = None,
         clock: Callable[[], float] = _time.time,
         memory: ProcessMemory | None = None,
+        own_probes: OwnProbes | None = None,
     ):
         if level not in ("normal", "aggressive"):
             raise ValueError(f"level must be normal or aggressive, not {level!r}")
@@ -270,6 +274,7 @@ class Detector:
         self.counters = Counters()
         self._clock = clock
         self.memory = memory if memory is not None else ProcessMemory()
+        self._own = own_probes if own_probes is not None else OwnProbes()
         active = [r for r in rules if level == "aggressive" or r.level == "normal"]
         by_kind: dict[str, list[Rule]] = {}
         for rule in active:
@@ -564,6 +569,9 @@ class Detector:
         if ip is None:
             setattr(counters, problem, getattr(counters, problem) + 1)
             return []
+        if self._own.is_own(rule.id, ip, user):
+            counters.own_probes += 1
+            return []
         counters.matched += 1
         counters.events += 1
         counters.by_rule[rule.id] += 1
@@ -689,6 +697,9 @@ class Detector:
             return []
         user = match.group(user_group) if user_group is not None else None
         rule_id = rule.id
+        if self._own.is_own(rule_id, ip, user):
+            counters.own_probes += 1
+            return []
         counters.matched += 1
         counters.events += repeat
         counters.by_rule[rule_id] += repeat
@@ -738,6 +749,9 @@ class Detector:
             when = self._clock()
         elif not EARLIEST <= when <= LATEST:
             counters.unparsed += 1
+            return []
+        if any(self._own.is_own(rule.id, ip, None) for rule, _, _ in matched):
+            counters.own_probes += 1
             return []
         counters.matched += 1
         counters.events += len(matched)
