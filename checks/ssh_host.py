@@ -24,7 +24,7 @@ import stat as statlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -432,5 +432,6 @@ def _relay(sock: socket.socket, channel: paramiko.Channel) -> None:
         return
     finally:
         selector.close()
-        channel.close()
         sock.close()
+        with suppress(EOFError):  # the connection is gone (the audit was cut off): so is it
+            channel.close()
