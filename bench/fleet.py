@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import paramiko
+
 # this checkout's code and test hosts, installed or not
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -38,7 +40,6 @@ from checks.fleet import (
 from checks.inventory import InventoryHost
 from checks.result import Status
 from checks.ssh_host import SSHHost
-from checks.ssh_sftp import SharedSFTP
 from policies import builtin_policy
 
 VARIABLES = {"office_networks": "10.0.0.0/8", "backup_dir": "/srv/backup"}
@@ -52,7 +53,7 @@ class RoundTrips:
 
     def __init__(self) -> None:
         self._counter = itertools.count()
-        self._originals = (SharedSFTP._async_request, SSHHost._exec)
+        self._originals = (paramiko.SFTPClient._async_request, SSHHost._exec)
 
     def __enter__(self) -> RoundTrips:
         sftp_request, execute = self._originals
@@ -66,12 +67,12 @@ class RoundTrips:
             next(counter)
             return execute(host, *args)
 
-        SharedSFTP._async_request = counted_request
+        paramiko.SFTPClient._async_request = counted_request
         SSHHost._exec = counted_exec
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        SharedSFTP._async_request, SSHHost._exec = self._originals
+        paramiko.SFTPClient._async_request, SSHHost._exec = self._originals
 
     @property
     def total(self) -> int:

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import errno
 import os
+import queue
 import selectors
 import shlex
 import socket
 import stat as statlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -48,12 +49,12 @@ from checks.ssh_connect import ConnectError, Connection, SSHOptions, connect, re
 if TYPE_CHECKING:
     import paramiko
 
-    from checks.ssh_sftp import SharedSFTP
-
 #: Where Debian's openssh-server installs the SFTP server that ``sudo`` runs.
 DEFAULT_SFTP_SERVER = "/usr/lib/openssh/sftp-server"
 #: The PATH a root login on Debian has; ``which`` looks there, as LocalHost adds the sbins.
 REMOTE_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+#: SFTP sessions per host: checks run concurrently, and one session answers one at a time.
+DEFAULT_SFTP_SESSIONS = 3
 #: An SFTP request or a tunnelled connection that gets no answer this long has failed.
 IO_TIMEOUT = 30.0
 #: Seconds a timed-out command gets between TERM and KILL (coreutils ``timeout -k``).
@@ -71,6 +72,7 @@ class SSHHost(Host):
         *,
         sudo: bool = False,
         sftp_server: str = DEFAULT_SFTP_SERVER,
+        sftp_sessions: int = DEFAULT_SFTP_SESSIONS,
     ):
         self.connection = connection
         self.name = name or connection.endpoint.alias
@@ -79,7 +81,7 @@ class SSHHost(Host):
         self.outside_address = None if connection.jumps else connection.endpoint.hostname
         self.sudo = sudo
         self._sudo = ("sudo", "-n", "--") if sudo else ()
-        self._files = _SFTPFiles(self._open_sftp, sftp_server)
+        self._files = _SFTPFiles(self._open_sftp, sftp_server, sftp_sessions)
         self._names: dict[str, dict[int, str]] = {}
         self._names_lock = threading.Lock()
         if sudo:
@@ -284,21 +286,19 @@ class SSHHost(Host):
         ).start()
         return ours
 
-    def _open_sftp(self, server: str, as_root: bool) -> SharedSFTP:
-        """The host's SFTP server (``sudo -n`` started, as root); raises HostError."""
+    def _open_sftp(self, server: str, as_root: bool) -> paramiko.SFTPClient:
         import paramiko
 
-        from checks.ssh_sftp import SharedSFTP
-
         with _ssh_errors(self.connection):
+            if not as_root:
+                client = self.connection.client.open_sftp()
+                client.get_channel().settimeout(IO_TIMEOUT)
+                return client
             channel = self.connection.transport.open_session(timeout=IO_TIMEOUT)
             channel.settimeout(IO_TIMEOUT)
-            if not as_root:
-                channel.invoke_subsystem("sftp")
-                return SharedSFTP(channel)
             channel.exec_command(shlex.join(["sudo", "-n", "--", server]))
             try:
-                return SharedSFTP(channel)
+                return paramiko.SFTPClient(channel)
             except (paramiko.SSHException, EOFError) as exc:
                 said = channel.recv_stderr(4096).decode("utf-8", "replace").strip()
                 channel.close()
@@ -308,16 +308,15 @@ class SSHHost(Host):
 
 
 class _SFTPFiles(GlobMatcher):
-    """File operations over one SFTP session that every check of the host shares, their
-    requests pipelined (``checks.ssh_sftp``): one process on the host, not one per
-    concurrent check. A session lost mid-request is replaced for the next request; none is
-    opened once closed. Raises OSError."""
+    """File operations over a few SFTP sessions, each used by one thread at a time (an SFTP
+    client answers requests in order and is not safe to share). Raises OSError."""
 
-    def __init__(self, opener: Callable[[str, bool], SharedSFTP], server: str):
+    def __init__(self, opener, server: str, sessions: int):
         self._open = opener
         self._server = server
-        self._client: SharedSFTP | None = None
-        self._opened: list[SharedSFTP] = []
+        self._idle: queue.LifoQueue = queue.LifoQueue()
+        self._slots = threading.Semaphore(max(1, sessions))
+        self._all: list = []
         self._lock = threading.Lock()
         self.as_root = False
         self.closed = False
@@ -329,29 +328,30 @@ class _SFTPFiles(GlobMatcher):
             pass
 
     @contextmanager
-    def _session(self) -> Iterator[SharedSFTP]:
+    def _session(self) -> Iterator[paramiko.SFTPClient]:
         import paramiko
 
-        with self._lock:
-            if self.closed:
-                raise ConnectionResetError(errno.ECONNRESET, "SSH connection closed")
-            if self._client is None:
-                self._client = self._open(self._server, self.as_root)
-                self._opened.append(self._client)
-            client = self._client
-        try:
-            yield client
-        except (paramiko.SSHException, EOFError) as exc:
-            with self._lock:  # a session that failed mid-request is not reused
-                if self._client is client:
-                    self._client = None
-            client.close()
-            raise ConnectionResetError(errno.ECONNRESET, f"SSH connection lost: {exc}") from exc
+        with self._slots:
+            try:
+                client = self._idle.get_nowait()
+            except queue.Empty:
+                client = self._open(self._server, self.as_root)
+                with self._lock:
+                    self._all.append(client)
+            try:
+                yield client
+            except (paramiko.SSHException, EOFError) as exc:
+                client.close()  # a session that failed mid-request is not reused
+                raise ConnectionResetError(errno.ECONNRESET, f"SSH connection lost: {exc}") from exc
+            except BaseException:
+                self._idle.put(client)  # a refused request leaves the session usable
+                raise
+            self._idle.put(client)
 
     def close(self) -> None:
         with self._lock:
             self.closed = True
-            for client in self._opened:
+            for client in self._all:
                 client.close()
 
     def stat(self, path: str, follow_symlinks: bool = True) -> paramiko.SFTPAttributes:
