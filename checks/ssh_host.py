@@ -25,7 +25,7 @@ import stat as statlib
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -420,5 +420,6 @@ def _relay(sock: socket.socket, channel: paramiko.Channel) -> None:
         return
     finally:
         selector.close()
-        channel.close()
         sock.close()
+        with suppress(EOFError):  # the connection is gone (the audit was cut off): so is it
+            channel.close()

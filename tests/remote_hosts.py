@@ -5,8 +5,11 @@ The auditing side is a network namespace of its own holding a bridge; every host
 namespace joined to that bridge by a veth pair, with a 10.x address that exists only inside
 these namespaces. A host's sshd runs in a private mount namespace where its own copy of
 /etc (the machine's, with a fixture tree's directories in place of the machine's), /srv,
-/var/lib/dpkg and /usr/lib/systemd/system are bound over the real ones, so each host has
-its own configuration while programs and libraries are the machine's. The daemon reads the
+/var/lib/dpkg, /usr/lib/systemd/system and /root are bound over the real ones, so each host
+has its own configuration while programs and libraries are the machine's. /root is a fresh
+one with Debian's default dotfiles: sshd runs every session through the login shell, which
+reads root's .bashrc, and the auditing machine's own (a developer's pyenv, say) would cost
+each session a tenth of a second of CPU that no real server spends. The daemon reads the
 audited /etc/ssh/sshd_config itself; command-line options only add what a test login needs
 (address, host key, the test's authorized key, root and ``auditor`` allowed).
 
@@ -38,7 +41,10 @@ START_TIMEOUT = 20.0
 #: Directories of a fixture's etc/ merged file by file into the host's (PAM must keep working).
 MERGED_ETC_DIRS = ("pam.d", "security")
 #: Bound over the machine's in the host's mount namespace (each exists on the machine).
-BOUND = ("etc", "srv", "var/lib/dpkg", "usr/lib/systemd/system")
+BOUND = ("etc", "srv", "var/lib/dpkg", "usr/lib/systemd/system", "root")
+#: Debian's root dotfiles (base-files), as a fresh install has them.
+ROOT_DOTFILES = {".bashrc": "dot.bashrc", ".profile": "dot.profile"}
+BASE_FILES = Path("/usr/share/base-files")
 SSHD_BIND_SCRIPT = (
     "tree=$1; shift; for dir in " + " ".join(BOUND) + "; do "
     'mount --bind "$tree/$dir" "/$dir" || exit 1; done; '
@@ -219,8 +225,9 @@ def lan(workdir: Path) -> Iterator[Lan]:
 
 def build_tree(tree: Path, fixture: Path) -> Path:
     """A host's own files: the machine's /etc with the fixture's etc/ directories replacing
-    the machine's (pam.d and security merged file by file), and the fixture's srv, dpkg
-    status and unit files. A test login user ``auditor`` (uid 4242) is added."""
+    the machine's (pam.d and security merged file by file), the fixture's srv, dpkg
+    status and unit files, and a fresh /root. A test login user ``auditor`` (uid 4242) is
+    added."""
     tree.mkdir(parents=True)
     _run(["cp", "-a", "/etc", str(tree / "etc")])
     for entry in sorted((fixture / "etc").iterdir()):
@@ -245,6 +252,11 @@ def build_tree(tree: Path, fixture: Path) -> Path:
             shutil.copytree(source, tree / part, symlinks=True)
         else:
             (tree / part).mkdir(parents=True)
+    home = tree / "root"
+    home.mkdir(mode=0o700)
+    for name, source in ROOT_DOTFILES.items():
+        if (BASE_FILES / source).exists():
+            shutil.copy2(BASE_FILES / source, home / name)
     etc = tree / "etc"
     with (etc / "passwd").open("a") as handle:
         handle.write("auditor:x:4242:4242:lappguard test login:/nonexistent:/bin/sh\n")

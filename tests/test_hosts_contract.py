@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -119,6 +120,27 @@ def test_globs_alike(subject):
         f"{at}/etc/conf.d/.hidden.conf", f"{at}/etc/d/.hidden.conf"
     ]  # fmt: skip
     assert host.glob(f"{at}/etc/nothing/*") == []
+
+
+def test_many_threads_at_once_get_the_answers_one_gets_alone(subject):
+    """Checks run concurrently; over SSH they share one SFTP session, requests pipelined,
+    so every answer (and every error) must reach the thread that asked for it."""
+    host, at = subject
+
+    def answers(path: str) -> tuple:
+        found = []
+        for ask in (host.read_bytes, host.stat, host.listdir, host.readlink):
+            try:
+                found.append(ask(f"{at}{path}"))
+            except HostError as exc:
+                found.append(str(exc))
+        return tuple(found)
+
+    paths = ["/etc/app.conf", "/etc/link.conf", "/etc/d", "/etc/missing", "/etc/fifo",
+             "/etc/secret", "/etc/conf.d/a.conf", "/etc/dangling.conf"] * 8  # fmt: skip
+    alone = [answers(path) for path in paths]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        assert list(pool.map(answers, paths)) == alone
 
 
 def test_commands_alike(subject):

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import hashlib
 import lzma
 import re
+import threading
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from checks.hosts import Host, HostError
 from checks.parsers.deb822 import Deb822Error, stanzas
@@ -25,6 +29,10 @@ APT_HELPER = "/usr/lib/apt/apt-helper"
 _DECOMPRESS = {".gz": gzip.decompress, ".xz": lzma.decompress, ".bz2": bz2.decompress}
 _WITH_APT_HELPER = (".lz4", ".zst")
 _PACKAGES = re.compile(r"_Packages(\.gz|\.xz|\.bz2|\.lz4|\.zst)?$")
+#: Parsed indexes kept for the next host (``package_versions``), by digest, oldest first.
+_PARSED: dict[bytes, Mapping[tuple[str, str], str]] = {}
+_PARSED_KEPT = 8
+_PARSED_LOCK = threading.Lock()
 #: One of the three fields, or an empty line (the end of a stanza).
 _WANTED = re.compile(r"^(?:(Package|Version|Architecture):[ \t]*(\S+)[ \t]*)?$", re.M | re.I)
 _SIGNED_BODY = re.compile(
@@ -107,13 +115,29 @@ def read_index(host: Host, path: str) -> str:
     return host.read_text(path)
 
 
-def package_versions(text: str) -> dict[tuple[str, str], str]:
+def package_versions(text: str) -> Mapping[tuple[str, str], str]:
     """(package, architecture) -> version, the newest when an index lists several.
 
     Only those three fields and the blank lines between stanzas are looked at: an index apt
     accepted (signed, hash-checked) needs no other validation, and one pass of one pattern
-    keeps a 3 MB index at a few milliseconds.
+    keeps a 3 MB index at a few milliseconds. The hosts of a fleet mostly download the
+    same indexes from the same mirror, so the last few results are kept, by a digest of
+    the text (not the text: the agent runs for months): parsing one per host was a fifth
+    of a fleet audit's CPU in this process. Read-only, as it is shared.
     """
+    digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
+    with _PARSED_LOCK:
+        parsed = _PARSED.get(digest)
+    if parsed is None:
+        parsed = MappingProxyType(_newest_versions(text))
+        with _PARSED_LOCK:
+            _PARSED[digest] = parsed
+            while len(_PARSED) > _PARSED_KEPT:
+                del _PARSED[next(iter(_PARSED))]  # the oldest
+    return parsed
+
+
+def _newest_versions(text: str) -> dict[tuple[str, str], str]:
     versions: dict[tuple[str, str], str] = {}
     fields: dict[str, str] = {}
     for name, value in [*_WANTED.findall(text), ("", "")]:
