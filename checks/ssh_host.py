@@ -24,10 +24,10 @@ import socket
 import stat as statlib
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from checks.hosts import (
     DEFAULT_COMMAND_TIMEOUT,
@@ -53,8 +53,12 @@ if TYPE_CHECKING:
 DEFAULT_SFTP_SERVER = "/usr/lib/openssh/sftp-server"
 #: The PATH a root login on Debian has; ``which`` looks there, as LocalHost adds the sbins.
 REMOTE_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
-#: SFTP sessions per host: checks run concurrently, and one session answers one at a time.
+T = TypeVar("T")
+#: SFTP sessions per host at most (fewer where sshd's MaxSessions says so: _SessionGate):
+#: checks run concurrently, and one session answers one at a time.
 DEFAULT_SFTP_SESSIONS = 3
+#: Seconds a refused session is retried while we hold none (sshd frees slots a moment late).
+REFUSED_GRACE = 2.0
 #: An SFTP request or a tunnelled connection that gets no answer this long has failed.
 IO_TIMEOUT = 30.0
 #: Seconds a timed-out command gets between TERM and KILL (coreutils ``timeout -k``).
@@ -81,7 +85,8 @@ class SSHHost(Host):
         self.outside_address = None if connection.jumps else connection.endpoint.hostname
         self.sudo = sudo
         self._sudo = ("sudo", "-n", "--") if sudo else ()
-        self._files = _SFTPFiles(self._open_sftp, sftp_server, sftp_sessions)
+        self._gate = _SessionGate()
+        self._files = _SFTPFiles(self._open_sftp, sftp_server, sftp_sessions, self._gate)
         self._account_names = AccountNames(self.read_text)
         if sudo:
             self._files.check_sudo()
@@ -196,7 +201,7 @@ class SSHHost(Host):
         """Exit code, stdout and stderr of one command; raises TimeoutError past ``timeout``."""
         deadline = time.monotonic() + timeout
         with _ssh_errors(self.connection):
-            channel = self.connection.transport.open_session(timeout=IO_TIMEOUT)
+            channel = self._gate.open(self._new_session, self._files.reclaim)
             try:
                 channel.exec_command(command)
                 channel.shutdown_write()  # stdin: nothing, as LocalHost's /dev/null
@@ -222,6 +227,10 @@ class SSHHost(Host):
                 return channel.recv_exit_status(), bytes(stdout), bytes(stderr)
             finally:
                 channel.close()
+                self._gate.release()
+
+    def _new_session(self) -> paramiko.Channel:
+        return self.connection.transport.open_session(timeout=IO_TIMEOUT)
 
     # --- sockets, processes, probes ------------------------------------------------------
 
@@ -275,33 +284,110 @@ class SSHHost(Host):
         return ours
 
     def _open_sftp(self, server: str, as_root: bool) -> paramiko.SFTPClient:
+        """An SFTP session, its channel counted by the gate (the caller releases it when
+        it closes the client)."""
         import paramiko
 
         with _ssh_errors(self.connection):
-            if not as_root:
-                client = self.connection.client.open_sftp()
-                client.get_channel().settimeout(IO_TIMEOUT)
-                return client
-            channel = self.connection.transport.open_session(timeout=IO_TIMEOUT)
-            channel.settimeout(IO_TIMEOUT)
-            channel.exec_command(shlex.join(["sudo", "-n", "--", server]))
+            channel = self._gate.open(self._new_session, self._files.reclaim)
             try:
+                channel.settimeout(IO_TIMEOUT)
+                if as_root:
+                    channel.exec_command(shlex.join(["sudo", "-n", "--", server]))
+                else:
+                    channel.invoke_subsystem("sftp")
                 return paramiko.SFTPClient(channel)
-            except (paramiko.SSHException, EOFError) as exc:
+            except BaseException as exc:
                 said = channel.recv_stderr(4096).decode("utf-8", "replace").strip()
                 channel.close()
-                raise ConnectError(
-                    f"{self.connection.endpoint}: sudo -n {server} failed: {said or exc}"
-                ) from exc
+                self._gate.release()
+                if as_root and isinstance(exc, (paramiko.SSHException, EOFError)):
+                    raise ConnectError(
+                        f"{self.connection.endpoint}: sudo -n {server} failed: {said or exc}"
+                    ) from exc
+                raise
+
+
+class _SessionGate:
+    """Opens a host's session channels (exec, SFTP) within what its sshd allows.
+
+    sshd refuses a session beyond ``MaxSessions`` (OpenSSH: "open failed", code 2), and a
+    server hardened as our own baseline asks (LAPP-SSH-022) allows 2 or even 1. A session
+    refused while we hold others teaches the limit: the sessions we hold then. Past it, a
+    new session first closes an idle SFTP session of ours (``reclaim``), else waits for one
+    of ours to close; the SFTP pool closes a session it would keep idle while one waits.
+    sshd frees a closed session's slot a moment after our close, so a refusal while we
+    hold none is retried for REFUSED_GRACE seconds before it counts.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._held = 0
+        self._limit: int | None = None
+        self._waiting = 0
+
+    @property
+    def contended(self) -> bool:
+        with self._changed:
+            return self._waiting > 0
+
+    def open(self, open_session: Callable[[], T], reclaim: Callable[[], bool]) -> T:
+        """``open_session()`` once a session may be opened; raises HostError when none
+        frees up within IO_TIMEOUT, and whatever else ``open_session`` raises."""
+        import paramiko
+
+        started = time.monotonic()
+        while True:
+            with self._changed:
+                free = self._limit is None or self._held < self._limit
+                if free:
+                    self._held += 1
+            if free:
+                try:
+                    return open_session()
+                except paramiko.ChannelException:
+                    with self._changed:
+                        self._held -= 1
+                        self._changed.notify()
+                        if self._held > 0:
+                            self._limit = self._held  # the server's MaxSessions
+                        elif time.monotonic() - started > REFUSED_GRACE:
+                            raise  # refused with none of ours open: not a limit of ours
+                    self._wait(0.02)
+                    continue
+                except BaseException:
+                    self.release()
+                    raise
+            if reclaim():
+                continue
+            if time.monotonic() - started > IO_TIMEOUT:
+                raise HostError(
+                    f"no SSH session free after {IO_TIMEOUT:g}s (MaxSessions {self._limit})"
+                )
+            self._wait(0.5)
+
+    def _wait(self, seconds: float) -> None:
+        """Until one of our sessions closes, or ``seconds`` pass."""
+        with self._changed:
+            self._waiting += 1
+            self._changed.wait(seconds)
+            self._waiting -= 1
+
+    def release(self) -> None:
+        """A session opened through ``open`` has closed."""
+        with self._changed:
+            self._held -= 1
+            self._changed.notify()
 
 
 class _SFTPFiles(GlobMatcher):
     """File operations over a few SFTP sessions, each used by one thread at a time (an SFTP
     client answers requests in order and is not safe to share). Raises OSError."""
 
-    def __init__(self, opener, server: str, sessions: int):
+    def __init__(self, opener, server: str, sessions: int, gate: _SessionGate):
         self._open = opener
         self._server = server
+        self._gate = gate
         self._idle: queue.LifoQueue = queue.LifoQueue()
         self._slots = threading.Semaphore(max(1, sessions))
         self._all: list = []
@@ -329,12 +415,32 @@ class _SFTPFiles(GlobMatcher):
             try:
                 yield client
             except (paramiko.SSHException, EOFError) as exc:
-                client.close()  # a session that failed mid-request is not reused
+                self._discard(client)  # a session that failed mid-request is not reused
                 raise ConnectionResetError(errno.ECONNRESET, f"SSH connection lost: {exc}") from exc
             except BaseException:
-                self._idle.put(client)  # a refused request leaves the session usable
+                self._put_back(client)  # a refused request leaves the session usable
                 raise
+            self._put_back(client)
+
+    def _put_back(self, client: paramiko.SFTPClient) -> None:
+        """Keep a session for the next request, unless another channel waits for its slot."""
+        if self._gate.contended:
+            self._discard(client)
+        else:
             self._idle.put(client)
+
+    def _discard(self, client: paramiko.SFTPClient) -> None:
+        client.close()
+        self._gate.release()
+
+    def reclaim(self) -> bool:
+        """Close an idle session so that its slot serves another channel; False if none."""
+        try:
+            client = self._idle.get_nowait()
+        except queue.Empty:
+            return False
+        self._discard(client)
+        return True
 
     def close(self) -> None:
         with self._lock:

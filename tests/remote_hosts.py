@@ -101,10 +101,16 @@ class Lan:
     # --- hosts -------------------------------------------------------------------------------
 
     def add_host(
-        self, name: str, fixture: Path, *, sshd_options: tuple[str, ...] = ()
+        self,
+        name: str,
+        fixture: Path,
+        *,
+        sshd_options: tuple[str, ...] = (),
+        max_sessions: int = 100,
     ) -> RemoteHost:
         """A host whose /etc is the machine's with ``fixture``'s etc/ laid over it, running
-        sshd on port 22 of a fresh address. The test key logs in as root or ``auditor``."""
+        sshd on port 22 of a fresh address. The test key logs in as root or ``auditor``.
+        ``max_sessions`` replaces the fixture's MaxSessions (the hardened one says 2)."""
         host = self._attach(name)
         host.tree = build_tree(self.workdir / name / "tree", fixture)
         private = self.workdir / name / "private"
@@ -129,7 +135,7 @@ class Lan:
             "-o", "AuthorizedKeysFile=/etc/lappguard-test-keys/%u",
             "-o", "AllowUsers=root auditor",
             "-o", "PermitRootLogin=prohibit-password", "-o", "UsePAM=no",
-            "-o", "StrictModes=no", "-o", "MaxStartups=200", "-o", "MaxSessions=100",
+            "-o", "StrictModes=no", "-o", "MaxStartups=200", "-o", f"MaxSessions={max_sessions}",
             # probes reach ports through the connection, which the fixture's sshd_config forbids
             "-o", "AllowTcpForwarding=yes", "-o", "PerSourceMaxStartups=none",
             *(item for option in sshd_options for item in ("-o", option)),

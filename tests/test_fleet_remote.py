@@ -94,13 +94,14 @@ def by_id(report) -> dict:
     return {r.check_id: r for r in report.results}
 
 
-def test_every_file_based_check_over_ssh_equals_root_on_the_same_view(network):
-    reports = run_fleet(network, inventory(network, "web", "old", "db"))
+def compared_with_root(net: Lan, reports: dict) -> int:
+    """Assert that each host's file-based verdicts over SSH equal a --root audit of its
+    view; returns how many verdicts were compared."""
     policies = load_policies([BASELINE], VARIABLES)
     checks = {check.id: check for check in policies[0].checks}
     compared = 0
     for name, report in reports.items():
-        local = by_id(audit_host(policies, LocalHost(root=network.hosts[name].view)))
+        local = by_id(audit_host(policies, LocalHost(root=net.hosts[name].view)))
         for check_id, remote in by_id(report).items():
             here = local[check_id]
             if here.status == Status.SKIP and "running system" in here.reason:
@@ -111,7 +112,12 @@ def test_every_file_based_check_over_ssh_equals_root_on_the_same_view(network):
             assert remote.status == here.status, (name, check_id, remote, here)
             if checks[check_id].type_name not in COMMAND_JUDGED:
                 assert (remote.evidence, remote.reason) == (here.evidence, here.reason), check_id
-    assert compared > 3 * 35
+    return compared
+
+
+def test_every_file_based_check_over_ssh_equals_root_on_the_same_view(network):
+    reports = run_fleet(network, inventory(network, "web", "old", "db"))
+    assert compared_with_root(network, reports) > 3 * 35
     web, old, db = by_id(reports["web"]), by_id(reports["old"]), by_id(reports["db"])
     assert web["LAPP-SSH-001"].status == Status.PASS
     assert old["LAPP-SSH-001"].status == old["LAPP-PHP-001"].status == Status.FAIL
@@ -124,6 +130,21 @@ def test_every_file_based_check_over_ssh_equals_root_on_the_same_view(network):
     assert db["LAPP-PG-010"].status == Status.FAIL
     assert web["LAPP-PG-010"].status == Status.PASS
     assert network.hosts["db"].address in db["LAPP-PG-010"].evidence[0]
+
+
+@pytest.mark.parametrize("sessions", [1, 2])
+def test_a_host_allowing_few_sessions_per_connection_is_audited_alike(network, tmp_path, sessions):
+    """LAPP-SSH-022 asks for MaxSessions 2 or less (1 passes too): a host hardened so is
+    audited as fully as one that lets us open many sessions; the checks' SFTP and command
+    channels wait for each other instead of failing."""
+    name = f"tight{sessions}"
+    network.trust(network.add_host(name, hardened_root(tmp_path), max_sessions=sessions))
+    reports = run_fleet(network, inventory(network, name))
+    results = reports[name].results
+    assert not [r for r in results if r.check_id == HOST_CHECK_ID], results
+    ssh022 = by_id(reports[name])["LAPP-SSH-022"]
+    assert ssh022.status == Status.PASS, (ssh022.reason, ssh022.evidence)
+    assert compared_with_root(network, reports) > 35
 
 
 def test_the_outside_view_is_asked_from_the_auditing_machine(network):
