@@ -37,6 +37,7 @@ from agent.detect.logformats import DEBIAN_PG_PREFIX, PostgresPrefix
 from agent.detect.memory import ProcessMemory
 from agent.detect.postgres import JSONLOG, STDERR, sniff_postgres_format
 from agent.detect.rules import Rule, load_rules, rule_source
+from agent.scan_why import REASONS, NotBanned, Peaks, host_addresses, not_banned
 from checks.visible import visible
 from checks.yamlsource import InputError, Problem
 
@@ -78,6 +79,7 @@ class ScanResult:
     severity: dict[str, str] = field(default_factory=dict)  # of each rule
     reasons: list[str] = field(default_factory=list)  # why each ban, as bans show says
     unread: list[str] = field(default_factory=list)  # why each file left out was not read
+    not_banned: list[NotBanned] = field(default_factory=list)  # why not, nearest a ban first
 
 
 @dataclass(frozen=True)
@@ -377,6 +379,9 @@ def _replay(
     bans: list[Decision] = []
     kept: list[tuple[str, Event]] = []
     keep = options.keep_events
+    # how near a ban each address came: for the reports, not for --format events
+    peaks = None if keep else Peaks(jails)
+    seen = None if peaks is None else peaks.seen
     for record in records:
         when, rule, ip, confidence = record[0], record[1], record[2], record[3]
         addresses.append(ip)
@@ -384,6 +389,8 @@ def _replay(
         decision = count(rule, ip, when, when, confidence)
         if decision is not None:
             bans.append(decision)
+        elif seen is not None:
+            seen(rule, ip)
         if keep:
             if on_event is not None:
                 on_event.event(record[4].source, record[4])
@@ -398,6 +405,8 @@ def _replay(
     by_name = {jail.name: jail for jail in config.jails}
     result.reasons = [decision.why(by_name[decision.jail]) for decision in bans]
     result.notes = _notes(result, options)
+    if peaks is not None:
+        result.not_banned = not_banned(by_ip, bans, config, peaks, host_addresses())
     return result
 
 
@@ -496,9 +505,24 @@ def render_json(result: ScanResult, out: TextIO) -> None:
         ],
         "notes": result.notes,
         "unread": result.unread,
+        "not_banned": [_not_banned_json(entry) for entry in result.not_banned],
     }
     json.dump(document, out, indent=2)
     out.write("\n")
+
+
+def _not_banned_json(entry: NotBanned) -> dict:
+    return {
+        "ip": entry.ip,
+        "events": entry.events,
+        "reason": entry.reason,
+        "why": entry.why,
+        "jails": [
+            {"jail": p.jail, "most": p.most, "maxretry": p.maxretry, "findtime": p.findtime}
+            for p in entry.peaks
+        ],
+        "weight": round(entry.weight, 6),
+    }
 
 
 def render_events(result: ScanResult, out: TextIO) -> None:
@@ -593,6 +617,8 @@ def render_text(result: ScanResult, out: TextIO) -> None:
         write("  (none)\n")
     for decision, why in zip(result.bans, result.reasons, strict=True):
         write(f"  {decision.ip:<39}  {decision.jail:<12}  at {_iso(decision.time)}  ({why})\n")
+    if result.not_banned:
+        _write_not_banned(result.not_banned, write)
     if result.notes:
         write("\nNotes:\n")
         for note in result.notes:
@@ -601,6 +627,33 @@ def render_text(result: ScanResult, out: TextIO) -> None:
         write(f"\nNot read ({len(result.unread)}):\n")
         for reason in result.unread:
             write(f"  - {reason}\n")
+
+
+def _write_not_banned(entries: list[NotBanned], write: Callable[[str], object]) -> None:
+    """A line per reason, then the addresses nearest a ban: thousands of addresses must
+    not bury the report (``--format json`` lists them all)."""
+    write(f"\nNot banned ({len(entries)} with events):\n")
+    by_reason: dict[str, list[NotBanned]] = {}
+    for entry in entries:
+        by_reason.setdefault(entry.reason, []).append(entry)
+    for reason, label in REASONS.items():
+        listed = by_reason.get(reason)
+        if not listed:
+            continue
+        if reason == "below_threshold":
+            write(f"  {len(listed):>8}  {label}\n")
+            continue
+        shown = ", ".join(entry.ip for entry in listed[:3]) + (", ..." if len(listed) > 3 else "")
+        write(f"  {len(listed):>8}  {label}: {shown}\n")
+    nearest = by_reason.get("below_threshold", [])[:_TOP]
+    if nearest:
+        write("Nearest to a ban:\n")
+    for entry in nearest:
+        write(f"  {entry.ip:<39}  {_events(entry.events):>10}  {entry.why}\n")
+
+
+def _events(count: int) -> str:
+    return f"{count} event" if count == 1 else f"{count} events"
 
 
 RENDERERS = {"text": render_text, "json": render_json, "events": render_events}
