@@ -47,6 +47,8 @@ _LONG_LINE_KEEP = 4 * MAX_LINE + 8
 _TOP = 10
 #: Characters of the matched line an event of ``--format events`` carries at most.
 EXCERPT = 200
+#: Lines that gave no event ``--verbose`` shows per log kind (fail2ban-regex's "missed lines").
+MISSED_SAMPLES = 5
 
 
 class ScanError(Exception):
@@ -63,6 +65,7 @@ class FileReport:
     kind: str | None
     counters: Counters
     log_format: str | None = None
+    missed: list[tuple[int, str]] = field(default_factory=list)  # (line, excerpt), --verbose
 
 
 @dataclass
@@ -80,6 +83,8 @@ class ScanResult:
     reasons: list[str] = field(default_factory=list)  # why each ban, as bans show says
     unread: list[str] = field(default_factory=list)  # why each file left out was not read
     not_banned: list[NotBanned] = field(default_factory=list)  # why not, nearest a ban first
+    #: with --verbose: by log kind, (file, line, excerpt) of lines that gave no event
+    missed: dict[str, list[tuple[str, int, str]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,7 @@ class ScanOptions:
     postgres_prefix: str = DEBIAN_PG_PREFIX
     tz: tzinfo | None = None
     keep_events: bool = False
+    verbose: bool = False  # sample the lines that gave no event
 
 
 # --------------------------------------------------------------------------- reading
@@ -277,6 +283,8 @@ def _scan_file(
     settings = (options, kind, log_format)
     detector = detector_for(settings)
     report = FileReport(path, kind, detector.counters, log_format)
+    if options.verbose:
+        report.missed = missed_lines(settings, path, first)
     from agent import scan_ranges  # here: it imports this module
 
     workers = scan_ranges.workers_for(path)
@@ -292,6 +300,24 @@ def _scan_file(
 
 #: How one file is scanned: the options, its kind and its format.
 Settings = tuple[ScanOptions, str, "str | None"]
+
+
+def missed_lines(settings: Settings, path: str, first: bytes) -> list[tuple[int, str]]:
+    """Up to MISSED_SAMPLES non-blank lines of a file's first block that gave no event,
+    (line number, excerpt) each: what the rules do not see, as fail2ban-regex's missed
+    lines show. A detector of their own reads the block again, so the scan's detector
+    (maybe in worker processes, for a big file) counts each line once; only ``--verbose``
+    pays for it."""
+    kind = settings[1]
+    hits, _ = detector_for(settings).hits_block(first, kind, path, 1, numbered=True)
+    matched = {hit[6] for hit in hits}
+    samples: list[tuple[int, str]] = []
+    for number, raw in enumerate(first.split(b"\n"), 1):
+        if number not in matched and raw.strip():
+            samples.append((number, excerpt(raw.decode("utf-8", "replace"))))
+            if len(samples) == MISSED_SAMPLES:
+                break
+    return samples
 
 
 def detector_for(settings: Settings, memory: ProcessMemory | None = None) -> Detector:
@@ -405,9 +431,23 @@ def _replay(
     by_name = {jail.name: jail for jail in config.jails}
     result.reasons = [decision.why(by_name[decision.jail]) for decision in bans]
     result.notes = _notes(result, options)
+    if options.verbose:
+        result.missed = _missed_by_kind(reports)
     if peaks is not None:
         result.not_banned = not_banned(by_ip, bans, config, peaks, host_addresses())
     return result
+
+
+def _missed_by_kind(reports: list[FileReport]) -> dict[str, list[tuple[str, int, str]]]:
+    """The files' missed lines by kind, the first MISSED_SAMPLES of each, in file order."""
+    by_kind: dict[str, list[tuple[str, int, str]]] = {}
+    for report in reports:
+        if report.kind is None:
+            continue
+        samples = by_kind.setdefault(report.kind, [])
+        for number, text in report.missed[: MISSED_SAMPLES - len(samples)]:
+            samples.append((report.path, number, text))
+    return {kind: samples for kind, samples in by_kind.items() if samples}
 
 
 def _no_clock() -> float:
@@ -507,6 +547,11 @@ def render_json(result: ScanResult, out: TextIO) -> None:
         "unread": result.unread,
         "not_banned": [_not_banned_json(entry) for entry in result.not_banned],
     }
+    if result.missed is not None:
+        document["missed_samples"] = {
+            kind: [{"file": path, "line": number, "text": text} for path, number, text in samples]
+            for kind, samples in result.missed.items()
+        }
     json.dump(document, out, indent=2)
     out.write("\n")
 
@@ -619,6 +664,14 @@ def render_text(result: ScanResult, out: TextIO) -> None:
         write(f"  {decision.ip:<39}  {decision.jail:<12}  at {_iso(decision.time)}  ({why})\n")
     if result.not_banned:
         _write_not_banned(result.not_banned, write)
+    if result.missed is not None:
+        write(f"\nMissed lines (gave no event; at most {MISSED_SAMPLES} of each kind):\n")
+        if not result.missed:
+            write("  (none)\n")
+        for kind, samples in result.missed.items():
+            write(f"  {kind}:\n")
+            for path, number, text in samples:
+                write(f"    {path}:{number}: {text}\n")
     if result.notes:
         write("\nNotes:\n")
         for note in result.notes:
@@ -726,6 +779,13 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ZONE",
         help="zone of timestamps that carry none, e.g. Europe/Paris (default: this host's)",
     )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help=f"also show up to {MISSED_SAMPLES} lines of each log kind that gave no event "
+        "(missed lines, as fail2ban-regex prints), from the start of each file",
+    )
 
 
 def run_scan(args: argparse.Namespace) -> int:
@@ -824,6 +884,7 @@ def _options(args: argparse.Namespace) -> ScanOptions:
         postgres_prefix=args.pg_prefix,
         tz=tz,
         keep_events=args.format == "events",
+        verbose=args.verbose,
     )
 
 

@@ -94,3 +94,35 @@ def test_this_hosts_own_address_is_never_banned_and_said_so(tmp_path: Path):
     log.write_text("".join(failed(second, own[0]) for second in range(3)))
     report = json.loads(run("--format", "json", str(log)).stdout)
     assert [(e["ip"], e["reason"]) for e in report["not_banned"]] == [(own[0], "this_host")]
+
+
+QUIET = "2025-03-01T10:00:00.000000+00:00 web1 CRON[9]: (root) CMD (run-parts /etc/cron.hourly)\n"
+
+
+def test_verbose_shows_missed_lines_per_kind_and_only_then(tmp_path: Path):
+    log = tmp_path / "auth.log"
+    log.write_text(failed(0, "203.0.113.7") + QUIET * 7)
+    text = run("--verbose", str(log)).stdout
+    assert "Missed lines (gave no event; at most 5 of each kind):\n  sshd:\n" in text
+    assert text.count(f"    {log}:") == 5 and f"{log}:2: {QUIET}" in text
+    assert f"{log}:1:" not in text  # the failed password gave an event
+    report = json.loads(run("--format", "json", "-v", str(log)).stdout)
+    assert [(s["file"], s["line"]) for s in report["missed_samples"]["sshd"]] == [
+        (str(log), line) for line in range(2, 7)
+    ]
+    assert "Missed lines" not in run(str(log)).stdout
+    assert "missed_samples" not in json.loads(run("--format", "json", str(log)).stdout)
+
+
+def test_verbose_samples_a_big_file_scanned_in_parallel(tmp_path: Path):
+    from agent import scan_ranges
+
+    log = tmp_path / "auth.log"
+    log.write_text(
+        failed(0, "203.0.113.7") + QUIET * (scan_ranges.PARALLEL_MIN_BYTES // len(QUIET))
+    )
+    if scan_ranges.workers_for(str(log)) < 2:
+        pytest.skip("one core: big files are scanned serially")
+    report = json.loads(run("--format", "json", "--verbose", str(log)).stdout)
+    assert [s["line"] for s in report["missed_samples"]["sshd"]] == [2, 3, 4, 5, 6]
+    assert report["events"] == 1
