@@ -37,6 +37,7 @@ from agent.detect.logformats import DEBIAN_PG_PREFIX, PostgresPrefix
 from agent.detect.memory import ProcessMemory
 from agent.detect.postgres import JSONLOG, STDERR, sniff_postgres_format
 from agent.detect.rules import Rule, load_rules, rule_source
+from agent.scan_progress import ScanProgress, progress_for
 from agent.scan_why import REASONS, NotBanned, Peaks, host_addresses, not_banned
 from checks.visible import visible
 from checks.yamlsource import InputError, Problem
@@ -191,6 +192,7 @@ def scan(
     options: ScanOptions,
     on_event: EventSink | None = None,
     on_unread: Callable[[str], None] | None = None,
+    progress: ScanProgress | None = None,
 ) -> ScanResult:
     """Scan files. One that cannot be read, or is not empty and of no kind we can tell, is
     left out and the others scanned: a log glob (``/var/log/apache2/*.log``) holds files
@@ -198,7 +200,7 @@ def scan(
     out is in ``ScanResult.unread``, and goes to ``on_unread`` as soon as it is known.
 
     With ``options.keep_events``, events go to ``on_event`` as they are replayed (kept in
-    the result when there is none)."""
+    the result when there is none). ``progress`` hears of every block read."""
     streams: list[Iterator[tuple]] = []
     reports: list[FileReport] = []
     handles: list[BinaryIO] = []
@@ -215,7 +217,9 @@ def scan(
                 try:
                     handle = _open(path)
                     handles.append(handle)
-                    report, records = _scan_file(path, handle, options, left_out, on_event)
+                    report, records = _scan_file(
+                        path, handle, options, left_out, on_event, progress
+                    )
                 except ScanError as exc:
                     left_out(str(exc))
                     continue
@@ -260,6 +264,7 @@ def _scan_file(
     options: ScanOptions,
     left_out: Callable[[str], None],
     sink: EventSink | None = None,
+    progress: ScanProgress | None = None,
 ) -> tuple[FileReport, Iterator[tuple]]:
     """The report of a file (filled as its records are consumed) and its records: (time,
     rule, ip, confidence) for the counts, with the Event appended when events are kept.
@@ -290,8 +295,10 @@ def _scan_file(
     workers = scan_ranges.workers_for(path)
     if workers > 1:
         blocks.close()
-        hits = scan_ranges.parallel_hits(path, settings, report.counters, workers)
+        hits = scan_ranges.parallel_hits(path, settings, report.counters, workers, progress)
     else:
+        if progress is not None:
+            blocks = _progressing(first, blocks, handle, progress)
         hits = _file_hits(path, kind, detector, first, blocks, options.keep_events)
     if options.keep_events:
         return report, ((*hit[:4], event_of(hit, kind, path)) for hit in hits)
@@ -363,6 +370,30 @@ def _flushing(blocks: Iterator[bytes], sink: EventSink) -> Iterator[bytes]:
     for block in blocks:
         yield block
         sink.flush()
+
+
+def _progressing(
+    first: bytes, blocks: Iterator[bytes], handle: BinaryIO, progress: ScanProgress
+) -> Iterator[bytes]:
+    """The blocks after ``first`` (read already), telling ``progress`` of each, ``first``
+    at once: the bytes read on disk (of the compressed file, for a .gz, as its size counts
+    in the total) and the lines."""
+    seen = _on_disk(handle)
+    progress.advance(seen, first.count(b"\n"))
+    for block in blocks:
+        position = _on_disk(handle)
+        progress.advance(position - seen, block.count(b"\n"))
+        seen = position
+        yield block
+
+
+def _on_disk(handle: BinaryIO) -> int:
+    """How far into the file on disk ``handle`` has read (0 for a pipe)."""
+    raw = getattr(handle, "fileobj", handle)  # a GzipFile reads its compressed file
+    try:
+        return raw.tell()
+    except (OSError, ValueError):
+        return 0
 
 
 def _name(path: str) -> str:
@@ -804,7 +835,13 @@ def run_scan(args: argparse.Namespace) -> int:
     if args.format == "events":
         stream = EventStream(sys.stdout, {rule.id: rule.severity for rule in options.rules})
     try:
-        result = scan(args.files, options, stream, _warn)
+        progress = progress_for(args.files, sys.stderr)
+        warn = _warn if progress is None else _warning_over(progress)
+        try:
+            result = scan(args.files, options, stream, warn, progress)
+        finally:
+            if progress is not None:
+                progress.erase()
         if stream is not None:
             stream.flush()
         elif result.files:
@@ -824,6 +861,16 @@ def _render(render: Callable[[ScanResult, TextIO], None], result: ScanResult) ->
 
 def _warn(reason: str) -> None:
     print(f"lappguard scan: {reason}", file=sys.stderr, flush=True)
+
+
+def _warning_over(progress: ScanProgress) -> Callable[[str], None]:
+    """:func:`_warn`, on a line of its own: the progress line is erased first."""
+
+    def warn(reason: str) -> None:
+        progress.erase()
+        _warn(reason)
+
+    return warn
 
 
 def _not_written(error: OSError) -> int:

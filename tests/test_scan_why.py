@@ -4,6 +4,7 @@ it came (issue 8): the real command on real files."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -126,3 +127,52 @@ def test_verbose_samples_a_big_file_scanned_in_parallel(tmp_path: Path):
     report = json.loads(run("--format", "json", "--verbose", str(log)).stdout)
     assert [s["line"] for s in report["missed_samples"]["sshd"]] == [2, 3, 4, 5, 6]
     assert report["events"] == 1
+
+
+def _big_logs(tmp_path: Path, files: int) -> list[Path]:
+    """Logs adding up to PROGRESS_MIN_BYTES: one file is scanned in parallel ranges (on
+    two cores or more), four quarters each serially."""
+    from agent.scan_progress import PROGRESS_MIN_BYTES
+
+    chunk = QUIET * 10_000
+    logs = [tmp_path / f"auth.log.{number}" for number in range(files)]
+    for log in logs:
+        with log.open("w") as out:
+            out.write(failed(0, "203.0.113.7"))
+            for _ in range(PROGRESS_MIN_BYTES // files // len(chunk) + 1):
+                out.write(chunk)
+    return logs
+
+
+@pytest.mark.parametrize("files", [1, 4])
+def test_progress_is_shown_on_a_terminal_for_a_big_input_and_nothing_on_a_pipe(
+    tmp_path: Path, files: int
+):
+    logs = [str(log) for log in _big_logs(tmp_path, files)]
+    size = sum(Path(log).stat().st_size for log in logs) >> 20
+    leader, follower = os.openpty()
+    try:
+        done = subprocess.run(
+            [lappguard_command(), "scan", "--format", "json", *logs],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.close(follower)
+    shown = b""
+    while True:  # until the terminal's other side is drained (EIO once it is closed)
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert done.returncode == 0 and json.loads(done.stdout)["events"] == files
+    assert f"\r\x1b[Kread 0/{size} MB, 0 lines".encode() in shown, shown[:200]
+    assert shown.endswith(b"\r\x1b[K")  # erased: nothing left on the terminal
+    piped = run("--format", "json", *logs)
+    assert (piped.returncode, piped.stderr) == (0, "")
