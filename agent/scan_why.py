@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Sequence, Set
 from dataclasses import dataclass
 
-from agent.bans.jails import LOOPBACK, Decision, JailConfig, Jails, Network, span
+from agent.bans.jails import LOOPBACK, Decision, Jail, JailConfig, Jails, Network, span
 
 #: Reasons an address with events was not banned, in the order the report lists them.
 REASONS = {
@@ -78,7 +78,7 @@ class Peaks:
         by_jail = self.most.get(ip)
         if by_jail is None:
             by_jail = self.most[ip] = {}
-        if in_window >= by_jail.get(jail.name, 0):
+        if in_window > by_jail.get(jail.name, -1):  # 0 too: the jail saw the address
             by_jail[jail.name] = in_window
         if weight > self.weight.get(ip, 0.0):
             self.weight[ip] = weight
@@ -120,11 +120,15 @@ def not_banned(
     return found
 
 
-def _below(ip: str, events: int, peaks: Peaks, jails: dict, long_window: float) -> NotBanned:
-    """An address the jails counted that filled no window: how full each one got."""
+def _below(
+    ip: str, events: int, peaks: Peaks, jails: dict[str, Jail], long_window: float
+) -> NotBanned:
+    """An address the jails counted that filled no window: how full each one got (a jail
+    whose own allowlist holds it aside, as it never counts it)."""
     listed = tuple(
         Peak(name, most, jails[name].maxretry, jails[name].findtime)
         for name, most in sorted(peaks.most[ip].items())
+        if not _in(ip, jails[name].allowlist)
     )
     weight = peaks.weight.get(ip, 0.0)
     parts = [f"at most {p.most} of {p.maxretry} in {span(p.findtime)} ({p.jail})" for p in listed]

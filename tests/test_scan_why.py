@@ -176,3 +176,16 @@ def test_progress_is_shown_on_a_terminal_for_a_big_input_and_nothing_on_a_pipe(
     assert shown.endswith(b"\r\x1b[K")  # erased: nothing left on the terminal
     piped = run("--format", "json", *logs)
     assert (piped.returncode, piped.stderr) == (0, "")
+
+
+def test_many_addresses_give_a_line_per_reason_and_the_ten_nearest_a_ban(tmp_path: Path):
+    log = tmp_path / "auth.log"
+    lines = [failed(n, f"198.51.100.{n % 30}") for n in range(30 * 4 - 20)]  # 10 with 4
+    log.write_text("".join(sorted(lines)))
+    text = run(str(log)).stdout
+    assert "Not banned (30 with events):\n        30  below every threshold\n" in text
+    nearest = text.split("Nearest to a ban:\n")[1].split("\n\n")[0].splitlines()
+    assert len(nearest) == 10 and all("at most 4 of 5 in 10m (sshd)" in n for n in nearest)
+    report = json.loads(run("--format", "json", str(log)).stdout)
+    most = [entry["jails"][0]["most"] for entry in report["not_banned"]]
+    assert most == [4] * 10 + [3] * 20
