@@ -66,7 +66,8 @@ class Peaks:
 
     def __init__(self, jails: Jails) -> None:
         self._jails = jails
-        self.most: dict[str, dict[str, int]] = {}
+        #: by (address, jail): one flat dict, as a flood brings a million addresses
+        self.most: dict[tuple[str, str], int] = {}
         self.weight: dict[str, float] = {}
 
     def seen(self, rule: str, ip: str) -> None:
@@ -75,11 +76,9 @@ class Peaks:
         if jail is None:
             return
         in_window, weight = self._jails.standing(ip, jail.name)
-        by_jail = self.most.get(ip)
-        if by_jail is None:
-            by_jail = self.most[ip] = {}
-        if in_window > by_jail.get(jail.name, -1):  # 0 too: the jail saw the address
-            by_jail[jail.name] = in_window
+        key = (ip, jail.name)
+        if in_window > self.most.get(key, -1):  # 0 too: the jail saw the address
+            self.most[key] = in_window
         if weight > self.weight.get(ip, 0.0):
             self.weight[ip] = weight
 
@@ -94,6 +93,10 @@ def not_banned(
     """Every address of ``by_ip`` that no decision bans, nearest to a ban first;
     ``hosts`` are this host's addresses (:func:`host_addresses`)."""
     banned = {decision.ip for decision in bans}
+    seen_by: dict[str, list[tuple[str, int]]] = {}  # the jails that saw each address
+    for (ip, jail_name), most in peaks.most.items():
+        if ip not in banned:
+            seen_by.setdefault(ip, []).append((jail_name, most))
     jails = {jail.name: jail for jail in config.jails}
     found = []
     for ip, events in by_ip.items():
@@ -106,31 +109,38 @@ def not_banned(
         elif _in(ip, config.allowlist):
             why = "never banned: in the jails file's allowlist"
             found.append(NotBanned(ip, events, "allowlisted", why))
-        elif ip not in peaks.most:
+        elif ip not in seen_by:
             found.append(NotBanned(ip, events, "no_jail", REASONS["no_jail"]))
         else:
-            seen = [jails[name] for name in peaks.most[ip]]
+            seen = [jails[name] for name, _ in seen_by[ip]]
             if all(_in(ip, jail.allowlist) for jail in seen):
                 names = ", ".join(jail.name for jail in seen)
                 why = f"never banned: in the allowlist of jail {names}"
                 found.append(NotBanned(ip, events, "allowlisted", why))
             else:
-                found.append(_below(ip, events, peaks, jails, config.evidence.findtime))
+                weight = peaks.weight.get(ip, 0.0)
+                long_window = config.evidence.findtime
+                found.append(_below(ip, events, seen_by[ip], weight, jails, long_window))
     found.sort(key=lambda entry: (-entry.nearest, -entry.events, entry.ip))
     return found
 
 
 def _below(
-    ip: str, events: int, peaks: Peaks, jails: dict[str, Jail], long_window: float
+    ip: str,
+    events: int,
+    by_jail: list[tuple[str, int]],
+    weight: float,
+    jails: dict[str, Jail],
+    long_window: float,
 ) -> NotBanned:
-    """An address the jails counted that filled no window: how full each one got (a jail
-    whose own allowlist holds it aside, as it never counts it)."""
+    """An address the jails counted that filled no window: how full each one got, from
+    ``by_jail``'s (jail, most events in one window) and the most ``weight`` of its long
+    window (a jail whose own allowlist holds it aside, as it never counts it)."""
     listed = tuple(
         Peak(name, most, jails[name].maxretry, jails[name].findtime)
-        for name, most in sorted(peaks.most[ip].items())
+        for name, most in sorted(by_jail)
         if not _in(ip, jails[name].allowlist)
     )
-    weight = peaks.weight.get(ip, 0.0)
     parts = [f"at most {p.most} of {p.maxretry} in {span(p.findtime)} ({p.jail})" for p in listed]
     if weight:
         parts.append(f"weighed at most {weight:.2f} of 1 in {span(long_window)}")
