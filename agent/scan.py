@@ -37,6 +37,8 @@ from agent.detect.logformats import DEBIAN_PG_PREFIX, PostgresPrefix
 from agent.detect.memory import ProcessMemory
 from agent.detect.postgres import JSONLOG, STDERR, sniff_postgres_format
 from agent.detect.rules import Rule, load_rules, rule_source
+from agent.scan_progress import ScanProgress, progress_for
+from agent.scan_why import REASONS, NotBanned, Peaks, host_addresses, not_banned
 from checks.visible import visible
 from checks.yamlsource import InputError, Problem
 
@@ -46,6 +48,8 @@ _LONG_LINE_KEEP = 4 * MAX_LINE + 8
 _TOP = 10
 #: Characters of the matched line an event of ``--format events`` carries at most.
 EXCERPT = 200
+#: Lines that gave no event ``--verbose`` shows per log kind (fail2ban-regex's "missed lines").
+MISSED_SAMPLES = 5
 
 
 class ScanError(Exception):
@@ -62,6 +66,7 @@ class FileReport:
     kind: str | None
     counters: Counters
     log_format: str | None = None
+    missed: list[tuple[int, str]] = field(default_factory=list)  # (line, excerpt), --verbose
 
 
 @dataclass
@@ -78,6 +83,9 @@ class ScanResult:
     severity: dict[str, str] = field(default_factory=dict)  # of each rule
     reasons: list[str] = field(default_factory=list)  # why each ban, as bans show says
     unread: list[str] = field(default_factory=list)  # why each file left out was not read
+    not_banned: list[NotBanned] = field(default_factory=list)  # why not, nearest a ban first
+    #: with --verbose: by log kind, (file, line, excerpt) of lines that gave no event
+    missed: dict[str, list[tuple[str, int, str]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,7 @@ class ScanOptions:
     postgres_prefix: str = DEBIAN_PG_PREFIX
     tz: tzinfo | None = None
     keep_events: bool = False
+    verbose: bool = False  # sample the lines that gave no event
 
 
 # --------------------------------------------------------------------------- reading
@@ -183,6 +192,7 @@ def scan(
     options: ScanOptions,
     on_event: EventSink | None = None,
     on_unread: Callable[[str], None] | None = None,
+    progress: ScanProgress | None = None,
 ) -> ScanResult:
     """Scan files. One that cannot be read, or is not empty and of no kind we can tell, is
     left out and the others scanned: a log glob (``/var/log/apache2/*.log``) holds files
@@ -190,7 +200,7 @@ def scan(
     out is in ``ScanResult.unread``, and goes to ``on_unread`` as soon as it is known.
 
     With ``options.keep_events``, events go to ``on_event`` as they are replayed (kept in
-    the result when there is none)."""
+    the result when there is none). ``progress`` hears of every block read."""
     streams: list[Iterator[tuple]] = []
     reports: list[FileReport] = []
     handles: list[BinaryIO] = []
@@ -207,7 +217,9 @@ def scan(
                 try:
                     handle = _open(path)
                     handles.append(handle)
-                    report, records = _scan_file(path, handle, options, left_out, on_event)
+                    report, records = _scan_file(
+                        path, handle, options, left_out, on_event, progress
+                    )
                 except ScanError as exc:
                     left_out(str(exc))
                     continue
@@ -252,6 +264,7 @@ def _scan_file(
     options: ScanOptions,
     left_out: Callable[[str], None],
     sink: EventSink | None = None,
+    progress: ScanProgress | None = None,
 ) -> tuple[FileReport, Iterator[tuple]]:
     """The report of a file (filled as its records are consumed) and its records: (time,
     rule, ip, confidence) for the counts, with the Event appended when events are kept.
@@ -275,13 +288,17 @@ def _scan_file(
     settings = (options, kind, log_format)
     detector = detector_for(settings)
     report = FileReport(path, kind, detector.counters, log_format)
+    if options.verbose:
+        report.missed = missed_lines(settings, path, first)
     from agent import scan_ranges  # here: it imports this module
 
     workers = scan_ranges.workers_for(path)
     if workers > 1:
         blocks.close()
-        hits = scan_ranges.parallel_hits(path, settings, report.counters, workers)
+        hits = scan_ranges.parallel_hits(path, settings, report.counters, workers, progress)
     else:
+        if progress is not None:
+            blocks = _progressing(first, blocks, handle, progress)
         hits = _file_hits(path, kind, detector, first, blocks, options.keep_events)
     if options.keep_events:
         return report, ((*hit[:4], event_of(hit, kind, path)) for hit in hits)
@@ -290,6 +307,24 @@ def _scan_file(
 
 #: How one file is scanned: the options, its kind and its format.
 Settings = tuple[ScanOptions, str, "str | None"]
+
+
+def missed_lines(settings: Settings, path: str, first: bytes) -> list[tuple[int, str]]:
+    """Up to MISSED_SAMPLES non-blank lines of a file's first block that gave no event,
+    (line number, excerpt) each: what the rules do not see, as fail2ban-regex's missed
+    lines show. A detector of their own reads the block again, so the scan's detector
+    (maybe in worker processes, for a big file) counts each line once; only ``--verbose``
+    pays for it."""
+    kind = settings[1]
+    hits, _ = detector_for(settings).hits_block(first, kind, path, 1, numbered=True)
+    matched = {hit[6] for hit in hits}
+    samples: list[tuple[int, str]] = []
+    for number, raw in enumerate(first.split(b"\n"), 1):
+        if number not in matched and raw.strip():
+            samples.append((number, excerpt(raw.decode("utf-8", "replace"))))
+            if len(samples) == MISSED_SAMPLES:
+                break
+    return samples
 
 
 def detector_for(settings: Settings, memory: ProcessMemory | None = None) -> Detector:
@@ -337,6 +372,30 @@ def _flushing(blocks: Iterator[bytes], sink: EventSink) -> Iterator[bytes]:
         sink.flush()
 
 
+def _progressing(
+    first: bytes, blocks: Iterator[bytes], handle: BinaryIO, progress: ScanProgress
+) -> Iterator[bytes]:
+    """The blocks after ``first`` (read already), telling ``progress`` of each, ``first``
+    at once: the bytes read on disk (of the compressed file, for a .gz, as its size counts
+    in the total) and the lines."""
+    seen = _on_disk(handle)
+    progress.advance(seen, first.count(b"\n"))
+    for block in blocks:
+        position = _on_disk(handle)
+        progress.advance(position - seen, block.count(b"\n"))
+        seen = position
+        yield block
+
+
+def _on_disk(handle: BinaryIO) -> int:
+    """How far into the file on disk ``handle`` has read (0 for a pipe)."""
+    raw = getattr(handle, "fileobj", handle)  # a GzipFile reads its compressed file
+    try:
+        return raw.tell()
+    except (OSError, ValueError):
+        return 0
+
+
 def _name(path: str) -> str:
     return "standard input" if path == "-" else path
 
@@ -377,6 +436,9 @@ def _replay(
     bans: list[Decision] = []
     kept: list[tuple[str, Event]] = []
     keep = options.keep_events
+    # how near a ban each address came: for the reports, not for --format events
+    peaks = None if keep else Peaks(jails)
+    seen = None if peaks is None else peaks.seen
     for record in records:
         when, rule, ip, confidence = record[0], record[1], record[2], record[3]
         addresses.append(ip)
@@ -384,6 +446,8 @@ def _replay(
         decision = count(rule, ip, when, when, confidence)
         if decision is not None:
             bans.append(decision)
+        elif seen is not None:
+            seen(rule, ip)
         if keep:
             if on_event is not None:
                 on_event.event(record[4].source, record[4])
@@ -398,7 +462,23 @@ def _replay(
     by_name = {jail.name: jail for jail in config.jails}
     result.reasons = [decision.why(by_name[decision.jail]) for decision in bans]
     result.notes = _notes(result, options)
+    if options.verbose:
+        result.missed = _missed_by_kind(reports)
+    if peaks is not None:
+        result.not_banned = not_banned(by_ip, bans, config, peaks, host_addresses())
     return result
+
+
+def _missed_by_kind(reports: list[FileReport]) -> dict[str, list[tuple[str, int, str]]]:
+    """The files' missed lines by kind, the first MISSED_SAMPLES of each, in file order."""
+    by_kind: dict[str, list[tuple[str, int, str]]] = {}
+    for report in reports:
+        if report.kind is None:
+            continue
+        samples = by_kind.setdefault(report.kind, [])
+        for number, text in report.missed[: MISSED_SAMPLES - len(samples)]:
+            samples.append((report.path, number, text))
+    return {kind: samples for kind, samples in by_kind.items() if samples}
 
 
 def _no_clock() -> float:
@@ -496,9 +576,29 @@ def render_json(result: ScanResult, out: TextIO) -> None:
         ],
         "notes": result.notes,
         "unread": result.unread,
+        "not_banned": [_not_banned_json(entry) for entry in result.not_banned],
     }
+    if result.missed is not None:
+        document["missed_samples"] = {
+            kind: [{"file": path, "line": number, "text": text} for path, number, text in samples]
+            for kind, samples in result.missed.items()
+        }
     json.dump(document, out, indent=2)
     out.write("\n")
+
+
+def _not_banned_json(entry: NotBanned) -> dict:
+    return {
+        "ip": entry.ip,
+        "events": entry.events,
+        "reason": entry.reason,
+        "why": entry.why,
+        "jails": [
+            {"jail": p.jail, "most": p.most, "maxretry": p.maxretry, "findtime": p.findtime}
+            for p in entry.peaks
+        ],
+        "weight": round(entry.weight, 6),
+    }
 
 
 def render_events(result: ScanResult, out: TextIO) -> None:
@@ -593,6 +693,16 @@ def render_text(result: ScanResult, out: TextIO) -> None:
         write("  (none)\n")
     for decision, why in zip(result.bans, result.reasons, strict=True):
         write(f"  {decision.ip:<39}  {decision.jail:<12}  at {_iso(decision.time)}  ({why})\n")
+    if result.not_banned:
+        _write_not_banned(result.not_banned, write)
+    if result.missed is not None:
+        write(f"\nMissed lines (gave no event; at most {MISSED_SAMPLES} of each kind):\n")
+        if not result.missed:
+            write("  (none)\n")
+        for kind, samples in result.missed.items():
+            write(f"  {kind}:\n")
+            for path, number, text in samples:
+                write(f"    {path}:{number}: {text}\n")
     if result.notes:
         write("\nNotes:\n")
         for note in result.notes:
@@ -601,6 +711,33 @@ def render_text(result: ScanResult, out: TextIO) -> None:
         write(f"\nNot read ({len(result.unread)}):\n")
         for reason in result.unread:
             write(f"  - {reason}\n")
+
+
+def _write_not_banned(entries: list[NotBanned], write: Callable[[str], object]) -> None:
+    """A line per reason, then the addresses nearest a ban: thousands of addresses must
+    not bury the report (``--format json`` lists them all)."""
+    write(f"\nNot banned ({len(entries)} with events):\n")
+    by_reason: dict[str, list[NotBanned]] = {}
+    for entry in entries:
+        by_reason.setdefault(entry.reason, []).append(entry)
+    for reason, label in REASONS.items():
+        listed = by_reason.get(reason)
+        if not listed:
+            continue
+        if reason == "below_threshold":
+            write(f"  {len(listed):>8}  {label}\n")
+            continue
+        shown = ", ".join(entry.ip for entry in listed[:3]) + (", ..." if len(listed) > 3 else "")
+        write(f"  {len(listed):>8}  {label}: {shown}\n")
+    nearest = by_reason.get("below_threshold", [])[:_TOP]
+    if nearest:
+        write("Nearest to a ban:\n")
+    for entry in nearest:
+        write(f"  {entry.ip:<39}  {_events(entry.events):>10}  {entry.why}\n")
+
+
+def _events(count: int) -> str:
+    return f"{count} event" if count == 1 else f"{count} events"
 
 
 RENDERERS = {"text": render_text, "json": render_json, "events": render_events}
@@ -673,6 +810,13 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ZONE",
         help="zone of timestamps that carry none, e.g. Europe/Paris (default: this host's)",
     )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help=f"also show up to {MISSED_SAMPLES} lines of each log kind that gave no event "
+        "(missed lines, as fail2ban-regex prints), from the start of each file",
+    )
 
 
 def run_scan(args: argparse.Namespace) -> int:
@@ -691,7 +835,13 @@ def run_scan(args: argparse.Namespace) -> int:
     if args.format == "events":
         stream = EventStream(sys.stdout, {rule.id: rule.severity for rule in options.rules})
     try:
-        result = scan(args.files, options, stream, _warn)
+        progress = progress_for(args.files, sys.stderr)
+        warn = _warn if progress is None else _warning_over(progress)
+        try:
+            result = scan(args.files, options, stream, warn, progress)
+        finally:
+            if progress is not None:
+                progress.erase()
         if stream is not None:
             stream.flush()
         elif result.files:
@@ -711,6 +861,16 @@ def _render(render: Callable[[ScanResult, TextIO], None], result: ScanResult) ->
 
 def _warn(reason: str) -> None:
     print(f"lappguard scan: {reason}", file=sys.stderr, flush=True)
+
+
+def _warning_over(progress: ScanProgress) -> Callable[[str], None]:
+    """:func:`_warn`, on a line of its own: the progress line is erased first."""
+
+    def warn(reason: str) -> None:
+        progress.erase()
+        _warn(reason)
+
+    return warn
 
 
 def _not_written(error: OSError) -> int:
@@ -771,6 +931,7 @@ def _options(args: argparse.Namespace) -> ScanOptions:
         postgres_prefix=args.pg_prefix,
         tz=tz,
         keep_events=args.format == "events",
+        verbose=args.verbose,
     )
 
 

@@ -37,6 +37,7 @@ from typing import BinaryIO
 from agent.detect.detector import Counters, Detector
 from agent.detect.memory import Key, ProcessMemory
 from agent.scan import BLOCK_SIZE, Settings, add_counters, detector_for, iter_blocks
+from agent.scan_progress import ScanProgress
 
 #: Regular files at least this big are split into ranges scanned by worker processes.
 PARALLEL_MIN_BYTES = 16 << 20  # measured: two workers win from about 8 MB on 2 cores
@@ -83,9 +84,16 @@ def workers_for(path: str) -> int:
     return min(cores, MAX_WORKERS)
 
 
-def parallel_hits(path: str, settings: Settings, total: Counters, workers: int) -> Iterator[tuple]:
+def parallel_hits(
+    path: str,
+    settings: Settings,
+    total: Counters,
+    workers: int,
+    progress: ScanProgress | None = None,
+) -> Iterator[tuple]:
     """Records of a big file in file order (see the module docstring). Workers number
-    lines from the start of their range; events get their line in the file here."""
+    lines from the start of their range; events get their line in the file here.
+    ``progress`` hears of each range as it is replayed."""
     import multiprocessing  # only for big files: keeps start-up short
 
     keep_events = settings[0].keep_events
@@ -97,6 +105,8 @@ def parallel_hits(path: str, settings: Settings, total: Counters, workers: int) 
         for task, result in zip(tasks, pool.imap(_scan_range, tasks), strict=True):
             records, counters, carried = _resolve(task, settings, result, carried)
             add_counters(total, counters)
+            if progress is not None:
+                progress.advance(task[2] - task[1], counters.lines)
             if keep_events:
                 for *head, line, text in records:
                     yield *head, line + before, text

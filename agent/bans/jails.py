@@ -146,12 +146,12 @@ class Decision:
     def why(self, jail: Jail) -> str:
         """The reason a person reads (``jail`` is the decision's)."""
         if self.window is None:
-            return (f"{self.count} events of jail {jail.name} within {_span(jail.findtime)}"
+            return (f"{self.count} events of jail {jail.name} within {span(jail.findtime)}"
                     f" (last: {self.rule})")  # fmt: skip
         if self.count == 1:
             return f"{self.rule}: one event of jail {jail.name} is enough to ban"
         rules = ", ".join(dict.fromkeys(rule for _, rule in self.events))
-        return (f"{self.count} events weighing {self.weight:.2f} within {_span(self.window)}"
+        return (f"{self.count} events weighing {self.weight:.2f} within {span(self.window)}"
                 f" ({rules}; last: {self.rule})")  # fmt: skip
 
 
@@ -359,13 +359,23 @@ class Jails:
         address.banned_until = until
         return decision
 
+    def standing(self, ip: str, jail: str) -> tuple[int, float]:
+        """How full the windows of ``ip`` are now: its events in ``jail``'s window, and
+        the weight of its long window. For ``lappguard scan``, which asks after each event
+        how near a ban the address came (:mod:`agent.scan_why`); not on the daemon's path."""
+        address = self._last if ip == self._last_ip else self._addresses.get(ip)
+        if address is None:
+            return 0, 0.0
+        window = address.windows.get(jail)
+        return (0 if window is None else len(window.entries)), address.sum
+
     @property
     def tracked(self) -> int:
         """Addresses currently held in memory, each with its windows."""
         return len(self._addresses)
 
 
-def _span(seconds: float) -> str:
+def span(seconds: float) -> str:
     """``10m``, ``24h``, ``90s``: a duration as a jails file would write it."""
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
