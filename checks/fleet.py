@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -175,31 +175,48 @@ class _Job:
     def run(self) -> HostReport:
         self.wall_start, self.started = self.clock(), time.monotonic()
         try:
-            ssh = SSHHost.open(
-                self.host.address,
-                self.options.ssh,
-                name=self.host.name,
-                user=self.host.user,
-                port=self.host.port,
-                sudo=self.options.sudo,
-            )
+            report, dropped = self._audit(self.only)
+            if dropped:
+                # the connection dropped under the audit: the checks it cut off (errors)
+                # are asked once more on a new one, the rest of the report stands
+                again = {r.check_id for r in report.results if r.status is Status.ERROR}
+                retry, _ = self._audit(lambda check: check.id in again)
+                redone = {r.check_id: r for r in retry.results}
+                results = tuple(redone.get(r.check_id, r) for r in report.results)
+                report = replace(report, results=results)
+            return report
         except HostError as exc:
             return not_audited(self.host.name, str(exc), self.wall_start, self._elapsed())
         except Exception as exc:  # a bug must cost this host, not the fleet
             reason = f"connection crashed: {type(exc).__name__}: {exc}"
             return not_audited(self.host.name, reason, self.wall_start, self._elapsed())
+
+    def _audit(self, only: Callable[[Check], bool] | None) -> tuple[HostReport, bool]:
+        """The host's report over a new connection, and whether that connection dropped
+        before the audit was done (not by an abort)."""
+        ssh = SSHHost.open(
+            self.host.address,
+            self.options.ssh,
+            name=self.host.name,
+            user=self.host.user,
+            port=self.host.port,
+            sudo=self.options.sudo,
+        )
         with self._lock:
             self._ssh = ssh
             if self._aborted:
                 ssh.close()
         try:
-            return audit_host(
+            report = audit_host(
                 self.policies,
                 ssh,
-                only=self.only,
+                only=only,
                 workers=self.options.check_workers,
                 clock=self.clock,
             )
+            with self._lock:
+                dropped = not self._aborted and not ssh.connection.is_open
+            return report, dropped
         finally:
             ssh.close()
 

@@ -29,7 +29,7 @@ from checks.parsers.dpkg import (
     read_status,
 )
 from checks.probes.wire import Target
-from checks.rootfs import FileSystem, HostFS, RootFS
+from checks.rootfs import NOTHING_THERE, FileSystem, HostFS, RootFS
 
 T = TypeVar("T")
 
@@ -147,17 +147,22 @@ class Host(ABC):
         return self.read_bytes(path).decode("utf-8", errors="replace")
 
     def exists(self, path: str) -> bool:
-        try:
-            self.stat(path)
-        except HostError:
-            return False
-        return True
+        """Whether ``path`` names a file (links followed). A path that cannot be looked
+        at (permission denied, a lost connection) raises HostError: "absent" would let a
+        check that passes on a missing file pass on one it never saw."""
+        return self._found(path, follow_symlinks=True)
 
     def lexists(self, path: str) -> bool:
+        """As ``exists``, a link itself counting (dangling or not)."""
+        return self._found(path, follow_symlinks=False)
+
+    def _found(self, path: str, follow_symlinks: bool) -> bool:
         try:
-            self.stat(path, follow_symlinks=False)
-        except HostError:
-            return False
+            self.stat(path, follow_symlinks=follow_symlinks)
+        except HostError as exc:
+            if getattr(exc.__cause__, "errno", None) in NOTHING_THERE:
+                return False
+            raise
         return True
 
     def dpkg_packages(self) -> list[DpkgPackage]:
@@ -468,8 +473,12 @@ class AccountNames:
             if database not in self._names:
                 try:
                     text = self._read_text(database)
-                except HostError:
-                    text = ""
+                except HostError as exc:
+                    if getattr(exc.__cause__, "errno", None) not in NOTHING_THERE:
+                        # an owner shown as a number would fail "owned by root" checks:
+                        # the check errors instead, and the next one reads the file again
+                        raise HostError(f"cannot name owners: {exc}") from exc
+                    text = ""  # no such file: the tree has no names, numbers it is
                 self._names[database] = names_by_id(text)
         return self._names[database].get(number, str(number))
 

@@ -163,11 +163,15 @@ class Connection:
     jumps: list[Connection] = field(default_factory=list)
 
     @property
-    def transport(self) -> paramiko.Transport:
+    def is_open(self) -> bool:
         transport = self.client.get_transport()
-        if transport is None or not transport.is_active():
+        return transport is not None and transport.is_active()
+
+    @property
+    def transport(self) -> paramiko.Transport:
+        if not self.is_open:
             raise ConnectError(f"{self.endpoint}: the SSH connection is closed")
-        return transport
+        return self.client.get_transport()
 
     def close(self) -> None:
         self.client.close()

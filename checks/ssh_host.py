@@ -417,7 +417,11 @@ class _SFTPFiles(GlobMatcher):
             except (paramiko.SSHException, EOFError) as exc:
                 self._discard(client)  # a session that failed mid-request is not reused
                 raise ConnectionResetError(errno.ECONNRESET, f"SSH connection lost: {exc}") from exc
-            except BaseException:
+            except BaseException as exc:
+                if client.get_channel().closed:  # paramiko: OSError "Socket is closed"
+                    self._discard(client)
+                    lost = f"SFTP session lost: {exc}"
+                    raise ConnectionResetError(errno.ECONNRESET, lost) from exc
                 self._put_back(client)  # a refused request leaves the session usable
                 raise
             self._put_back(client)
@@ -448,35 +452,51 @@ class _SFTPFiles(GlobMatcher):
             for client in self._all:
                 client.close()
 
+    def _ask(self, request: Callable[[paramiko.SFTPClient], T]) -> T:
+        """``request`` on a session; once more on a fresh session when the first one died
+        under it (every request here only reads, so asking twice changes nothing)."""
+        try:
+            with self._session() as sftp:
+                return request(sftp)
+        except ConnectionResetError:
+            if self.closed:
+                raise
+            with self._session() as sftp:
+                return request(sftp)
+
     def stat(self, path: str, follow_symlinks: bool = True) -> paramiko.SFTPAttributes:
-        with self._session() as sftp, _as_kernel_says():
-            return sftp.stat(path) if follow_symlinks else sftp.lstat(path)
+        return self._ask(lambda sftp: _kernel(sftp.stat if follow_symlinks else sftp.lstat, path))
 
     def listdir(self, path: str) -> list[str]:
-        with self._session() as sftp, _as_kernel_says():
-            return sftp.listdir(path)
+        return self._ask(lambda sftp: _kernel(sftp.listdir, path))
 
     def readlink(self, path: str) -> str:
-        with self._session() as sftp, _as_kernel_says():
-            target = sftp.readlink(path)
+        target = self._ask(lambda sftp: _kernel(sftp.readlink, path))
         if target is None:
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
         return target
 
     def read(self, path: str, limit: int | None = None) -> bytes:
         """As ``FileSystem.read``: a regular file, whole up to MAX_READ_BYTES, or its head."""
-        with self._session() as sftp:
-            with _as_kernel_says():
-                info = sftp.stat(path)
-            refuse_unreadable(path, info.st_mode or 0, info.st_size or 0, limit)
-            wanted = MAX_READ_BYTES + 1 if limit is None else limit
-            with _as_kernel_says(), sftp.open(path, "rb") as handle:
-                if (info.st_size or 0) > _CHUNK:
-                    handle.prefetch(min(info.st_size, wanted))  # pipelined, not 1 RTT per 32K
-                data = handle.read(wanted)
+        data = self._ask(lambda sftp: _read(sftp, path, limit))
         if limit is None and len(data) > MAX_READ_BYTES:  # it grew while being read
             raise too_large(path, len(data))
         return data
+
+
+def _read(sftp: paramiko.SFTPClient, path: str, limit: int | None) -> bytes:
+    info = _kernel(sftp.stat, path)
+    refuse_unreadable(path, info.st_mode or 0, info.st_size or 0, limit)
+    wanted = MAX_READ_BYTES + 1 if limit is None else limit
+    with _as_kernel_says(), sftp.open(path, "rb") as handle:
+        if (info.st_size or 0) > _CHUNK:
+            handle.prefetch(min(info.st_size, wanted))  # pipelined, not 1 RTT per 32K
+        return handle.read(wanted)
+
+
+def _kernel(call: Callable[[str], T], path: str) -> T:
+    with _as_kernel_says():
+        return call(path)
 
 
 @contextmanager

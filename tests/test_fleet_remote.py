@@ -109,7 +109,7 @@ def compared_with_root(net: Lan, reports: dict) -> int:
             if checks[check_id].type_name == "firewall_default_deny":
                 continue  # live: the loaded ruleset (none in a fresh namespace), not the file
             compared += 1
-            assert remote.status == here.status, (name, check_id, remote, here)
+            assert remote.status == here.status, (name, check_id, remote.reason, here.evidence)
             if checks[check_id].type_name not in COMMAND_JUDGED:
                 assert (remote.evidence, remote.reason) == (here.evidence, here.reason), check_id
     return compared
