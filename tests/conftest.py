@@ -73,6 +73,22 @@ def _missing(reason: str) -> None:
     pytest.skip(reason)
 
 
+def drain_terminal(leader: int) -> bytes:
+    """What was written to a pseudo-terminal, read from its leader side until the other
+    side is closed (EIO then), and the leader closed."""
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    return shown
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port free right now on host (tests start real servers on loopback)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

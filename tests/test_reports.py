@@ -10,6 +10,7 @@ import textwrap
 import xml.etree.ElementTree as ET
 
 import pytest
+from conftest import drain_terminal
 from treeutil import dpkg_status, make_tree
 
 from agent.cli import main
@@ -263,16 +264,7 @@ def test_progress_is_drawn_on_a_terminal_and_nothing_on_a_pipe(tmp_path):
         for report in reports:
             progress.done(report)
         progress.close()
-    shown = b""
-    while True:  # until the terminal's other side is drained (EIO once it is closed)
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(leader)
+    shown = drain_terminal(leader)
     failing = sum(bool(blocking_results([r], Severity.MEDIUM)) for r in reports)
     assert "audited 0/3 hosts, 0 failing" in shown.decode()
     assert f"audited 3/3 hosts, {failing} failing" in shown.decode()

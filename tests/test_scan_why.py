@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import lappguard_command
+from conftest import drain_terminal, lappguard_command
 
 JAILS = Path(__file__).resolve().parent.parent / "policies" / "jails.yaml"
 
@@ -161,16 +161,7 @@ def test_progress_is_shown_on_a_terminal_for_a_big_input_and_nothing_on_a_pipe(
         )
     finally:
         os.close(follower)
-    shown = b""
-    while True:  # until the terminal's other side is drained (EIO once it is closed)
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(leader)
+    shown = drain_terminal(leader)
     assert done.returncode == 0 and json.loads(done.stdout)["events"] == files
     assert f"\r\x1b[Kread 0/{size} MB, 0 lines".encode() in shown, shown[:200]
     assert shown.endswith(b"\r\x1b[K")  # erased: nothing left on the terminal
