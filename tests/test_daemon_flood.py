@@ -25,6 +25,7 @@ import pytest
 from agent_process import AgentProcess, wait_until
 from attack_lines import AttackLog, attacker, failed_login, flood_lines
 from conftest import lappguard_command
+from test_daemon import config
 
 from agent.bans.jails import MAX_TRACKED, Jails, load_jails
 from agent.pipeline import MAX_KEPT_EVENTS
@@ -76,38 +77,9 @@ def flood_chunks() -> Iterator[list[str]]:
         yield chunk
 
 
-def agent_config(tmp_path: Path) -> str:
-    """Dry-run, one sshd log, and an audit of one check on a file of the test's own."""
-    (tmp_path / "sshd_config").write_text("PasswordAuthentication no\n")
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(f"""\
-id: flood-test
-title: a small audit, so the idle RSS is the agent's own
-version: "1"
-checks:
-  - id: TEST-SSH-001
-    title: Password authentication is off
-    severity: high
-    rationale: keys only
-    remediation: set PasswordAuthentication no
-    type: sshd_config
-    params: {{keyword: passwordauthentication, expect: {{equals: "no"}},
-             config: {tmp_path}/sshd_config}}
-""")
-    (tmp_path / "auth.log").write_text("")
-    return f"""\
-state_dir: {tmp_path}/state
-metrics: {{listen: "127.0.0.1:PORT"}}
-firewall: {{backend: dry-run}}
-sources:
-  - {{kind: sshd, path: {tmp_path}/auth.log}}
-audit: {{policies: [{policy}], interval: 1h}}
-"""
-
-
 @pytest.fixture
 def agent(tmp_path: Path) -> Iterator[AgentProcess]:
-    process = AgentProcess(tmp_path, agent_config(tmp_path))
+    process = AgentProcess(tmp_path, config(tmp_path))  # the daemon tests' small audit
     yield process
     process.close()
 
