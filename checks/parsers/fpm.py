@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from checks.hosts import Host, HostError
-from checks.parsers.phpini import IniSetting, parse_ini
+from checks.hosts import Host
+from checks.parsers.phpini import IniSetting, read_ini
 from checks.yamlsource import Problem
 
 _OVERRIDES = ("php_admin_value", "php_admin_flag", "php_value", "php_flag")
@@ -66,15 +66,7 @@ def _read(
     config: FpmConfig,
     depth: int,
 ) -> None:
-    try:
-        text = host.read_text(path)
-    except HostError as exc:
-        config.problems.append(Problem(path, 0, "", f"unreadable ({exc})"))
-        return
-    config.files.append(path)
-    settings, problems = parse_ini(path, text)
-    config.problems.extend(problems)
-    for setting in settings:
+    for setting in read_ini(host, path, config.files, config.problems):
         if setting.key == "include":
             if depth >= _INCLUDE_DEPTH:
                 config.problems.append(setting.origin.problem("includes nested too deep"))

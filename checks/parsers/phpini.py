@@ -194,6 +194,20 @@ def _double_quoted(raw: str, i: int) -> tuple[str, int]:
     return "".join(chars), i + 1
 
 
+def read_ini(host: Host, path: str, files: list[str], problems: list[Problem]) -> list[IniSetting]:
+    """The settings of one ini-style file, its name added to ``files`` and what is wrong
+    with it to ``problems``; an unreadable file is a problem and gives no settings."""
+    try:
+        text = host.read_text(path)
+    except HostError as exc:
+        problems.append(Problem(path, 0, "", f"unreadable ({exc})"))
+        return []
+    files.append(path)
+    settings, found = parse_ini(path, text)
+    problems.extend(found)
+    return settings
+
+
 def load_php_sapis(host: Host) -> list[PhpConfig]:
     """One PhpConfig per installed PHP version and web SAPI (mod_php, PHP-FPM)."""
     configs = []
@@ -202,15 +216,7 @@ def load_php_sapis(host: Host) -> list[PhpConfig]:
         main = f"{directory}/php.ini"
         files = ([main] if host.lexists(main) else []) + host.glob(f"{directory}/conf.d/*.ini")
         for path in files:
-            try:
-                text = host.read_text(path)
-            except HostError as exc:
-                config.problems.append(Problem(path, 0, "", f"unreadable ({exc})"))
-                continue
-            config.files.append(path)
-            settings, problems = parse_ini(path, text)
-            config.problems.extend(problems)
-            for setting in settings:
+            for setting in read_ini(host, path, config.files, config.problems):
                 if not setting.section.upper().startswith(("HOST=", "PATH=")):
                     config.settings[setting.key] = setting
         configs.append(config)
