@@ -157,8 +157,7 @@ WEAKENINGS = {
     ),
     "LAPP-FILE-010": (
         lambda r: replace(r, "/etc/systemd/system.conf.d/60-coredump.conf", "=0", "=0:infinity"),
-        "services may dump (hard limit infinity, "
-        "/etc/systemd/system.conf.d/60-coredump.conf:3)",
+        "services may dump (hard limit infinity, /etc/systemd/system.conf.d/60-coredump.conf:3)",
     ),
     "LAPP-LOG-002": (
         lambda r: replace(
