@@ -30,7 +30,8 @@ from policies import builtin_policy
 BASELINE, OUTSIDE = builtin_policy("lapp-baseline"), builtin_policy("lapp-outside")
 VARIABLES = {"office_networks": "10.0.0.0/8", "backup_dir": "/srv/backup"}
 #: Check types that judge a live host by a command's output (sshd -T, nft, apache2ctl -M)
-#: where --root reads the files: their verdicts agree, their evidence says where from.
+#: or the running kernel's values (/proc/sys) where --root reads the files: their verdicts
+#: agree, their evidence says where from.
 COMMAND_JUDGED = {
     "sshd_effective",
     "sshd_auth_mode",
@@ -41,6 +42,7 @@ COMMAND_JUDGED = {
     "sshd_allow_list",
     "sshd_auth_contexts",
     "apache_modules",
+    "core_dumps",
 }
 
 
