@@ -52,6 +52,7 @@ from checks.types.sshd import (
 )
 from checks.types.sshd_contexts import SshdAuthContextsCheck
 from checks.types.sshd_limits import SshdAllowListCheck, SshdStartupsCheck
+from checks.types.sshd_listen import SshdListenCheck
 from checks.types.system import (
     CommandCheck,
     ListeningCheck,
@@ -115,6 +116,7 @@ REGISTRY: dict[str, type[CheckType]] = {
         SshdModuliCheck,
         SshdStartupsCheck,
         SshdAllowListCheck,
+        SshdListenCheck,
         SshdAuthContextsCheck,
         PostgresConfCheck,
         PgHbaCheck,
