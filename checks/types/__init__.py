@@ -55,6 +55,7 @@ from checks.types.sshd_limits import SshdAllowListCheck, SshdStartupsCheck
 from checks.types.sshd_listen import SshdListenCheck
 from checks.types.system import (
     CommandCheck,
+    DeletedFilesCheck,
     ListeningCheck,
     PackageCheck,
     ProcessCheck,
@@ -77,6 +78,7 @@ REGISTRY: dict[str, type[CheckType]] = {
         ProcessCheck,
         ListeningCheck,
         CommandCheck,
+        DeletedFilesCheck,
         PwqualityCheck,
         AccountsCheck,
         HomeDirsCheck,

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from checks.hosts import HostError, ListeningSocket
 from checks.params import Param
 from checks.result import Verdict, errored, failed, passed
+from checks.rootfs import NOTHING_THERE
 from checks.types.base import CheckContext, CheckType
 
 UNIT_DIRS = (
@@ -252,3 +253,67 @@ def _line_at(text: str, offset: int) -> str:
     start = text.rfind("\n", 0, offset) + 1
     end = text.find("\n", offset)
     return re.sub(r"\s+", " ", text[start : end if end >= 0 else None]).strip()[:200]
+
+
+#: Files that never had a name, so are not "deleted" ones: memfd_create() and O_TMPFILE
+#: (``/tmp/#1234``, what glibc's tmpfile() and Python's TemporaryFile open).
+_NAMELESS = re.compile(r"^/memfd:|/#\d+ \(deleted\)$")
+_DELETED = " (deleted)"
+
+
+class DeletedFilesCheck(CheckType):
+    """No process holds a deleted file open or runs a deleted program (``/proc/PID/fd`` and
+    ``/proc/PID/exe`` naming ``... (deleted)``), as ``lsof +L1`` lists them: a log a daemon
+    still writes after it was removed, a program replaced by an upgrade but still running,
+    or one that removed itself. Files that never had a name (memfd, O_TMPFILE) are left out.
+    """
+
+    name = "deleted_files"
+    schema: dict[str, Param] = {}
+
+    def run(self, ctx: CheckContext) -> Verdict:
+        host = ctx.host
+        try:
+            pids = [name for name in host.listdir("/proc") if name.isdigit()]
+        except HostError as exc:
+            return errored(f"cannot list processes: {exc}")
+        found, unreadable, looked = [], [], 0
+        for pid in sorted(pids, key=int):
+            try:
+                held = self._held(ctx, pid)
+            except HostError as exc:
+                if host.lexists(f"/proc/{pid}"):
+                    unreadable.append(f"pid {pid} ({self._command(ctx, pid)}): {exc}")
+                continue  # else it ended meanwhile
+            looked += 1
+            command = self._command(ctx, pid) if held else ""
+            found += [f"pid {pid} ({command}) {how}: {path}" for how, path in held]
+        if found:
+            return failed(*found, *(f"note: not read: {u}" for u in unreadable))
+        if unreadable:
+            return errored(f"cannot read the files of {len(unreadable)} processes", *unreadable)
+        return passed(f"no deleted file is in use ({looked} processes)")
+
+    def _held(self, ctx: CheckContext, pid: str) -> list[tuple[str, str]]:
+        """(how, path) of each deleted file the process runs or holds open."""
+        links = [("runs", f"/proc/{pid}/exe")]
+        links += [("holds", f"/proc/{pid}/fd/{fd}") for fd in ctx.host.listdir(f"/proc/{pid}/fd")]
+        held = []
+        for how, link in links:
+            try:
+                target = ctx.host.readlink(link)
+            except HostError as exc:
+                gone = getattr(exc.__cause__, "errno", None) in NOTHING_THERE
+                if gone if how == "runs" else not ctx.host.lexists(link):
+                    continue  # a kernel thread has no program; a closed descriptor is gone
+                raise
+            deleted = target.endswith(_DELETED) and target.startswith("/")
+            if deleted and not _NAMELESS.search(target):
+                held.append((how, target[: -len(_DELETED)]))
+        return list(dict.fromkeys(held))
+
+    def _command(self, ctx: CheckContext, pid: str) -> str:
+        try:
+            return ctx.host.read_text(f"/proc/{pid}/comm").strip() or "?"
+        except HostError:
+            return "?"
