@@ -1,6 +1,6 @@
-"""Where sshd listens (LAPP-SSH-055..057), GSSAPI (LAPP-SSH-058, -059) and PrintMotd
-(LAPP-SSH-061): exact outcomes on host trees (``--root``: sshd's files), and the same verdicts
-from the real ``sshd -T`` (the oracle) for the same configurations."""
+"""Where sshd listens (LAPP-SSH-055..057), GSSAPI (LAPP-SSH-058, -059), PrintMotd (LAPP-SSH-061)
+and VersionAddendum (LAPP-SSH-062): exact outcomes on host trees (``--root``: sshd's files),
+and the same verdicts from the real ``sshd -T`` (the oracle) for the same configurations."""
 
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ def audit_ids(tmp_path: Path, root: Path, ids, *extra: str) -> dict[str, tuple[s
 def test_the_hardened_tree_passes_and_a_weak_drop_in_fails_each_check(tmp_path):
     require_root()
     root = hardened_root(tmp_path)
-    ids = [*(f"LAPP-SSH-0{n}" for n in range(55, 60)), "LAPP-SSH-061"]
+    ids = [*(f"LAPP-SSH-0{n}" for n in range(55, 60)), "LAPP-SSH-061", "LAPP-SSH-062"]
     assert audit_ids(tmp_path, root, ids) == {
         "LAPP-SSH-055": ("pass", "sshd listens on port 22 only"),
         "LAPP-SSH-056": ("pass", "addressfamily any (compiled-in default)"),
@@ -156,11 +156,12 @@ def test_the_hardened_tree_passes_and_a_weak_drop_in_fails_each_check(tmp_path):
         "LAPP-SSH-058": ("pass", "gssapiauthentication no (compiled-in default)"),
         "LAPP-SSH-059": ("pass", "gssapicleanupcredentials yes (compiled-in default)"),
         "LAPP-SSH-061": ("pass", "printmotd no (/etc/ssh/sshd_config:95)"),
+        "LAPP-SSH-062": ("pass", "versionaddendum none (compiled-in default)"),
     }
     dropin = root / "etc/ssh/sshd_config.d/00-weak.conf"
     dropin.write_text(
         "Port 2222\nAddressFamily inet\nListenAddress 0.0.0.0\nGSSAPIAuthentication yes\n"
-        "GSSAPICleanupCredentials no\nPrintMotd yes\n"
+        "GSSAPICleanupCredentials no\nPrintMotd yes\nVersionAddendum web01 (intranet)\n"
     )
     weak = str(dropin.relative_to(root)).join(("/", ""))
     for_outside = " [for user=lappguard-audit,host=audit.invalid,addr=192.0.2.10]"
@@ -175,6 +176,8 @@ def test_the_hardened_tree_passes_and_a_weak_drop_in_fails_each_check(tmp_path):
                                  f"'yes'{for_outside}"),
         "LAPP-SSH-061": ("fail", f"printmotd yes ({weak}:6): is 'yes', expected "
                                  f"'no'{for_outside}"),
+        "LAPP-SSH-062": ("fail", f"versionaddendum web01 (intranet) ({weak}:7): is 'web01 "
+                                 f"(intranet)', expected 'none'{for_outside}"),
     }  # fmt: skip
 
 

@@ -134,6 +134,7 @@ DEFAULTS: dict[str, tuple[str, ...]] = {
     "printmotd": ("yes",),
     "printlastlog": ("yes",),
     "banner": ("none",),
+    "versionaddendum": ("none",),
     "forcecommand": ("none",),
     "chrootdirectory": ("none",),
     "addressfamily": ("any",),
