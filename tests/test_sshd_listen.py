@@ -150,8 +150,8 @@ def test_the_hardened_tree_passes_and_a_weak_drop_in_fails_each_check(tmp_path):
         "LAPP-SSH-056": ("pass", "addressfamily any (compiled-in default)"),
         "LAPP-SSH-057": (
             "pass",
-            "listenaddress 10.0.0.5 127.0.0.1 (/etc/ssh/sshd_config.d/50-hardening.conf:26, "
-            "/etc/ssh/sshd_config.d/50-hardening.conf:27)",
+            "listenaddress 10.0.0.5 127.0.0.1 (/etc/ssh/sshd_config.d/60-listen.conf:2, "
+            "/etc/ssh/sshd_config.d/60-listen.conf:3)",
         ),
         "LAPP-SSH-058": ("pass", "gssapiauthentication no (compiled-in default)"),
         "LAPP-SSH-059": ("pass", "gssapicleanupcredentials yes (compiled-in default)"),
