@@ -137,7 +137,10 @@ def test_a_live_process_holding_a_deleted_file_is_found(tmp_path):
     )  # fmt: skip
     try:
         assert holder.stdout.readline() == "ready\n"
-        verdict = run_check(DeletedFilesCheck, {}, context())
+        verdict = run_check(DeletedFilesCheck, {}, context())  # by find(1)
+        ctx = context()
+        by_find, _ = DeletedFilesCheck({})._found(ctx)
+        walked, _ = DeletedFilesCheck({})._walked(ctx)  # link by link, as on a host without find
     finally:
         holder.kill()
         holder.wait()
@@ -145,6 +148,8 @@ def test_a_live_process_holding_a_deleted_file_is_found(tmp_path):
     # the name in parentheses is the interpreter's (python3, or python3.11)
     assert any(e.startswith(f"pid {holder.pid} (") and e.endswith(f") holds: {log}")
                for e in verdict.evidence), verdict.evidence  # fmt: skip
+    mine = (str(holder.pid), "holds", str(log))
+    assert mine in by_find and mine in walked
 
 
 # --- syslog-ng and Snoopy ---------------------------------------------------------------------
