@@ -169,6 +169,10 @@ WEAKENINGS = {
         "no auditd, no rsyslog forwarding and no systemd-journal-upload with a URL: "
         "the only record of an intrusion is on the intruded host",
     ),
+    "LAPP-FILE-010": (
+        lambda r: replace(r, "/etc/systemd/system.conf.d/60-coredump.conf", "=0", "=0:infinity"),
+        "services may dump (hard limit infinity, /etc/systemd/system.conf.d/60-coredump.conf:3)",
+    ),
     "LAPP-LOG-002": (
         lambda r: replace(
             r, "/etc/systemd/journald.conf.d/50-persistent.conf", "persistent", "volatile"

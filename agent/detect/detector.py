@@ -388,24 +388,29 @@ class Detector:
             hits = self._postgres_block(matcher, block, source, first_line, numbered)
         else:
             hits = []
-            inspect, newlines = self._inspect_pattern, block.count
+            fast, inspect, newlines = self._fast_line, self._inspect_pattern, block.count
             line_no, previous = first_line, 0
             for start, end, mask in matcher.candidate_lines(block):
                 if numbered:
                     line_no += newlines(b"\n", previous, start)
                     previous = start
-                raw = block[start:end]
+                text = block[start:end].decode()
                 # a literal past the first MAX_LINE characters does not count: recompute then
-                found = inspect(
-                    matcher,
-                    raw.decode(),
-                    source,
-                    line_no if numbered else None,
-                    None,
-                    mask if end - start <= MAX_LINE else 0,
-                )
-                if found:
-                    hits += found
+                if (
+                    end - start > MAX_LINE
+                    or text[-1:] == "\r"
+                    or not fast(
+                        matcher, text, mask, source, line_no if numbered else None, None, hits
+                    )
+                ):
+                    hits += inspect(
+                        matcher,
+                        text,
+                        source,
+                        line_no if numbered else None,
+                        None,
+                        mask if end - start <= MAX_LINE else 0,
+                    )
         # the block's last line ends at its end, with or without a newline
         count = len(block) - len(block.replace(b"\n", b"")) + (not block.endswith(b"\n"))
         self.counters.lines += count
@@ -547,7 +552,7 @@ class Detector:
             if stated is None:
                 counters.no_address += 1
                 return []
-            if not self._one_reading(rule, alternative, match, 0):
+            if rule.twin_source is not None and not self._one_reading(rule, alternative, match, 0):
                 counters.ambiguous += 1
                 return []
         if not header.session and tie.clientless_lie(source, header):
@@ -586,55 +591,32 @@ class Detector:
         time: float | None,
         mask: int,
     ) -> list[Hit]:
-        """A line of a pattern kind; ``mask`` 0 means not computed yet. (This and
-        :meth:`_decide` run once per candidate line: written for speed, as straight code.)"""
+        """A line of a pattern kind; ``mask`` 0 means not computed yet."""
         text, mask = self._prepared(matcher, text, mask)
         if not mask:
             return []
+        hits: list[Hit] = []
         if source.startswith("journal:"):
             header: Header | None = Header(time, None, None, text)
         else:
-            fast = matcher.fast_by_mask.get(mask, _UNBUILT)
-            if fast is _UNBUILT:
-                fast = matcher.fast_for(mask)
-            if fast is not None:
-                found = fast[0].match(text)
-                if found is not None:  # else the long way: other header, or no rule
-                    stamp, program, pid = found.group(1, 2, 3)
-                    if matcher.programs and program not in matcher.programs:
-                        return []
-                    rule, alternative = fast[1][found.lastindex]  # type: ignore[index]
-                    when = matcher.stamp_time(stamp)  # type: ignore[misc]
-                    base = found.end(3) + 3  # past "]: "
-                    return self._decide(
-                        rule,
-                        alternative,
-                        found,
-                        base,
-                        time if when is None else when,
-                        pid,
-                        None,
-                        1,
-                        text,
-                        source,
-                        line_no,
-                    )
+            if self._fast_line(matcher, text, mask, source, line_no, time, hits):
+                return hits
             header = matcher.parse(text)
             if header is None:
                 self.counters.unparsed += 1
-                return []
+                return hits
             if matcher.programs and header.program not in matcher.programs:
-                return []
+                return hits
         if header.ambiguous:
             self.counters.ambiguous += 1
-            return []
+            return hits
         message = header.message
         candidates = matcher.by_mask.get(mask) or matcher.rules_for(mask)
         for rule in candidates:
             match = rule.regex.match(message)  # type: ignore[union-attr]
             if match is not None:
                 when, _, pid, _, address, repeat = header[:6]
-                return self._decide(
+                self._decide(
                     rule,
                     rule.alternatives[match.lastindex],  # type: ignore[index]
                     match,
@@ -646,8 +628,55 @@ class Detector:
                     text,
                     source,
                     line_no,
+                    hits,
                 )
-        return []
+                break
+        return hits
+
+    def _fast_line(
+        self,
+        matcher: _PatternKind,
+        text: str,
+        mask: int,
+        source: str,
+        line_no: int | None,
+        time: float | None,
+        hits: list[Hit],
+    ) -> bool:
+        """A prepared line with a non-zero ``mask`` read by its mask's one regex (the
+        header and the candidate patterns, see :meth:`_PatternKind.fast_for`), its hit
+        added to ``hits``; False when that regex does not read it (another header, no
+        rule), and the long way must. (This and :meth:`_decide` run once per candidate
+        line of an attack: written for speed, as straight code.)"""
+        fast = matcher.fast_by_mask.get(mask, _UNBUILT)
+        if fast is _UNBUILT:
+            fast = matcher.fast_for(mask)
+        if fast is None:
+            return False
+        found = fast[0].match(text)
+        if found is None:
+            return False
+        stamp, program, pid = found.group(1, 2, 3)
+        if matcher.programs and program not in matcher.programs:
+            return True
+        rule, alternative = fast[1][found.lastindex]  # type: ignore[index]
+        when = matcher.stamp_time(stamp)  # type: ignore[misc]
+        base = found.end(3) + 3  # past "]: "
+        self._decide(
+            rule,
+            alternative,
+            found,
+            base,
+            time if when is None else when,
+            pid,
+            None,
+            1,
+            text,
+            source,
+            line_no,
+            hits,
+        )
+        return True
 
     def _decide(
         self,
@@ -662,57 +691,62 @@ class Detector:
         text: str,
         source: str,
         line_no: int | None,
-    ) -> list[Hit]:
-        """The hit of a matched line, once its address is trusted. ``match`` ran on the
-        message, or on the whole line with the message from offset ``base``."""
+        hits: list[Hit],
+    ) -> None:
+        """The hit of a matched line, once its address is trusted, added to ``hits``.
+        ``match`` ran on the message, or on the whole line with the message from offset
+        ``base``."""
         counters = self.counters
         if when is None:
             when = self._clock()
         elif not EARLIEST <= when <= LATEST:
             counters.unparsed += 1
-            return []
+            return
         _, ip_group, user_group, _ = alternative
         if ip_group is not None:  # address: pattern
             found = match.group(ip_group)
             ip = normalise_ip(found) if found else None
             if ip is None:
                 counters.no_address += 1
-                return []
-            if not self._one_reading(rule, alternative, match, base):
+                return
+            if rule.twin_source is not None and not self._one_reading(
+                rule, alternative, match, base
+            ):
                 counters.ambiguous += 1
-                return []
+                return
             if address is not None and address != ip:
                 counters.ambiguous += 1
-                return []
+                return
         else:
             ip = address
             if ip is None and pid is not None:
                 ip = self.memory.recall(source, pid, when)
             if ip is None:
                 counters.no_address += 1
-                return []
+                return
         if pid is not None:
             self.memory.remember(source, pid, ip, when)
         if rule.track:
-            return []
+            return
         user = match.group(user_group) if user_group is not None else None
         rule_id = rule.id
         if self._own.is_own(rule_id, ip, user):
             counters.own_probes += 1
-            return []
+            return
         counters.matched += 1
         counters.events += repeat
         counters.by_rule[rule_id] += repeat
         hit = (when, rule_id, ip, rule.confidence, None, user, line_no, text)
-        return [hit] if repeat == 1 else [hit] * repeat
+        if repeat == 1:
+            hits.append(hit)
+        else:
+            hits += [hit] * repeat
 
     @staticmethod
     def _one_reading(rule: Rule, alternative: Alternative, match: re.Match[str], base: int) -> bool:
-        """Whether the shortest reading of the free text finds the address at the same place
-        as the longest one: then exactly one reading of the line exists. An anchor found
-        once proves it without the twin (see rules.Alternative)."""
-        if rule.twin_source is None:
-            return True
+        """For a rule with a twin: whether the shortest reading of the free text finds the
+        address at the same place as the longest one: then exactly one reading of the line
+        exists. An anchor found once proves it without the twin (see rules.Alternative)."""
         _, ip_group, _, anchor = alternative
         subject = match.string
         first = subject.find(anchor, base) if anchor is not None else -1

@@ -31,6 +31,7 @@ from checks.types.base import CheckType
 from checks.types.dpkg import DpkgStateCheck
 from checks.types.files import FileCheck, FileContentCheck
 from checks.types.firewall import FirewallDefaultDenyCheck
+from checks.types.kernel import CoreDumpsCheck
 from checks.types.logs import (
     AuditdLogCheck,
     JournaldStorageCheck,
@@ -85,6 +86,7 @@ REGISTRY: dict[str, type[CheckType]] = {
         HistoryFilesCheck,
         LoginDefsCheck,
         SingleUserLoginCheck,
+        CoreDumpsCheck,
         LogShippingCheck,
         JournaldStorageCheck,
         LogRetentionCheck,
