@@ -386,6 +386,11 @@ def _load_check(
             Problem(file, entry.line_of("references"), f"{where}.references", "must be a list")
         )
         references = []
+    for reference in [r for r in references if not isinstance(r, str | int | float)]:
+        # "ref (a: b)" in a flow list is a mapping: quote it (checks.coverage reads strings)
+        message = f"{reference!r} is not text (quote a reference holding ': ' or ', ')"
+        problems.append(Problem(file, entry.line_of("references"), f"{where}.references", message))
+    references = [r for r in references if isinstance(r, str | int | float)]
     title = _with_values(str(entry["title"]), values, variables)
     for name in _VAR_REF.findall(title):
         message = f"unknown variable ${{{name}}}"

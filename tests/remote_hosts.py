@@ -113,6 +113,8 @@ class Lan:
         ``max_sessions`` replaces the fixture's MaxSessions (the hardened one says 2)."""
         host = self._attach(name)
         host.tree = build_tree(self.workdir / name / "tree", fixture)
+        # the host listens on its own address (given to sshd below), not the tree's
+        (host.tree / "etc/ssh/sshd_config.d/60-listen.conf").unlink(missing_ok=True)
         private = self.workdir / name / "private"
         private.mkdir(parents=True)
         key = private / "ssh_host_ed25519_key"

@@ -61,6 +61,35 @@ def test_postgresql_and_patching_cover_ninety_percent_of_each_reference(baseline
     assert lynis.covered >= 0.9 * lynis.applicable
 
 
+#: The lists "SSH, accounts and logs" keeps.
+SSH_LISTS = ("devsec-ssh.yaml", "ssh-audit.yaml")
+
+
+def test_ssh_accounts_and_logs_cover_ninety_percent_of_each_reference(baseline):
+    lists = {listed.file.name: listed for listed in load_lists()[0]}
+    cited = citations(baseline)
+    mine = [item for item in lists.values() if item.owner == "SSH, accounts and logs"]
+    assert {item.file.name for item in mine} >= {*SSH_LISTS, "lynis-accounting.yaml",
+                                                  "lynis-authentication.yaml",
+                                                  "lynis-logging.yaml"}  # fmt: skip
+    for name in SSH_LISTS:
+        t = tally([lists[name]], cited)
+        assert lists[name].complete and t.covered >= 0.9 * t.applicable, name
+    lynis = tally([item for item in mine if item.cite == "Lynis"], cited)
+    assert lynis.covered >= 0.9 * lynis.applicable
+    assert all(item.complete for item in mine)
+
+
+def test_the_ssh_list_holds_every_devsec_sshd_control():
+    summary = require_shared_data("devsec_baselines/CHECKS_SUMMARY.md").read_text()
+    section = summary.split("## ssh-baseline", 1)[1].split("(ssh_spec.rb", 1)[0]
+    # "- sshd-01/02/03 Ciphers/...", "sshd-04 /etc/ssh dir ...; sshd-05 sshd_config ..."
+    ids = {f"sshd-{n}" for n in re.findall(r"(?:sshd-|/)(\d\d)\b", section)}
+    (listed,) = [item for item in load_lists()[0] if item.file.name == "devsec-ssh.yaml"]
+    assert {control.id for control in listed.controls} == ids
+    assert len(ids) == 49  # sshd-01..50 but sshd-26
+
+
 def registered_tests(include: Path) -> set[str]:
     """The test IDs a Lynis include file registers (commented-out tests excluded)."""
     pattern = re.compile(r'^\s*Register --test-no "?([A-Z]+-\d+)', re.MULTILINE)

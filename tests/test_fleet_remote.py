@@ -40,6 +40,7 @@ COMMAND_JUDGED = {
     "sshd_moduli",
     "sshd_startups",
     "sshd_allow_list",
+    "sshd_listen",
     "sshd_auth_contexts",
     "apache_modules",
     "core_dumps",

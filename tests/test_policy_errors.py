@@ -141,6 +141,19 @@ CASES = [
         "LAPP-SVC-001.when.pakage",
         "unknown condition",
     ),
+    (  # a reference YAML reads as a mapping: ": " inside a flow list
+        """
+  - id: LAPP-SVC-001
+    title: t
+    severity: high
+    references: [ssh-audit dh-modulus-sizes (guide: moduli), dev-sec sshd-48]
+    type: package
+    params: {names: [x]}
+""",
+        8,
+        "LAPP-SVC-001.references",
+        "is not text (quote a reference holding ': ' or ', ')",
+    ),
     (  # undeclared variable
         """
   - id: LAPP-SVC-001

@@ -114,6 +114,20 @@ WEAKENINGS = {
         lambda r: replace(r, "/etc/shadow", ":1:365:7:::", ":1:0:7:::"),
         "/etc/shadow:7: admin: password expired 1 days ago",
     ),
+    "LAPP-AUTH-017": (
+        lambda r: replace(r, "/etc/shadow", "admin:$y$", "admin:!$y$"),
+        "/etc/shadow:7: admin: password locked (!$y$...) but the account never expires: an "
+        "SSH key still logs it in (usermod --expiredate 1 admin)",
+    ),
+    "LAPP-LOG-009": (
+        lambda r: os.chmod(r / "var/log/account/pacct", 0o644),
+        "/var/log/account/pacct: 0644 root:root (mode 0644 exceeds 0640)",
+    ),
+    "LAPP-LOG-010": (
+        lambda r: replace(r, "/etc/default/sysstat", 'ENABLED="true"', 'ENABLED="false"'),
+        "no line matches /^\\s*ENABLED\\s*=\\s*(\"true\"|'true'|true)\\s*$/ in "
+        "/etc/default/sysstat",
+    ),
     "LAPP-FILE-001": (
         lambda r: os.chmod(r / "etc/shadow", 0o644),
         "/etc/shadow: 0644 root:root (mode 0644 exceeds 0640)",

@@ -137,6 +137,7 @@ HARDENED_MODES = {
     "etc/crontab": 0o600,
     "etc/cron.*": 0o700,
     "var/log/audit/audit.log": 0o600,
+    "var/log/account/pacct": 0o640,
 }
 
 

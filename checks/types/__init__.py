@@ -53,8 +53,10 @@ from checks.types.sshd import (
 )
 from checks.types.sshd_contexts import SshdAuthContextsCheck
 from checks.types.sshd_limits import SshdAllowListCheck, SshdStartupsCheck
+from checks.types.sshd_listen import SshdListenCheck
 from checks.types.system import (
     CommandCheck,
+    DeletedFilesCheck,
     ListeningCheck,
     PackageCheck,
     ProcessCheck,
@@ -77,6 +79,7 @@ REGISTRY: dict[str, type[CheckType]] = {
         ProcessCheck,
         ListeningCheck,
         CommandCheck,
+        DeletedFilesCheck,
         PwqualityCheck,
         AccountsCheck,
         HomeDirsCheck,
@@ -117,6 +120,7 @@ REGISTRY: dict[str, type[CheckType]] = {
         SshdModuliCheck,
         SshdStartupsCheck,
         SshdAllowListCheck,
+        SshdListenCheck,
         SshdAuthContextsCheck,
         PostgresConfCheck,
         PgHbaCheck,

@@ -120,7 +120,10 @@ ACCOUNT_ASPECTS = (
     "consistency",
     "password_expiry",
     "expired_passwords",
+    "locked_accounts",
 )
+#: User accounts as Lynis AUTH-9284 counts them: UID 1000 and up, but nobody.
+LOGIN_UID_MIN, NOBODY_UID = 1000, 65534
 
 
 class AccountsCheck(CheckType):
@@ -136,7 +139,11 @@ class AccountsCheck(CheckType):
       group a gshadow entry (and none without the other), as pwck and grpck require;
     - ``password_expiry``: every account with a usable password has a maximum age of at
       most ``max_days``;
-    - ``expired_passwords``: no usable password is past its maximum age (on the audit's day).
+    - ``expired_passwords``: no usable password is past its maximum age (on the audit's day);
+    - ``locked_accounts``: no user account (UID 1000 and up, not nobody) has a password that
+      was locked (``!`` before a hash, as ``passwd -l`` leaves it) while the account itself
+      is not expired: ``passwd -l`` does not stop SSH keys (Debian's sshd leaves locking to
+      PAM, which does not read ``!``), so such an account looks disabled and is not.
     """
 
     name = "accounts"
@@ -151,8 +158,8 @@ class AccountsCheck(CheckType):
         except HostError as exc:
             return errored(f"cannot read the account databases: {exc}")
         aspect = self.params["aspect"]
-        if aspect == "expired_passwords":
-            problems = self._expired_passwords(db, int(ctx.clock() // 86400))
+        if aspect in ("expired_passwords", "locked_accounts"):
+            problems = getattr(self, f"_{aspect}")(db, int(ctx.clock() // 86400))
         else:
             problems = getattr(self, f"_{aspect}")(db)
         counts = ", ".join(f"{len(entries)} in /etc/{name}" for name, entries in db.items())
@@ -223,6 +230,29 @@ class AccountsCheck(CheckType):
                 since = today - int(changed) - int(maximum)
                 problems.append(f"{e}: password expired {since} days ago (changed on day "
                                 f"{changed}, maximum age {maximum})")  # fmt: skip
+        return problems
+
+    def _locked_accounts(self, db: dict[str, list[Entry]], today: int) -> list[str]:
+        shadow = {e.name: e for e in _real(db["shadow"])}
+        problems = []
+        for account in _real(db["passwd"]):
+            uid = account.fields[2] if len(account.fields) > 2 else ""
+            if not uid.isdigit() or int(uid) < LOGIN_UID_MIN or int(uid) == NOBODY_UID:
+                continue
+            entry = shadow.get(account.name, account)
+            password = entry.fields[1] if len(entry.fields) > 1 else ""
+            if not password.startswith("!") or not password.lstrip("!"):
+                continue  # usable, or never had one ("!", "*": a key-only account)
+            if password.lstrip("!").startswith("*"):
+                continue
+            expires = entry.fields[7] if entry is not account and len(entry.fields) > 7 else ""
+            if expires.isdigit() and int(expires) <= today:
+                continue  # expired: neither a password nor a key logs it in
+            until = f"expires on day {expires}" if expires.isdigit() else "never expires"
+            problems.append(
+                f"{entry}: password locked ({password[:4]}...) but the account {until}: "
+                f"an SSH key still logs it in (usermod --expiredate 1 {account.name})"
+            )
         return problems
 
 

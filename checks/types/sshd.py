@@ -390,6 +390,18 @@ def office_networks(raw: Any) -> list[Network]:
     return [ipaddress.ip_network(str(item), strict=False) for item in items]
 
 
+def variable_networks(ctx: CheckContext, name: str, example: str) -> tuple[list[Network], str]:
+    """The networks a ``cidr_list`` policy variable names, and ''; or no networks and why the
+    value is not such a list (the check errors with it)."""
+    try:
+        return office_networks(ctx.variables.get(name)), ""
+    except ValueError as exc:
+        return (
+            [],
+            f"{name} is not a list of networks: {exc} (set it with {how_to_set(name, example)})",
+        )
+
+
 def _inside(network: Network, allowed: list[Network]) -> bool:
     return any(
         network.version == a.version and network.subnet_of(a)  # type: ignore[arg-type]
@@ -478,13 +490,9 @@ class SshdNetworkRestrictionCheck(CheckType):
     schema = {"config": SPEC_SCHEMA["config"], "user": SPEC_SCHEMA["user"]}
 
     def run(self, ctx: CheckContext) -> Verdict:
-        try:
-            office = office_networks(ctx.variables.get("office_networks"))
-        except ValueError as exc:
-            return errored(
-                f"office_networks is not a list of networks: {exc} (set it with "
-                f"{how_to_set('office_networks', '198.51.100.0/24,2001:db8:1::/48')})"
-            )
+        office, bad = variable_networks(ctx, "office_networks", "198.51.100.0/24,2001:db8:1::/48")
+        if bad:
+            return errored(bad)
         path = self.params["config"]
         spec = ConnectionSpec(user=self.params["user"])
         try:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from checks.hosts import HostError, ListeningSocket
 from checks.params import Param
 from checks.result import Verdict, errored, failed, passed
+from checks.rootfs import NOTHING_THERE
 from checks.types.base import CheckContext, CheckType
 
 UNIT_DIRS = (
@@ -252,3 +253,110 @@ def _line_at(text: str, offset: int) -> str:
     start = text.rfind("\n", 0, offset) + 1
     end = text.find("\n", offset)
     return re.sub(r"\s+", " ", text[start : end if end >= 0 else None]).strip()[:200]
+
+
+#: Files that never had a name, so are not "deleted" ones: memfd_create() and O_TMPFILE
+#: (``/tmp/#1234``, what glibc's tmpfile() and Python's TemporaryFile open).
+_NAMELESS = re.compile(r"^/memfd:|/#\d+$")
+_DELETED = " (deleted)"
+#: One command lists them on a live host (over SSH one request, not one per descriptor):
+#: every program and descriptor link of every process naming a deleted regular file.
+_FIND = ["find", "/proc", "-mindepth", "2", "-maxdepth", "3", "(", "-path", "/proc/[0-9]*/fd/*",
+         "-o", "-path", "/proc/[0-9]*/exe", ")", "-lname", "*" + _DELETED, "-xtype", "f",
+         "-printf", "%p\\t%l\\n"]  # fmt: skip
+#: find's complaint about a process's links: "find: '/proc/1/fd/0': Permission denied".
+_FIND_ERROR = re.compile(r"'/proc/(\d+)/(?:fd|exe)\b[^']*'?: (.*)$")
+
+
+class DeletedFilesCheck(CheckType):
+    """No process holds a deleted regular file open or runs a deleted program
+    (``/proc/PID/fd`` and ``/proc/PID/exe`` naming ``... (deleted)``), as ``lsof +L1`` lists
+    them: a log a daemon still writes after it was removed, a program replaced by an upgrade
+    but still running, or one that removed itself. Files that never had a name (memfd,
+    O_TMPFILE) are left out. A process whose links cannot be read leaves the check undecided
+    unless another already fails it.
+    """
+
+    name = "deleted_files"
+    schema: dict[str, Param] = {}
+
+    def run(self, ctx: CheckContext) -> Verdict:
+        try:
+            if ctx.host.is_live and ctx.host.which("find"):
+                held, unreadable = self._found(ctx)
+            else:
+                held, unreadable = self._walked(ctx)
+        except HostError as exc:
+            return errored(f"cannot list the files of the processes: {exc}")
+        found = [f"pid {pid} ({self._command(ctx, pid)}) {how}: {path}"
+                 for pid, how, path in dict.fromkeys(held)
+                 if not _NAMELESS.search(path)]  # fmt: skip
+        if found:
+            return failed(*found, *(f"note: not read: {u}" for u in unreadable))
+        if unreadable:
+            return errored(f"cannot read the files of {len(unreadable)} processes", *unreadable)
+        return passed("no deleted file is in use")
+
+    def _found(self, ctx: CheckContext) -> tuple[list[tuple[str, str, str]], list[str]]:
+        """By find(1) on the host: (pid, how, path) of each deleted file, and the processes
+        whose links it could not read (those that ended meanwhile left out)."""
+        done = ctx.host.run(_FIND, timeout=60)
+        if done.exit_code not in (0, 1):
+            raise HostError(f"find exited {done.exit_code}: {done.stderr.strip()[:200]}")
+        held = []
+        for line in done.stdout.splitlines():
+            link, _, target = line.partition("\t")
+            parts = link.split("/")
+            if len(parts) > 3 and target.endswith(_DELETED):
+                how = "runs" if parts[3] == "exe" else "holds"
+                held.append((parts[2], how, target[: -len(_DELETED)]))
+        unreadable: dict[str, str] = {}
+        for line in done.stderr.splitlines():
+            error = _FIND_ERROR.search(line.replace("\u2018", "'").replace("\u2019", "'"))
+            if error and "No such file" not in error.group(2):
+                unreadable.setdefault(error.group(1), error.group(2))
+        shown = [f"pid {pid} ({self._command(ctx, pid)}): {why}" for pid, why in unreadable.items()]
+        return held, shown
+
+    def _walked(self, ctx: CheckContext) -> tuple[list[tuple[str, str, str]], list[str]]:
+        """The same, link by link (a host without find, or a tree's /proc)."""
+        host = ctx.host
+        held, unreadable = [], []
+        for pid in sorted((n for n in host.listdir("/proc") if n.isdigit()), key=int):
+            try:
+                held += [(pid, how, path) for how, path in self._held(ctx, pid)]
+            except HostError as exc:
+                if host.lexists(f"/proc/{pid}"):  # else it ended meanwhile
+                    unreadable.append(f"pid {pid} ({self._command(ctx, pid)}): {exc}")
+        return held, unreadable
+
+    def _held(self, ctx: CheckContext, pid: str) -> list[tuple[str, str]]:
+        """(how, path) of each deleted regular file the process runs or holds open."""
+        links = [("runs", f"/proc/{pid}/exe")]
+        links += [("holds", f"/proc/{pid}/fd/{fd}") for fd in ctx.host.listdir(f"/proc/{pid}/fd")]
+        held = []
+        for how, link in links:
+            try:
+                target = ctx.host.readlink(link)
+            except HostError as exc:
+                gone = getattr(exc.__cause__, "errno", None) in NOTHING_THERE
+                if gone if how == "runs" else not ctx.host.lexists(link):
+                    continue  # a kernel thread has no program; a closed descriptor is gone
+                raise
+            if target.endswith(_DELETED) and self._regular(ctx, link):
+                held.append((how, target[: -len(_DELETED)]))
+        return held
+
+    def _regular(self, ctx: CheckContext, link: str) -> bool:
+        """Whether the link leads to a regular file (not a device such as /dev/null); in a
+        tree's /proc, where the link leads nowhere, what it names is taken as a file."""
+        try:
+            return ctx.host.stat(link).is_file
+        except HostError:
+            return not ctx.host.is_live
+
+    def _command(self, ctx: CheckContext, pid: str) -> str:
+        try:
+            return ctx.host.read_text(f"/proc/{pid}/comm").strip() or "?"
+        except HostError:
+            return "?"
