@@ -28,6 +28,8 @@ LIVE_ONLY = {
     "LAPP-PG-010",
     "LAPP-SVC-002",
     "LAPP-SVC-003",
+    "LAPP-WEB-021",
+    "LAPP-WEB-023",
     "LAPP-SVC-013",
     "LAPP-SVC-016",
     "LAPP-FW-011",

@@ -79,12 +79,15 @@ def test_a_lynis_list_holds_its_include_files_tests(name):
         assert ids <= registered_tests(include)
 
 
-def test_the_postgres_list_holds_every_devsec_control():
+@pytest.mark.parametrize("baseline_name", ["postgres", "apache"])
+def test_a_complete_devsec_list_holds_every_control(baseline_name):
     summary = require_shared_data("devsec_baselines/CHECKS_SUMMARY.md").read_text()
-    section = summary.split("## postgres-baseline", 1)[1]
+    section = summary.split(f"## {baseline_name}-baseline", 1)[1].split("\n## ", 1)[0]
     # "- postgres-02 psql version ...; 03 exactly one postmaster ..."
-    ids = {f"postgres-{n}" for n in re.findall(r"(?:postgres-|; )(\d\d) ", section)}
-    (listed,) = [item for item in load_lists()[0] if item.file.name == "devsec-postgres.yaml"]
+    found = re.findall(rf"(?:{baseline_name}-|; )(\d\d) ", section)
+    ids = {f"{baseline_name}-{n}" for n in found}
+    (listed,) = [i for i in load_lists()[0] if i.file.name == f"devsec-{baseline_name}.yaml"]
+    assert listed.complete
     assert {control.id for control in listed.controls} == ids
 
 
