@@ -4,6 +4,7 @@ document is what scripts/coverage writes today."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -132,3 +133,31 @@ def test_a_malformed_list_is_located(tmp_path):
     path = f"{tmp_path}/example.yaml"
     assert shape == [f"{path}:9: one: unknown key applicable", f"{path}:10: a control needs "
                      "an id and a title"]  # fmt: skip
+
+
+#: The lists this baseline's TLS, Apache and PHP checks are measured against.
+WEB_LISTS = ("devsec-apache.yaml", "lynis-webservers.yaml", "lynis-crypto.yaml",
+             "lynis-php.yaml", "sslyze.yaml", "mozilla-intermediate.yaml")  # fmt: skip
+
+
+@pytest.mark.parametrize("name", WEB_LISTS)
+def test_tls_apache_and_php_cover_ninety_percent_of_each_reference(baseline, name):
+    (listed,) = [item for item in load_lists()[0] if item.file.name == name]
+    covered = tally([listed], citations(baseline))
+    assert covered.applicable and covered.covered >= 0.9 * covered.applicable
+
+
+def test_the_sslyze_list_holds_every_scan_command():
+    sslyze = pytest.importorskip("sslyze", reason="pip install -e '.[test]' brings sslyze")
+    (listed,) = [item for item in load_lists()[0] if item.file.name == "sslyze.yaml"]
+    assert listed.complete
+    assert {control.id for control in listed.controls} == {c.value for c in sslyze.ScanCommand}
+
+
+def test_the_mozilla_list_holds_the_intermediate_profile():
+    sslyze = pytest.importorskip("sslyze", reason="pip install -e '.[test]' brings sslyze")
+    shipped = Path(sslyze.__file__).parent / "mozilla_tls_profile" / "5.7.json"
+    profile = json.loads(shipped.read_text())["configurations"]["intermediate"]
+    (listed,) = [i for i in load_lists()[0] if i.file.name == "mozilla-intermediate.yaml"]
+    ids = {control.id for control in listed.controls}
+    assert ids == set(profile) if listed.complete else ids < set(profile)

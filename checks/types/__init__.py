@@ -24,7 +24,7 @@ from checks.types.apache_hardening import (
     ApacheOptions,
     ApacheStatusPages,
 )
-from checks.types.apache_tls import ApacheHsts, ApacheTlsCiphers
+from checks.types.apache_tls import ApacheHsts, ApacheOcspStapling, ApacheTlsCiphers
 from checks.types.apt import AptConfCheck
 from checks.types.backups import BackupCheck
 from checks.types.base import CheckType
@@ -59,7 +59,12 @@ from checks.types.system import (
     ProcessCheck,
     ServiceCheck,
 )
-from checks.types.tls_live import HSTSProbeCheck, TLSCertificateProbeCheck, TLSCipherProbeCheck
+from checks.types.tls_live import (
+    HSTSProbeCheck,
+    TLSCertificateProbeCheck,
+    TLSCipherProbeCheck,
+    TLSHandshakeProbeCheck,
+)
 from checks.types.updates import (
     AptSecuritySourceCheck,
     RebootPendingCheck,
@@ -92,6 +97,7 @@ REGISTRY: dict[str, type[CheckType]] = {
         TLSCipherProbeCheck,
         HSTSProbeCheck,
         TLSCertificateProbeCheck,
+        TLSHandshakeProbeCheck,
         ApacheModules,
         ApacheDirective,
         ApacheForbidden,
@@ -99,6 +105,7 @@ REGISTRY: dict[str, type[CheckType]] = {
         ApacheTlsProtocols,
         ApacheTlsCiphers,
         ApacheHsts,
+        ApacheOcspStapling,
         ApacheOptions,
         ApacheMethods,
         ApacheAccessLog,
