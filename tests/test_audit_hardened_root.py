@@ -32,6 +32,7 @@ LIVE_ONLY = {
     "LAPP-TLS-062",
     "LAPP-TLS-063",
     "LAPP-TLS-064",
+    "LAPP-TLS-065",
     "LAPP-PG-010",
     "LAPP-SVC-002",
     "LAPP-SVC-003",

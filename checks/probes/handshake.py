@@ -26,13 +26,18 @@ Every question of one port is asked concurrently, each within ``timeout``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING, TypeVar
 
 from checks.probes import hello
 from checks.probes.hello import ALERT, ALERTS, HANDSHAKE, MAX_RECORD, ServerHello
 from checks.probes.wire import DEFAULT_TIMEOUT, BoundedReader, Outcome, Target, exchange
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 #: Named curves (RFC 8422, 7748, 7027, 8734) by their TLS code, with OpenSSL's names as
 #: Mozilla's profiles write them.
@@ -66,8 +71,12 @@ TLS13_SUITES = (0x1301, 0x1302, 0x1303, 0x1304, 0x1305)
 TLS12_SUITES = (*ECDHE_SUITES, *DHE_SUITES, 0x009C, 0x009D, 0x002F, 0x0035)
 FALLBACK_SCSV = 0x5600
 _RENEGOTIATION_INFO, _HEARTBEAT = 0xFF01, 15
-_SERVER_KEY_EXCHANGE, _SERVER_HELLO_DONE = 12, 14
+_CERTIFICATE, _SERVER_KEY_EXCHANGE, _SERVER_HELLO_DONE, _CERTIFICATE_STATUS = 11, 12, 14, 22
+#: RFC 6960 OCSPResponseStatus
+_OCSP_STATUS = {0: "successful", 1: "malformedRequest", 2: "internalError", 3: "tryLater",
+                5: "sigRequired", 6: "unauthorized"}  # fmt: skip
 _CHANGE_CIPHER_SPEC = bytes([20, 3, 3, 0, 1, 1])
+Answer = TypeVar("Answer")
 #: A first flight (ServerHello to ServerHelloDone) larger than this is not a real server.
 _MAX_FLIGHT = 2**18
 
@@ -110,8 +119,10 @@ def scan_handshakes(
         ("extensions", "TLSv1.2"): partial(
             ask, "TLSv1.2", TLS12_SUITES, extended_master_secret=True, heartbeat=True
         ),
-        ("dh", "TLSv1.2"): partial(_flight, target, server_name, DHE_SUITES, timeout),
-        ("ccs", "TLSv1.2"): partial(_flight, target, server_name, TLS12_SUITES, timeout, True),
+        ("dh", "TLSv1.2"): partial(_flight, target, server_name, DHE_SUITES, timeout, _dh_bits),
+        ("ccs", "TLSv1.2"): partial(
+            _flight, target, server_name, TLS12_SUITES, timeout, _early_ccs
+        ),
     }  # fmt: skip
     with ThreadPoolExecutor(len(questions)) as pool:
         futures = {key: pool.submit(question) for key, question in questions.items()}
@@ -152,29 +163,96 @@ def _flight(
     server_name: str | None,
     suites: tuple[int, ...],
     timeout: float,
-    early_ccs: bool = False,
-) -> int | bool | Outcome:
-    """A TLS 1.2 hello offering ``suites`` (DHE ones), and the server's first flight up to
-    its ServerHelloDone: the bits of the DH prime in its ServerKeyExchange, or with
-    ``early_ccs`` whether it then takes a ChangeCipherSpec in silence."""
-    record = hello.client_hello(hello.VERSIONS["TLSv1.2"], suites, server_name)
+    then: Callable[[dict[int, bytes], BoundedReader], Answer],
+    status_request: bool = False,
+) -> Answer | Outcome:
+    """A TLS 1.2 hello offering ``suites``, the server's first flight up to its
+    ServerHelloDone (type -> body), and what ``then`` makes of it (it may go on talking)."""
+    record = hello.client_hello(
+        hello.VERSIONS["TLSv1.2"], suites, server_name, status_request=status_request
+    )
 
-    def judge(reader: BoundedReader) -> int | bool | Outcome:
+    def judge(reader: BoundedReader) -> Answer | Outcome:
         messages = _read_flight(reader)
-        if isinstance(messages, Outcome):
-            return messages
-        if early_ccs:
-            reader.sock.sendall(_CHANGE_CIPHER_SPEC)
-            return _takes_in_silence(reader)
-        key_exchange = messages.get(_SERVER_KEY_EXCHANGE)
-        if key_exchange is None or len(key_exchange) < 2:
-            return Outcome("TLSv1.2", None, "no ServerKeyExchange after a DHE suite")
-        size = int.from_bytes(key_exchange[:2], "big")
-        if len(key_exchange) < 2 + size:
-            return Outcome("TLSv1.2", None, "ServerKeyExchange truncated")
-        return int.from_bytes(key_exchange[2 : 2 + size], "big").bit_length()
+        return messages if isinstance(messages, Outcome) else then(messages, reader)
 
     return exchange("TLSv1.2", target, record, judge, timeout)
+
+
+def _dh_bits(messages: dict[int, bytes], _: BoundedReader) -> int | Outcome:
+    """The bits of the DH prime in the ServerKeyExchange that follows a DHE suite."""
+    key_exchange = messages.get(_SERVER_KEY_EXCHANGE)
+    if key_exchange is None or len(key_exchange) < 2:
+        return Outcome("TLSv1.2", None, "no ServerKeyExchange after a DHE suite")
+    size = int.from_bytes(key_exchange[:2], "big")
+    if len(key_exchange) < 2 + size:
+        return Outcome("TLSv1.2", None, "ServerKeyExchange truncated")
+    return int.from_bytes(key_exchange[2 : 2 + size], "big").bit_length()
+
+
+def _early_ccs(_: dict[int, bytes], reader: BoundedReader) -> bool | Outcome:
+    """Send a ChangeCipherSpec before any key exchange: whether it is taken in silence."""
+    reader.sock.sendall(_CHANGE_CIPHER_SPEC)
+    return _takes_in_silence(reader)
+
+
+@dataclass(frozen=True)
+class Stapling:
+    """What a TLS 1.2 handshake asking for the certificate's status (RFC 6066) shows."""
+
+    responders: tuple[str, ...]  # the OCSP responders the served certificate names
+    status: str | None  # the stapled OCSP response's status, None when nothing is stapled
+
+
+def probe_stapling(
+    target: Target, server_name: str | None = None, timeout: float = DEFAULT_TIMEOUT
+) -> Stapling | Outcome:
+    """Ask ``target`` for the certificate's OCSP status at TLS 1.2: the responders its
+    certificate names and the status of what it staples; an Outcome when the port speaks
+    no TLS 1.2 (refused) or answers oddly (undecided)."""
+    return _flight(target, server_name, TLS12_SUITES, timeout, _stapled, status_request=True)
+
+
+def _stapled(messages: dict[int, bytes], _: BoundedReader) -> Stapling | Outcome:
+    from cryptography import x509  # 30 ms to import: paid only when a certificate is read
+
+    chain = messages.get(_CERTIFICATE, b"")
+    leaf_size = int.from_bytes(chain[3:6], "big") if len(chain) >= 6 else 0
+    if not leaf_size or len(chain) < 6 + leaf_size:
+        return Outcome("TLSv1.2", None, "no certificate in the server's first flight")
+    try:
+        responders = ocsp_responders(x509.load_der_x509_certificate(chain[6 : 6 + leaf_size]))
+    except ValueError as exc:
+        return Outcome("TLSv1.2", None, f"unreadable certificate: {exc}")
+    status = messages.get(_CERTIFICATE_STATUS)
+    if status is None:
+        return Stapling(responders, None)
+    # CertificateStatus: type ocsp(1), a 3-byte length, then OCSPResponse ::= SEQUENCE {
+    # responseStatus ENUMERATED, ...}: the enumeration follows the sequence's header
+    response = status[4:]
+    header = 2 + (response[1] & 0x7F if len(response) > 1 and response[1] & 0x80 else 0)
+    field = response[header : header + 3]
+    if status[:1] != b"\x01" or response[:1] != b"\x30" or field[:2] != b"\x0a\x01":
+        return Outcome("TLSv1.2", None, "malformed CertificateStatus")
+    return Stapling(responders, _OCSP_STATUS.get(field[2], f"status {field[2]}"))
+
+
+def ocsp_responders(certificate: x509.Certificate) -> tuple[str, ...]:
+    """The OCSP URLs a certificate's Authority Information Access names."""
+    from cryptography import x509
+    from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
+
+    try:
+        access = certificate.extensions.get_extension_for_oid(
+            ExtensionOID.AUTHORITY_INFORMATION_ACCESS
+        ).value
+    except x509.ExtensionNotFound:
+        return ()
+    return tuple(
+        str(item.access_location.value)
+        for item in access
+        if item.access_method == AuthorityInformationAccessOID.OCSP
+    )
 
 
 def _read_flight(reader: BoundedReader) -> dict[int, bytes] | Outcome:

@@ -48,6 +48,7 @@ _SUPPORTED_VERSIONS, _KEY_SHARE, _RENEGOTIATION_INFO = 43, 51, 0xFF01
 _X25519 = 29
 EXTENDED_MASTER_SECRET = 23  # RFC 7627
 _HEARTBEAT = 15  # RFC 6520
+_STATUS_REQUEST = 5  # RFC 6066 8
 #: x25519, secp256r1, secp384r1, secp521r1, x448, ffdhe2048-8192: every group a server
 #: might insist on, so a suite is never refused for want of a group.
 _GROUP_LIST = (_X25519, 23, 24, 25, 30, 256, 257, 258, 259, 260)
@@ -78,12 +79,14 @@ def client_hello(
     groups: tuple[int, ...] = _GROUP_LIST,
     extended_master_secret: bool = False,
     heartbeat: bool = False,
+    status_request: bool = False,
 ) -> bytes:
     """The complete record carrying a ClientHello for ``version`` (0x0301 to 0x0304) that
     offers exactly ``suites`` (and DEFLATE before null compression when ``compression``)
     and the key-exchange ``groups`` (for TLS 1.3 a key share only when X25519 is among
     them: without one a server that accepts a group answers with a HelloRetryRequest), and
-    when asked the extended master secret and heartbeat (peer allowed to send) extensions."""
+    when asked the extended master secret, heartbeat (peer allowed to send) and OCSP status
+    request extensions."""
     random = os.urandom(32) if random is None else random
     if len(random) != 32:
         raise ValueError("the ClientHello random is 32 bytes")
@@ -99,6 +102,8 @@ def client_hello(
         extensions.append(_extension(EXTENDED_MASTER_SECRET, b""))
     if heartbeat:
         extensions.append(_extension(_HEARTBEAT, b"\x01"))
+    if status_request:  # OCSP, no responder IDs, no request extensions
+        extensions.append(_extension(_STATUS_REQUEST, b"\x01\x00\x00\x00\x00"))
     if server_name and not _is_ip(server_name):
         name = server_name.encode("idna")
         extensions.insert(0, _extension(_SNI, _vector(b"\x00" + _vector(name, 2), 2)))

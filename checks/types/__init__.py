@@ -61,6 +61,7 @@ from checks.types.system import (
 )
 from checks.types.tls_live import (
     HSTSProbeCheck,
+    OCSPStaplingProbeCheck,
     TLSCertificateProbeCheck,
     TLSCipherProbeCheck,
     TLSHandshakeProbeCheck,
@@ -98,6 +99,7 @@ REGISTRY: dict[str, type[CheckType]] = {
         HSTSProbeCheck,
         TLSCertificateProbeCheck,
         TLSHandshakeProbeCheck,
+        OCSPStaplingProbeCheck,
         ApacheModules,
         ApacheDirective,
         ApacheForbidden,

@@ -20,6 +20,7 @@ from checks.hosts import HostError
 from checks.params import Param
 from checks.parsers.apache import ApacheConfig, Directive, VirtualHost
 from checks.parsers.hsts import hsts_max_age
+from checks.probes.handshake import ocsp_responders
 from checks.tls_profiles import PROFILE_NAMES, PROFILES, TLS13_SUITES, Profile, describe
 from checks.types.apache import ApacheCheck, Findings
 from checks.types.base import CheckContext
@@ -248,21 +249,9 @@ class ApacheOcspStapling(ApacheCheck):
         return found
 
 
-def _ocsp_responders(pem: bytes) -> list[str]:
-    """The OCSP URLs of the first certificate in a PEM file (its Authority Information
-    Access); ValueError when there is no certificate to read."""
+def _ocsp_responders(pem: bytes) -> tuple[str, ...]:
+    """The OCSP URLs of the first certificate in a PEM file; ValueError when there is no
+    certificate to read."""
     from cryptography import x509
-    from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
 
-    certificate = x509.load_pem_x509_certificate(pem)
-    try:
-        access = certificate.extensions.get_extension_for_oid(
-            ExtensionOID.AUTHORITY_INFORMATION_ACCESS
-        ).value
-    except x509.ExtensionNotFound:
-        return []
-    return [
-        str(item.access_location.value)
-        for item in access
-        if item.access_method == AuthorityInformationAccessOID.OCSP
-    ]
+    return ocsp_responders(x509.load_pem_x509_certificate(pem))

@@ -18,10 +18,10 @@ from checks.params import Param
 from checks.parsers.apache import SERVER_ROOT, ApacheConfigError
 from checks.parsers.hsts import hsts_max_age
 from checks.probes.ciphers import SuiteScan, scan_suites
-from checks.probes.handshake import CURVES, HandshakeScan, scan_handshakes
+from checks.probes.handshake import CURVES, HandshakeScan, Stapling, probe_stapling, scan_handshakes
 from checks.probes.http import HTTPAnswer, probe_http
 from checks.probes.tls import Certificate, TLSProbe
-from checks.probes.wire import ProbeError, Target
+from checks.probes.wire import Outcome, ProbeError, Target
 from checks.result import Status, Verdict, skipped
 from checks.tls_profiles import PROFILE_NAMES, PROFILES, Profile, describe
 from checks.types.apache import apache_config
@@ -369,3 +369,35 @@ _QUESTIONS = {
     **dict.fromkeys(_EXTENSIONS, lambda q: _subject(q) == "extensions"),
     "ccs_injection": lambda q: _subject(q) == "ccs",
 }
+
+
+class OCSPStaplingProbeCheck(_HTTPSCheck):
+    """Each HTTPS site whose served certificate names an OCSP responder staples a good
+    (``successful``) OCSP answer, asked for at TLS 1.2 by its name (TLS 1.3 encrypts it)."""
+
+    name = "ocsp_stapling_probe"
+
+    def judge_port(self, ctx: CheckContext, target: Target) -> list[Finding]:
+        return [_judge_stapling(f"{target} ({name})", probe_stapling(target, name))
+                for name in self.names(ctx, target)]  # fmt: skip
+
+
+def _judge_stapling(site: str, answer: Stapling | Outcome) -> Finding:
+    if isinstance(answer, Outcome):
+        if answer.accepted is None:
+            return Status.ERROR, f"{site}: {answer.detail}"
+        return Status.PASS, (
+            f"{site} speaks no TLS 1.2, where a staple can be seen ({answer.detail}); "
+            "LAPP-TLS-008 judges the configuration"
+        )
+    if not answer.responders:
+        return Status.PASS, f"{site}: the certificate names no OCSP responder"
+    responder = answer.responders[0]
+    if answer.status is None:
+        return Status.FAIL, f"{site}: the certificate names {responder}, nothing is stapled"
+    if answer.status != "successful":
+        return Status.FAIL, (
+            f"{site}: staples a '{answer.status}' answer: the server gets no good one "
+            f"from {responder}"
+        )
+    return Status.PASS, f"{site}: staples a successful answer of {responder}"
