@@ -24,6 +24,9 @@ class Profile:
     certificate_types: tuple[str, ...]  # "rsa", "ecdsa"
     rsa_bits: int
     ec_bits: int
+    #: elliptic curves for the key exchange, and of ECDSA certificate keys (OpenSSL's names)
+    curves: tuple[str, ...] = ("X25519", "prime256v1", "secp384r1")
+    certificate_curves: tuple[str, ...] = ("prime256v1", "secp384r1")
 
     def allowed(self, version: str) -> tuple[str, ...]:
         return self.suites.get(version, ())

@@ -30,7 +30,7 @@ import psutil
 from conftest import free_port, require_program, require_root
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from checks.hosts import CachedHost, Host, ListeningSocket, LocalHost
@@ -38,6 +38,7 @@ from checks.params import validate_params
 from checks.result import Verdict
 from checks.types.base import CheckContext, CheckType
 
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
@@ -109,7 +110,7 @@ class CertFiles:
     cert: Path
     key: Path
     certificate: x509.Certificate
-    private_key: rsa.RSAPrivateKey
+    private_key: PrivateKey
 
 
 def issue_certificate(
@@ -120,11 +121,14 @@ def issue_certificate(
     valid_from: dt.datetime | None = None,
     ca: CertFiles | None = None,
     is_ca: bool = False,
+    key: PrivateKey | None = None,
+    ocsp_url: str | None = None,
 ) -> CertFiles:
-    """An RSA certificate for ``name`` (with SANs localhost, 127.0.0.1, ::1) valid ``days`` from
-    ``valid_from`` (default: one hour ago), self-signed unless ``ca`` signs it."""
+    """A certificate for ``name`` (with SANs localhost, 127.0.0.1, ::1) valid ``days`` from
+    ``valid_from`` (default: one hour ago), self-signed unless ``ca`` signs it, for ``key``
+    (default: a new RSA 2048 key), naming ``ocsp_url`` as its OCSP responder."""
     directory.mkdir(parents=True, exist_ok=True)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
     start = valid_from or dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     issuer_name = ca.certificate.subject if ca else subject
@@ -148,6 +152,13 @@ def issue_certificate(
                 ]
             ),
             critical=False,
+        )
+    if ocsp_url:
+        responder = x509.AccessDescription(
+            x509.oid.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url)
+        )
+        builder = builder.add_extension(
+            x509.AuthorityInformationAccess([responder]), critical=False
         )
     certificate = builder.sign(ca.private_key if ca else key, hashes.SHA256())
     stem = name.replace("/", "_")
@@ -403,18 +414,34 @@ def run_canned_server(
     request_size: int = 5,
     *,
     whole_record: bool = False,
+    hold_open: bool = False,
 ) -> Iterator[RunningServer]:
     """A loopback TCP server that reads the first ``request_size`` bytes of each connection
     (with ``whole_record``: one whole TLS record, header and body), sends ``reply(those
-    bytes)`` and closes. Stands in for servers no current OpenSSL can run (SSLv2, SSLv3, RC4,
-    3DES, export suites); never use it where a real daemon exists."""
+    bytes)`` and closes (with ``hold_open``: waits, reading in silence, until the client
+    closes; each connection in a thread of its own). Stands in for servers no current
+    OpenSSL can run (SSLv2, SSLv3, RC4, 3DES, export suites, an OpenSSL that takes a
+    premature ChangeCipherSpec); never use it where a real daemon exists."""
     family = socket.AF_INET6 if ":" in listen else socket.AF_INET
     server = socket.socket(family, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     server.bind((listen, 0))
-    server.listen(8)
+    server.listen(64)  # a scan opens some thirty connections at once
     server.settimeout(0.2)
     stop = threading.Event()
+
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            try:
+                request = _recv_exact(conn, request_size)
+                if whole_record and len(request) >= 5:
+                    request += _recv_exact(conn, int.from_bytes(request[3:5], "big"))
+                conn.sendall(reply(request))
+                while hold_open and not stop.is_set() and conn.recv(4096):
+                    pass
+            except OSError:
+                return
 
     def serve() -> None:
         while not stop.is_set():
@@ -424,15 +451,10 @@ def run_canned_server(
                 continue
             except OSError:
                 return
-            with conn:
-                conn.settimeout(5)
-                try:
-                    request = _recv_exact(conn, request_size)
-                    if whole_record and len(request) >= 5:
-                        request += _recv_exact(conn, int.from_bytes(request[3:5], "big"))
-                    conn.sendall(reply(request))
-                except OSError:
-                    continue
+            if hold_open:
+                threading.Thread(target=answer, args=(conn,), daemon=True).start()
+            else:
+                answer(conn)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()

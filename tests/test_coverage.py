@@ -4,6 +4,7 @@ document is what scripts/coverage writes today."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -108,12 +109,15 @@ def test_a_lynis_list_holds_its_include_files_tests(name):
         assert ids <= registered_tests(include)
 
 
-def test_the_postgres_list_holds_every_devsec_control():
+@pytest.mark.parametrize("baseline_name", ["postgres", "apache"])
+def test_a_complete_devsec_list_holds_every_control(baseline_name):
     summary = require_shared_data("devsec_baselines/CHECKS_SUMMARY.md").read_text()
-    section = summary.split("## postgres-baseline", 1)[1]
+    section = summary.split(f"## {baseline_name}-baseline", 1)[1].split("\n## ", 1)[0]
     # "- postgres-02 psql version ...; 03 exactly one postmaster ..."
-    ids = {f"postgres-{n}" for n in re.findall(r"(?:postgres-|; )(\d\d) ", section)}
-    (listed,) = [item for item in load_lists()[0] if item.file.name == "devsec-postgres.yaml"]
+    found = re.findall(rf"(?:{baseline_name}-|; )(\d\d) ", section)
+    ids = {f"{baseline_name}-{n}" for n in found}
+    (listed,) = [i for i in load_lists()[0] if i.file.name == f"devsec-{baseline_name}.yaml"]
+    assert listed.complete
     assert {control.id for control in listed.controls} == ids
 
 
@@ -158,3 +162,31 @@ def test_a_malformed_list_is_located(tmp_path):
     path = f"{tmp_path}/example.yaml"
     assert shape == [f"{path}:9: one: unknown key applicable", f"{path}:10: a control needs "
                      "an id and a title"]  # fmt: skip
+
+
+#: The lists this baseline's TLS, Apache and PHP checks are measured against.
+WEB_LISTS = ("devsec-apache.yaml", "lynis-webservers.yaml", "lynis-crypto.yaml",
+             "lynis-php.yaml", "sslyze.yaml", "mozilla-intermediate.yaml")  # fmt: skip
+
+
+@pytest.mark.parametrize("name", WEB_LISTS)
+def test_tls_apache_and_php_cover_ninety_percent_of_each_reference(baseline, name):
+    (listed,) = [item for item in load_lists()[0] if item.file.name == name]
+    covered = tally([listed], citations(baseline))
+    assert covered.applicable and covered.covered >= 0.9 * covered.applicable
+
+
+def test_the_sslyze_list_holds_every_scan_command():
+    sslyze = pytest.importorskip("sslyze", reason="pip install -e '.[test]' brings sslyze")
+    (listed,) = [item for item in load_lists()[0] if item.file.name == "sslyze.yaml"]
+    assert listed.complete
+    assert {control.id for control in listed.controls} == {c.value for c in sslyze.ScanCommand}
+
+
+def test_the_mozilla_list_holds_the_intermediate_profile():
+    sslyze = pytest.importorskip("sslyze", reason="pip install -e '.[test]' brings sslyze")
+    shipped = Path(sslyze.__file__).parent / "mozilla_tls_profile" / "5.7.json"
+    profile = json.loads(shipped.read_text())["configurations"]["intermediate"]
+    (listed,) = [i for i in load_lists()[0] if i.file.name == "mozilla-intermediate.yaml"]
+    ids = {control.id for control in listed.controls}
+    assert ids == set(profile) if listed.complete else ids < set(profile)

@@ -61,7 +61,7 @@ def test_server_hello_parsing_reads_supported_versions_and_retry() -> None:
     extensions = b"\x00\x2b\x00\x02\x03\x04"
     body = b"\x03\x03" + hello.HELLO_RETRY_RANDOM + b"\x00\x13\x01\x00"
     body += len(extensions).to_bytes(2, "big") + extensions
-    assert hello.parse_server_hello(body) == hello.ServerHello(0x0304, 0x1301, 0, True)
+    assert hello.parse_server_hello(body) == hello.ServerHello(0x0304, 0x1301, 0, True, (43,))
     assert hello.parse_server_hello(body[:30]) == "ServerHello of 30 bytes is too short"
 
 

@@ -76,7 +76,7 @@ def test_accepted_suites_and_hsts_equal_sslyze(tmp_path: Path, kind: str) -> Non
     assert ours.undecided == {}
     hsts = theirs["http_headers"]["result"]["strict_transport_security_header"]
     their_age = hsts["max_age"] if hsts else None
-    their_pass = their_age is not None and their_age >= 365 * 86400
+    their_pass = their_age is not None and their_age >= 730 * 86400
     assert (hsts_verdict.status is Status.PASS) == their_pass
     assert (cipher_verdict.status, hsts_verdict.status) == EXPECTED[kind]
     if their_age is not None:

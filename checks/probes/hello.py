@@ -36,6 +36,7 @@ ALERTS = {
     70: "protocol_version",
     71: "insufficient_security",
     80: "internal_error",
+    86: "inappropriate_fallback",
     112: "unrecognized_name",
 }
 #: RFC 8446 4.1.3: a ServerHello with this random is a HelloRetryRequest.
@@ -45,6 +46,9 @@ HELLO_RETRY_RANDOM = hashlib.sha256(b"HelloRetryRequest").digest()
 _SNI, _GROUPS, _POINT_FORMATS, _SIGALGS = 0, 10, 11, 13
 _SUPPORTED_VERSIONS, _KEY_SHARE, _RENEGOTIATION_INFO = 43, 51, 0xFF01
 _X25519 = 29
+EXTENDED_MASTER_SECRET = 23  # RFC 7627
+_HEARTBEAT = 15  # RFC 6520
+_STATUS_REQUEST = 5  # RFC 6066 8
 #: x25519, secp256r1, secp384r1, secp521r1, x448, ffdhe2048-8192: every group a server
 #: might insist on, so a suite is never refused for want of a group.
 _GROUP_LIST = (_X25519, 23, 24, 25, 30, 256, 257, 258, 259, 260)
@@ -62,6 +66,7 @@ class ServerHello:
     suite: int
     compression: int
     retry: bool  # a HelloRetryRequest: the suite is chosen, the key share is not
+    extensions: tuple[int, ...] = ()  # the kinds of the extensions it carries, in order
 
 
 def client_hello(
@@ -71,9 +76,17 @@ def client_hello(
     *,
     compression: bool = False,
     random: bytes | None = None,
+    groups: tuple[int, ...] = _GROUP_LIST,
+    extended_master_secret: bool = False,
+    heartbeat: bool = False,
+    status_request: bool = False,
 ) -> bytes:
     """The complete record carrying a ClientHello for ``version`` (0x0301 to 0x0304) that
-    offers exactly ``suites`` (and DEFLATE before null compression when ``compression``)."""
+    offers exactly ``suites`` (and DEFLATE before null compression when ``compression``)
+    and the key-exchange ``groups`` (for TLS 1.3 a key share only when X25519 is among
+    them: without one a server that accepts a group answers with a HelloRetryRequest), and
+    when asked the extended master secret, heartbeat (peer allowed to send) and OCSP status
+    request extensions."""
     random = os.urandom(32) if random is None else random
     if len(random) != 32:
         raise ValueError("the ClientHello random is 32 bytes")
@@ -81,10 +94,16 @@ def client_hello(
         raise ValueError("a ClientHello offers at least one cipher suite")
     tls13 = version >= 0x0304
     extensions = [
-        _extension(_GROUPS, _vector(_u16s(_GROUP_LIST), 2)),
+        _extension(_GROUPS, _vector(_u16s(groups), 2)),
         _extension(_POINT_FORMATS, b"\x01\x00"),
         _extension(_RENEGOTIATION_INFO, b"\x00"),
     ]
+    if extended_master_secret:
+        extensions.append(_extension(EXTENDED_MASTER_SECRET, b""))
+    if heartbeat:
+        extensions.append(_extension(_HEARTBEAT, b"\x01"))
+    if status_request:  # OCSP, no responder IDs, no request extensions
+        extensions.append(_extension(_STATUS_REQUEST, b"\x01\x00\x00\x00\x00"))
     if server_name and not _is_ip(server_name):
         name = server_name.encode("idna")
         extensions.insert(0, _extension(_SNI, _vector(b"\x00" + _vector(name, 2), 2)))
@@ -92,8 +111,9 @@ def client_hello(
         extensions.append(_extension(_SIGALGS, _vector(_u16s(_SIGNATURE_ALGORITHMS), 2)))
     if tls13:
         share = _X25519.to_bytes(2, "big") + _vector(os.urandom(32), 2)
+        shares = share if _X25519 in groups else b""
         extensions.append(_extension(_SUPPORTED_VERSIONS, _vector(_u16s((version,)), 1)))
-        extensions.append(_extension(_KEY_SHARE, _vector(share, 2)))
+        extensions.append(_extension(_KEY_SHARE, _vector(shares, 2)))
     legacy_version = min(version, 0x0303)
     methods = b"\x01\x00" if compression else b"\x00"
     body = (
@@ -122,10 +142,21 @@ def ask(
     timeout: float,
     *,
     compression: bool = False,
+    groups: tuple[int, ...] = _GROUP_LIST,
+    extended_master_secret: bool = False,
+    heartbeat: bool = False,
 ) -> ServerHello | Outcome:
     """Offer ``suites`` at ``protocol``: the ServerHello when the server chose one of them at
     that version, else the refusal (an alert, a close, another version) or undecided."""
-    hello = client_hello(VERSIONS[protocol], suites, server_name, compression=compression)
+    hello = client_hello(
+        VERSIONS[protocol],
+        suites,
+        server_name,
+        compression=compression,
+        groups=groups,
+        extended_master_secret=extended_master_secret,
+        heartbeat=heartbeat,
+    )
     return exchange(protocol, target, hello, partial(judge_reply, protocol), timeout)
 
 
@@ -192,6 +223,7 @@ def parse_server_hello(body: bytes) -> ServerHello | str:
     suite = int.from_bytes(body[at : at + 2], "big")
     compression = body[at + 2]
     at += 3
+    kinds: list[int] = []
     if len(body) >= at + 2:
         end = at + 2 + int.from_bytes(body[at : at + 2], "big")
         if end > len(body):
@@ -207,8 +239,10 @@ def parse_server_hello(body: bytes) -> ServerHello | str:
                 return "malformed ServerHello (extension length)"
             if kind == _SUPPORTED_VERSIONS and size == 2:
                 version = int.from_bytes(data, "big")
+            kinds.append(kind)
             at += 4 + size
-    return ServerHello(version, suite, compression, body[2:34] == HELLO_RETRY_RANDOM)
+    retry = body[2:34] == HELLO_RETRY_RANDOM
+    return ServerHello(version, suite, compression, retry, tuple(kinds))
 
 
 def _extension(kind: int, data: bytes) -> bytes:

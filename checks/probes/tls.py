@@ -50,6 +50,7 @@ class Certificate:
     trust_detail: str
     key_type: str = ""  # "rsa", "ecdsa", "ed25519", "dsa", ...
     key_bits: int = 0
+    key_curve: str = ""  # an ECDSA key's curve, as OpenSSL names it ("prime256v1", ...)
     signature_hash: str = ""  # "sha256", ...; "" for signatures without one (Ed25519)
 
     @property
@@ -214,8 +215,18 @@ def _describe(der: bytes, trust: tuple[bool | None, str]) -> Certificate:
         trust_detail=trust[1],
         key_type=_key_type(cert.public_key()),
         key_bits=getattr(cert.public_key(), "key_size", 0),
+        key_curve=_curve(cert.public_key()),
         signature_hash=cert.signature_hash_algorithm.name if cert.signature_hash_algorithm else "",
     )
+
+
+#: SECG curve names (as ``cryptography`` gives them) that OpenSSL calls otherwise.
+_OPENSSL_CURVES = {"secp256r1": "prime256v1", "secp192r1": "prime192v1"}
+
+
+def _curve(key: object) -> str:
+    curve = getattr(key, "curve", None)
+    return "" if curve is None else _OPENSSL_CURVES.get(curve.name, curve.name)
 
 
 def _key_type(key: object) -> str:

@@ -24,7 +24,7 @@ from checks.types.apache_hardening import (
     ApacheOptions,
     ApacheStatusPages,
 )
-from checks.types.apache_tls import ApacheHsts, ApacheTlsCiphers
+from checks.types.apache_tls import ApacheHsts, ApacheOcspStapling, ApacheTlsCiphers
 from checks.types.apt import AptConfCheck
 from checks.types.backups import BackupCheck
 from checks.types.base import CheckType
@@ -62,7 +62,13 @@ from checks.types.system import (
     ProcessCheck,
     ServiceCheck,
 )
-from checks.types.tls_live import HSTSProbeCheck, TLSCertificateProbeCheck, TLSCipherProbeCheck
+from checks.types.tls_live import (
+    HSTSProbeCheck,
+    OCSPStaplingProbeCheck,
+    TLSCertificateProbeCheck,
+    TLSCipherProbeCheck,
+    TLSHandshakeProbeCheck,
+)
 from checks.types.updates import (
     AptSecuritySourceCheck,
     RebootPendingCheck,
@@ -97,6 +103,8 @@ REGISTRY: dict[str, type[CheckType]] = {
         TLSCipherProbeCheck,
         HSTSProbeCheck,
         TLSCertificateProbeCheck,
+        TLSHandshakeProbeCheck,
+        OCSPStaplingProbeCheck,
         ApacheModules,
         ApacheDirective,
         ApacheForbidden,
@@ -104,6 +112,7 @@ REGISTRY: dict[str, type[CheckType]] = {
         ApacheTlsProtocols,
         ApacheTlsCiphers,
         ApacheHsts,
+        ApacheOcspStapling,
         ApacheOptions,
         ApacheMethods,
         ApacheAccessLog,

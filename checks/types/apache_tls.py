@@ -14,10 +14,13 @@ import re
 import ssl
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import ClassVar
 
+from checks.hosts import HostError
 from checks.params import Param
 from checks.parsers.apache import ApacheConfig, Directive, VirtualHost
 from checks.parsers.hsts import hsts_max_age
+from checks.probes.handshake import ocsp_responders
 from checks.tls_profiles import PROFILE_NAMES, PROFILES, TLS13_SUITES, Profile, describe
 from checks.types.apache import ApacheCheck, Findings
 from checks.types.base import CheckContext
@@ -203,3 +206,52 @@ def _hsts_problem(directive: Directive, minimum: int) -> str | None:
     if age < minimum:
         return f"max-age {age} < {minimum}"
     return None
+
+
+class ApacheOcspStapling(ApacheCheck):
+    """Every SSL site whose certificate names an OCSP responder staples its answer
+    (``SSLUseStapling On``, its own or the server level's). A certificate without one (an
+    internal CA, Let's Encrypt since 2025) has nothing to staple and passes."""
+
+    name = "apache_ocsp_stapling"
+    schema: ClassVar[dict[str, Param]] = {}
+
+    def judge(self, config: ApacheConfig, ctx: CheckContext) -> Findings:
+        found = Findings()
+        sites = [site for site in config.sites() if site.ssl]
+        for site in sites:
+            setting = config.effective("SSLUseStapling", site)
+            stapling = setting is not None and setting.value.lower() == "on"
+            where = str(setting.sources[-1]) if setting else "SSLUseStapling is not set (Off)"
+            own = [d for d in site.own if d.key == "sslcertificatefile"]
+            files = own if own and not site.is_main_server else config.server_level(
+                "SSLCertificateFile")  # fmt: skip
+            for directive in files:
+                path = directive.args[0] if directive.args else ""
+                path = path if path.startswith("/") else f"{config.server_root}/{path}"
+                try:
+                    responders = _ocsp_responders(ctx.host.read_bytes(path))
+                except (HostError, ValueError) as exc:
+                    found.undecided.append(f"{site}: cannot read the certificate {path}: {exc}")
+                    continue
+                if not responders:
+                    found.evidence.append(f"{site}: {path} names no OCSP responder")
+                elif stapling:
+                    found.evidence.append(f"{site}: {path} staples {responders[0]} ({where})")
+                else:
+                    found.violations.append(
+                        f"{site}: {path} names the OCSP responder {responders[0]}, but {where}"
+                    )
+            if not files:
+                found.undecided.append(f"{site}: no SSLCertificateFile")
+        if not sites:
+            found.evidence.append("no SSL site in the configuration")
+        return found
+
+
+def _ocsp_responders(pem: bytes) -> tuple[str, ...]:
+    """The OCSP URLs of the first certificate in a PEM file; ValueError when there is no
+    certificate to read."""
+    from cryptography import x509
+
+    return ocsp_responders(x509.load_pem_x509_certificate(pem))

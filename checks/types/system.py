@@ -96,7 +96,9 @@ def enabled_units(ctx: CheckContext) -> dict[str, str]:
 
 class ProcessCheck(CheckType):
     """Processes by name (``names``) or command-line regex (``cmdline``): running or absent.
-    ``describe`` names in words what is looked for, for the evidence."""
+    ``describe`` names in words what is looked for, for the evidence. ``root_processes``
+    (with ``running``): exactly that many of them run as root, the others as anyone else
+    (a daemon's one root parent and its unprivileged children)."""
 
     name = "process"
     needs_live_host = True
@@ -105,22 +107,38 @@ class ProcessCheck(CheckType):
         "cmdline": Param("regex"),
         "state": Param("choice", default="running", choices=("running", "absent")),
         "describe": Param("str", help="what is looked for, in words (e.g. 'lappguard run')"),
+        "root_processes": Param("int", help="exactly this many of them run as root"),
     }
 
     def run(self, ctx: CheckContext) -> Verdict:
         names, cmdline = set(self.params["names"]), self.params["cmdline"]
-        hits = [
-            f"pid {proc.pid} {proc.name} ({proc.user}): {' '.join(proc.cmdline)[:200]}"
+        matching = [
+            proc
             for proc in ctx.host.processes()
             if proc.name in names
             or (cmdline is not None and cmdline.search(" ".join(proc.cmdline)))
+        ]
+        hits = [
+            f"pid {proc.pid} {proc.name} ({proc.user}): {' '.join(proc.cmdline)[:200]}"
+            for proc in matching
         ]
         wanted = self.params["describe"] or ", ".join(
             sorted(names) + ([f"/{cmdline.pattern}/"] if cmdline else [])
         )
         if self.params["state"] == "absent":
             return failed(*hits) if hits else passed(f"no process matches {wanted}")
-        return passed(*hits) if hits else failed(f"no process matches {wanted}")
+        if not hits:
+            return failed(f"no process matches {wanted}")
+        expected = self.params["root_processes"]
+        if expected is None:
+            return passed(*hits)
+        if any(not proc.user for proc in matching):
+            return errored(f"the owner of a process matching {wanted} cannot be seen", *hits)
+        as_root = sum(proc.user == "root" for proc in matching)
+        summary = f"{as_root} of {len(matching)} processes matching {wanted} run as root"
+        if as_root != expected:
+            return failed(f"{summary}, expected exactly {expected}", *hits)
+        return passed(summary, *hits)
 
 
 def is_loopback(address: str) -> bool:

@@ -18,9 +18,10 @@ from checks.params import Param
 from checks.parsers.apache import SERVER_ROOT, ApacheConfigError
 from checks.parsers.hsts import hsts_max_age
 from checks.probes.ciphers import SuiteScan, scan_suites
+from checks.probes.handshake import CURVES, HandshakeScan, Stapling, probe_stapling, scan_handshakes
 from checks.probes.http import HTTPAnswer, probe_http
 from checks.probes.tls import Certificate, TLSProbe
-from checks.probes.wire import ProbeError, Target
+from checks.probes.wire import Outcome, ProbeError, Target
 from checks.result import Status, Verdict, skipped
 from checks.tls_profiles import PROFILE_NAMES, PROFILES, Profile, describe
 from checks.types.apache import apache_config
@@ -239,6 +240,7 @@ class TLSCertificateProbeCheck(_HTTPSCheck):
                 return Status.FAIL, f"{line} (> {profile.max_certificate_days}, {profile.name})"
             return Status.PASS, line
         key = f"{about}: {cert.key_type.upper()} {cert.key_bits} bits"
+        key += f" ({cert.key_curve})" if cert.key_curve else ""
         key += f", signed with {cert.signature_hash or 'no separate hash'}"
         problems = _key_problems(cert, profile)
         return (Status.FAIL, f"{key}: {'; '.join(problems)}") if problems else (Status.PASS, key)
@@ -252,6 +254,150 @@ def _key_problems(cert: Certificate, profile: Profile) -> list[str]:
     minimum = {"rsa": profile.rsa_bits, "ecdsa": profile.ec_bits}.get(cert.key_type, 0)
     if cert.key_bits < minimum:
         problems.append(f"fewer than {minimum} bits")
+    if cert.key_type == "ecdsa" and cert.key_curve not in profile.certificate_curves:
+        curves = " or ".join(profile.certificate_curves)
+        problems.append(f"Mozilla {profile.name} wants the curve {curves}, not {cert.key_curve}")
     if cert.signature_hash not in _GOOD_HASHES:
         problems.append(f"{cert.signature_hash} is too weak a signature hash")
     return problems
+
+
+class TLSHandshakeProbeCheck(_HTTPSCheck):
+    """What every HTTPS port answers beyond its suites (``checks.probes.handshake``), one
+    ``aspect`` a check: only the ``profile``'s elliptic curves; a DH group of at least
+    ``min_dh_bits``; a downgraded handshake (TLS_FALLBACK_SCSV) refused; the extended master
+    secret and secure renegotiation agreed at TLS 1.2; heartbeats refused; a premature
+    ChangeCipherSpec (CCS injection) refused."""
+
+    name = "tls_handshake_probe"
+    schema: ClassVar[dict[str, Param]] = {
+        **_HTTPSCheck.schema,
+        "aspect": Param("choice", required=True, choices=(
+            "curves", "dh", "fallback", "extended_master_secret", "renegotiation", "heartbeat",
+            "ccs_injection")),
+        "profile": PROFILE,
+        "min_dh_bits": Param("int", default=2048, help="smallest DH prime, in bits"),
+    }  # fmt: skip
+
+    def judge_port(self, ctx: CheckContext, target: Target) -> list[Finding]:
+        name = self.names(ctx, target)[0]
+        scan = ctx.memo(("tls_handshakes", target, name), lambda: scan_handshakes(target, name))
+        aspect = self.params["aspect"]
+        asked = _QUESTIONS[aspect]
+        doubts = [f"{q}: {why}" for q, why in scan.undecided.items() if asked(q)]
+        if doubts:
+            return [(Status.ERROR, f"{target}: could not tell for {'; '.join(doubts)}")]
+        return [_JUDGES[aspect](self, scan)]
+
+    def _curves(self, scan: HandshakeScan) -> Finding:
+        profile = PROFILES[self.params["profile"]]
+        outside = [curve for curve in scan.curves if curve not in profile.curves]
+        if outside:
+            return Status.FAIL, (
+                f"{scan.target} accepts curves outside Mozilla {profile.name} "
+                f"({', '.join(profile.curves)}): {', '.join(outside)}"
+            )
+        accepted = ", ".join(scan.curves) or "none"
+        return Status.PASS, f"{scan.target} accepts the curves {accepted}"
+
+    def _dh(self, scan: HandshakeScan) -> Finding:
+        minimum = self.params["min_dh_bits"]
+        if scan.dh_bits is None:
+            return Status.PASS, f"{scan.target} accepts no DHE suite"
+        if scan.dh_bits < minimum:
+            return Status.FAIL, (
+                f"{scan.target} serves a {scan.dh_bits}-bit DH group (at least {minimum})"
+            )
+        return Status.PASS, f"{scan.target} serves a {scan.dh_bits}-bit DH group"
+
+    def _fallback(self, scan: HandshakeScan) -> Finding:
+        if scan.fallback_refused is None:
+            return Status.PASS, f"{scan.target} speaks no TLS 1.3: TLS 1.2 is no downgrade"
+        if scan.fallback_refused:
+            return Status.PASS, f"{scan.target} refuses a TLS 1.2 hello carrying TLS_FALLBACK_SCSV"
+        return Status.FAIL, (
+            f"{scan.target} speaks TLS 1.3 yet accepts a TLS 1.2 hello carrying "
+            "TLS_FALLBACK_SCSV (a downgrade)"
+        )
+
+    def _tls12_extension(self, scan: HandshakeScan) -> Finding:
+        aspect = self.params["aspect"]
+        what, wanted = _EXTENSIONS[aspect]
+        if scan.tls12 is None:
+            return Status.PASS, f"{scan.target} speaks no TLS 1.2"
+        agreed = getattr(scan.tls12, aspect)
+        said = "agrees to" if agreed else "does not agree to"
+        status = Status.PASS if agreed == wanted else Status.FAIL
+        return status, f"{scan.target} {said} {what} at TLS 1.2"
+
+    def _ccs(self, scan: HandshakeScan) -> Finding:
+        if scan.ccs_accepted is None:
+            return Status.PASS, f"{scan.target} speaks no TLS 1.2"
+        if scan.ccs_accepted:
+            return Status.FAIL, (
+                f"{scan.target} takes a ChangeCipherSpec before any key exchange in silence "
+                "(CCS injection, CVE-2014-0224)"
+            )
+        return Status.PASS, f"{scan.target} refuses a ChangeCipherSpec before any key exchange"
+
+
+#: aspect -> (what the extension is called, whether the server must agree to it)
+_EXTENSIONS = {
+    "extended_master_secret": ("the extended master secret (RFC 7627)", True),
+    "renegotiation": ("secure renegotiation (RFC 5746)", True),
+    "heartbeat": ("heartbeats (RFC 6520, which Heartbleed abused)", False),
+}
+_JUDGES = {
+    "curves": TLSHandshakeProbeCheck._curves,
+    "dh": TLSHandshakeProbeCheck._dh,
+    "fallback": TLSHandshakeProbeCheck._fallback,
+    **dict.fromkeys(_EXTENSIONS, TLSHandshakeProbeCheck._tls12_extension),
+    "ccs_injection": TLSHandshakeProbeCheck._ccs,
+}
+
+
+def _subject(question: str) -> str:
+    return question.split(" at ", 1)[0]
+
+
+#: aspect -> which undecided questions ("X25519 at TLSv1.3") bear on it (fallback needs to
+#: know whether the port speaks TLS 1.3, which the curve questions tell)
+_QUESTIONS = {
+    "curves": lambda q: _subject(q) in CURVES.values(),
+    "dh": lambda q: _subject(q) == "dh",
+    "fallback": lambda q: _subject(q) == "fallback" or q.endswith("TLSv1.3"),
+    **dict.fromkeys(_EXTENSIONS, lambda q: _subject(q) == "extensions"),
+    "ccs_injection": lambda q: _subject(q) == "ccs",
+}
+
+
+class OCSPStaplingProbeCheck(_HTTPSCheck):
+    """Each HTTPS site whose served certificate names an OCSP responder staples a good
+    (``successful``) OCSP answer, asked for at TLS 1.2 by its name (TLS 1.3 encrypts it)."""
+
+    name = "ocsp_stapling_probe"
+
+    def judge_port(self, ctx: CheckContext, target: Target) -> list[Finding]:
+        return [_judge_stapling(f"{target} ({name})", probe_stapling(target, name))
+                for name in self.names(ctx, target)]  # fmt: skip
+
+
+def _judge_stapling(site: str, answer: Stapling | Outcome) -> Finding:
+    if isinstance(answer, Outcome):
+        if answer.accepted is None:
+            return Status.ERROR, f"{site}: {answer.detail}"
+        return Status.PASS, (
+            f"{site} speaks no TLS 1.2, where a staple can be seen ({answer.detail}); "
+            "LAPP-TLS-008 judges the configuration"
+        )
+    if not answer.responders:
+        return Status.PASS, f"{site}: the certificate names no OCSP responder"
+    responder = answer.responders[0]
+    if answer.status is None:
+        return Status.FAIL, f"{site}: the certificate names {responder}, nothing is stapled"
+    if answer.status != "successful":
+        return Status.FAIL, (
+            f"{site}: staples a '{answer.status}' answer: the server gets no good one "
+            f"from {responder}"
+        )
+    return Status.PASS, f"{site}: staples a successful answer of {responder}"
