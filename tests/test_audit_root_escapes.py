@@ -29,9 +29,11 @@ from treeutil import Outside, hardened_root, replace_with_link
 from checks.rootfs import MAX_READ_BYTES
 
 SSH_CHECKS = [f"LAPP-SSH-00{n}" for n in range(1, 8)]
-PACKAGE_GATED = [*SSH_CHECKS]
-#: Gated by ``installed: postgresql`` or ``apache``: the configuration answers what dpkg cannot.
-CONFIG_GATED = ["LAPP-PG-001", "LAPP-PG-002", "LAPP-TLS-001", "LAPP-WEB-002"]
+#: Gated by a package alone (sudo, auditd): only dpkg can answer.
+PACKAGE_GATED = ["LAPP-FILE-003", "LAPP-LOG-004", "LAPP-LOG-006"]
+#: Gated by ``installed: sshd``, ``postgresql`` or ``apache``: the configuration answers what
+#: dpkg cannot.
+CONFIG_GATED = [*SSH_CHECKS, "LAPP-PG-001", "LAPP-PG-002", "LAPP-TLS-001", "LAPP-WEB-002"]
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,7 @@ FIFO_CASES = {
         "/etc/apache2/conf-enabled/zz-fifo.conf: not a regular file (a FIFO)",
     ),
     "var/lib/dpkg/status": (
-        "LAPP-SSH-001",
+        "LAPP-LOG-004",  # gated by the auditd package alone
         "cannot list installed packages: /var/lib/dpkg/status: not a regular file (a FIFO)",
     ),
 }
@@ -294,6 +296,8 @@ def test_a_dpkg_status_with_nothing_installed_skips_the_package_gated_checks(tmp
         "Package: apache2\nStatus: deinstall ok config-files\nVersion: 2.4.62-1\n"
     )
     audit = audit_cli(root)
-    assert audit.status("LAPP-SSH-001") == ("skip", "openssh-server not installed")
+    assert audit.status("LAPP-LOG-004") == ("skip", "auditd not installed")
+    # the package purged, its sshd_config still there (sshd built from source, say): judged
+    assert audit.status("LAPP-SSH-001") == ("pass", "")
     # apache2 removed with its configuration kept: what a reinstall would serve is judged
     assert audit.status("LAPP-WEB-002") == ("pass", "")
