@@ -18,6 +18,11 @@ NOBODY = "65534"
 #: Checks that open a session inside PostgreSQL as its OS account (runuser): only root can,
 #: so under the unit's credentials they must be errors, never a verdict.
 NEED_ROOT = {f"LAPP-PG-0{n}" for n in range(20, 28)}
+#: Checks that read other accounts' processes' open files (/proc/PID/fd): that takes root or
+#: CAP_SYS_PTRACE, which the unit withholds. Under its credentials they see only the agent's
+#: own processes: what they find still fails them, and what they cannot read is an error,
+#: never a pass.
+NEED_PTRACE = {"LAPP-LOG-007"}
 
 
 def unit_capabilities() -> list[str]:
@@ -58,7 +63,10 @@ def test_the_units_credentials_give_roots_verdicts(tmp_path):
     ]
     differ = {check: (as_root[check][0], unprivileged[check][0]) for check in as_root
               if as_root[check][0] != unprivileged[check][0]
-              and check not in NEED_ROOT}  # fmt: skip
+              and check not in NEED_ROOT | NEED_PTRACE}  # fmt: skip
     assert differ == {}
+    for check in NEED_PTRACE:
+        assert unprivileged[check][0] in {"fail", "error"}, unprivileged[check]
+        assert any("CAP_SYS_PTRACE" in line for line in unprivileged[check][1]), unprivileged[check]
     assert {as_root[check][0] for check in NEED_ROOT} <= {"pass", "fail"}
     assert {unprivileged[check][0] for check in NEED_ROOT} == {"error"}

@@ -277,6 +277,8 @@ def _line_at(text: str, offset: int) -> str:
 #: (``/tmp/#1234``, what glibc's tmpfile() and Python's TemporaryFile open).
 _NAMELESS = re.compile(r"^/memfd:|/#\d+$")
 _DELETED = " (deleted)"
+#: Processes whose links could not be read that the evidence names (the rest are counted).
+UNREAD_SHOWN = 5
 #: One command lists them on a live host (over SSH one request, not one per descriptor):
 #: every program and descriptor link of every process naming a deleted regular file.
 _FIND = ["find", "/proc", "-mindepth", "2", "-maxdepth", "3", "(", "-path", "/proc/[0-9]*/fd/*",
@@ -309,13 +311,28 @@ class DeletedFilesCheck(CheckType):
         found = [f"pid {pid} ({self._command(ctx, pid)}) {how}: {path}"
                  for pid, how, path in dict.fromkeys(held)
                  if not _NAMELESS.search(path)]  # fmt: skip
+        unread = self._unread(ctx, unreadable)
         if found:
-            return failed(*found, *(f"note: not read: {u}" for u in unreadable))
+            return failed(*found, *(f"note: {line}" for line in unread))
         if unreadable:
-            return errored(f"cannot read the files of {len(unreadable)} processes", *unreadable)
+            return errored(f"cannot read the files of {len(unreadable)} processes", *unread)
         return passed("no deleted file is in use")
 
-    def _found(self, ctx: CheckContext) -> tuple[list[tuple[str, str, str]], list[str]]:
+    def _unread(self, ctx: CheckContext, unreadable: dict[str, str]) -> list[str]:
+        """What was not read, in a few lines: the first processes by name, then how many
+        more; when permission was refused, what reading them takes."""
+        lines = [f"not read: pid {pid} ({self._command(ctx, pid)}): {why}"
+                 for pid, why in list(unreadable.items())[:UNREAD_SHOWN]]  # fmt: skip
+        if len(unreadable) > UNREAD_SHOWN:
+            lines.append(f"not read: {len(unreadable) - UNREAD_SHOWN} more processes")
+        if any("Permission denied" in why for why in unreadable.values()):
+            lines.append(
+                "reading another account's processes takes root (or CAP_SYS_PTRACE, which "
+                "lappguard.service does not grant: it would let the agent read any memory)"
+            )
+        return lines
+
+    def _found(self, ctx: CheckContext) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
         """By find(1) on the host: (pid, how, path) of each deleted file, and the processes
         whose links it could not read (those that ended meanwhile left out)."""
         done = ctx.host.run(_FIND, timeout=60)
@@ -333,19 +350,19 @@ class DeletedFilesCheck(CheckType):
             error = _FIND_ERROR.search(line.replace("\u2018", "'").replace("\u2019", "'"))
             if error and "No such file" not in error.group(2):
                 unreadable.setdefault(error.group(1), error.group(2))
-        shown = [f"pid {pid} ({self._command(ctx, pid)}): {why}" for pid, why in unreadable.items()]
-        return held, shown
+        return held, unreadable
 
-    def _walked(self, ctx: CheckContext) -> tuple[list[tuple[str, str, str]], list[str]]:
+    def _walked(self, ctx: CheckContext) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
         """The same, link by link (a host without find, or a tree's /proc)."""
         host = ctx.host
-        held, unreadable = [], []
+        held: list[tuple[str, str, str]] = []
+        unreadable: dict[str, str] = {}
         for pid in sorted((n for n in host.listdir("/proc") if n.isdigit()), key=int):
             try:
                 held += [(pid, how, path) for how, path in self._held(ctx, pid)]
             except HostError as exc:
                 if host.lexists(f"/proc/{pid}"):  # else it ended meanwhile
-                    unreadable.append(f"pid {pid} ({self._command(ctx, pid)}): {exc}")
+                    unreadable[pid] = str(exc)
         return held, unreadable
 
     def _held(self, ctx: CheckContext, pid: str) -> list[tuple[str, str]]:
