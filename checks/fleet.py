@@ -207,6 +207,7 @@ class _Job:
             if self._aborted:
                 ssh.close()
         try:
+            ssh.take_snapshot()  # the audit's files in two commands, where the host can
             report = audit_host(
                 self.policies,
                 ssh,
