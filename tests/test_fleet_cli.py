@@ -133,6 +133,40 @@ def test_the_inventorys_variables_are_the_hosts_and_var_wins(network, tmp_path):
     assert (opened["status"], opened["evidence"]) == (closed["status"], closed["evidence"])
 
 
+def test_each_hosts_report_shows_its_own_variables(network, tmp_path):  # noqa: F811
+    """The text section and the JSON object of each host say the variables its audit ran
+    with (its inventory values, and where they were set), not those common to all."""
+    web = network.hosts["web"]
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(
+        f"[everywhere]\nopen ansible_host={web.address}\n"
+        f"[everywhere:vars]\noffice_networks=0.0.0.0/0\n"
+        f"[office]\nclosed ansible_host={web.address}\n"
+        f"[office:vars]\noffice_networks=10.0.0.0/8\n"
+    )
+    argv = (
+        "--inventory", str(inventory), "--ssh-config", str(ssh_config(network, tmp_path)),
+        "--identity", str(network.client_key), "--only", "LAPP-SSH-007",
+    )  # fmt: skip
+    own = {"open": ("0.0.0.0/0", f"{inventory}:2"), "closed": ("10.0.0.0/8", f"{inventory}:6")}
+    document = json.loads(audit(network, *argv, "--format", "json").stdout)
+    for host in document["hosts"]:
+        variables = host["variables"]["office_networks"]
+        assert (variables["text"], variables["from"]) == own[host["host"]]
+        assert host["variables"]["backup_dir"]["from"] == "default"
+    assert document["variables"]["office_networks"]["from"] == "default"  # the run's own
+    text = " ".join(audit(network, *argv, "--color", "never").stdout.split())
+    closed_at = text.index("lappguard audit of closed:")
+    sections = {"open": text[:closed_at], "closed": text[closed_at:]}
+    for name, (value, where) in own.items():
+        assert f"office_networks={value} ({where})" in sections[name]
+    forced = json.loads(audit(network, *argv, "--var", "office_networks=10.9.0.0/16",
+                              "--format", "json").stdout)  # fmt: skip
+    for host in forced["hosts"]:
+        variables = host["variables"]["office_networks"]
+        assert (variables["text"], variables["from"]) == ("10.9.0.0/16", "--var")
+
+
 def test_an_unknown_host_key_is_refused_unless_new_keys_are_accepted(network, tmp_path):  # noqa: F811
     known = tmp_path / "known_hosts"
     argv = (
