@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from checks.rootfs import MAX_LINK_HOPS
 
 CONTENT_MAX_BYTES = 1024 * 1024  # larger files are read over SFTP
+CONTENT_MAX_TOTAL_BYTES = 64 * 1024 * 1024
+CONTENT_MAX_NAME_BYTES = 512 * 1024
 
 _FIELDS = 9  # readable+searchable, type, mode, uid, gid, size, mtime, path, link target
 _FORMAT = "\\0%y\\0%m\\0%U\\0%G\\0%s\\0%T@\\0%p\\0%l\\0"
@@ -207,16 +209,23 @@ class Snapshot:
 
     def wanted(self) -> list[str]:
         """The files whose contents ``add_contents`` takes: the small readable regular
-        files of the layout's content."""
+        files of the layout's content, as many as CONTENT_MAX_TOTAL_BYTES hold and their
+        names CONTENT_MAX_NAME_BYTES (tar's stdin is written whole before its output is
+        read: it must stay well within the channel's window)."""
         content = tuple(f"{tree}/" for tree in self.layout.content)
-        return sorted(
-            path
-            for path, (flags, kind, _, _, _, size, *_) in self._entries.items()
-            if kind == "f"
-            and flags[0] == "1"
-            and int(size) <= CONTENT_MAX_BYTES
-            and (path.startswith(content) or path.rpartition("/")[0] in self.layout.listed)
-        )
+        chosen, total, names = [], 0, 0
+        for path, (flags, kind, _, _, _, size, *_) in sorted(self._entries.items()):
+            if (
+                kind == "f"
+                and flags[0] == "1"
+                and int(size) <= CONTENT_MAX_BYTES
+                and (path.startswith(content) or path.rpartition("/")[0] in self.layout.listed)
+            ):
+                total, names = total + int(size), names + len(path.encode()) + 1
+                if total > CONTENT_MAX_TOTAL_BYTES or names > CONTENT_MAX_NAME_BYTES:
+                    break  # the rest is read over SFTP
+                chosen.append(path)
+        return chosen
 
     def add_contents(self, archive: bytes) -> None:
         """The regular files of a tar archive (of ``wanted`` files) as their contents."""
