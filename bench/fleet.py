@@ -3,8 +3,9 @@
 Starts N hosts (default 20): network namespaces on one bridge, each a real sshd over its
 own copy of the hardened test tree (tests/remote_hosts.py), then audits them all with the
 baseline policy over SSH with 1 worker and with the default number, and prints both wall
-times, the speed-up, the mean time per host and the round trips per host (SFTP requests
-and exec channels, counted by wrapping the two methods that send them). Then audits
+times, the speed-up, the mean time per host, the round trips per host (SFTP requests and
+exec channels, counted by wrapping the two methods that send them) and the CPU per host,
+here and on the hosts (their sshd, sftp-server and commands). Then audits
 --goal-hosts (default 50) with the default workers and says whether the goal (under
 --goal-seconds, default 10) is met. Needs root. The hosts run on this machine: their sshd,
 sftp-server and commands share its CPUs with the auditor.
@@ -16,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
@@ -79,16 +82,38 @@ class RoundTrips:
         return next(self._counter)  # the number of calls so far (this look adds one after)
 
 
-def audit(net: Lan, names: list[str], workers: int) -> tuple[float, int]:
-    """Wall seconds to audit ``names`` and the round trips it took; raises if any host
-    could not be audited."""
+@dataclass
+class Figures:
+    seconds: float  # wall
+    trips: int  # SFTP requests and exec channels
+    auditor_cpu: float  # this process's CPU seconds
+    hosts_cpu: float  # the hosts' sshd and everything it ran, in CPU seconds
+
+
+def hosts_cpu(net: Lan) -> float:
+    """CPU seconds the hosts' sshd listeners' ended children used (every connection's
+    sshd, its sftp-server and commands, once the connection closed)."""
+    ticks = 0
+    for host in net.hosts.values():
+        fields = Path(f"/proc/{host.pid}/stat").read_text().rpartition(")")[2].split()
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def audit(net: Lan, names: list[str], workers: int) -> Figures:
+    """Wall and CPU seconds to audit ``names`` and the round trips it took; raises if any
+    host could not be audited."""
     hosts = [InventoryHost(name, name, variables=dict(VARIABLES)) for name in names]
     policies = policies_per_host(hosts, [builtin_policy("lapp-baseline")])
     options = FleetOptions(ssh=net.options(timeout=10), workers=workers, host_timeout=120)
     with entered(net.auditor), RoundTrips() as trips:
+        cpu, served = time.process_time(), hosts_cpu(net)
         begin = time.perf_counter()
         reports = audit_fleet(hosts, policies, options)
         elapsed = time.perf_counter() - begin
+        cpu = time.process_time() - cpu
+    time.sleep(0.5)  # the listeners reap their connections' processes
+    served = hosts_cpu(net) - served
     broken = [
         f"{r.host}: {r.results[0].reason}"
         for r in reports
@@ -96,12 +121,14 @@ def audit(net: Lan, names: list[str], workers: int) -> tuple[float, int]:
     ]
     if broken:
         raise SystemExit("not audited: " + "; ".join(broken))
-    return elapsed, trips.total
+    return Figures(elapsed, trips.total, cpu, served)
 
 
-def show(hosts: int, workers: int, seconds: float, trips: int, note: str = "") -> None:
-    print(f"{hosts} hosts, {workers:2d} workers: {seconds:6.2f}s, {seconds / hosts:5.2f}s per "
-          f"host, {trips / hosts:.0f} round trips per host{note}")  # fmt: skip
+def show(hosts: int, workers: int, figures: Figures, note: str = "") -> None:
+    print(f"{hosts} hosts, {workers:2d} workers: {figures.seconds:6.2f}s, "
+          f"{figures.seconds / hosts:5.2f}s per host, {figures.trips / hosts:.0f} round trips "
+          f"per host, CPU per host {figures.auditor_cpu / hosts:.2f}s here and "
+          f"{figures.hosts_cpu / hosts:.2f}s on the host{note}")  # fmt: skip
 
 
 def main() -> int:
@@ -120,15 +147,16 @@ def main() -> int:
                 net.trust(net.add_host(f"host{index:02d}", tree))
             print(f"{count} hosts started in {time.perf_counter() - begin:.1f}s")
             names = sorted(net.hosts)[: args.hosts]
-            one, trips = audit(net, names, 1)
-            show(len(names), 1, one, trips)
-            many, trips = audit(net, names, DEFAULT_FLEET_WORKERS)
-            show(len(names), DEFAULT_FLEET_WORKERS, many, trips)
-            print(f"speed-up: {one / many:.1f}x")
-            goal, trips = audit(net, sorted(net.hosts)[: args.goal_hosts], DEFAULT_FLEET_WORKERS)
-            met = "met" if goal < args.goal_seconds else "NOT met"
-            show(args.goal_hosts, DEFAULT_FLEET_WORKERS, goal, trips,
+            one = audit(net, names, 1)
+            show(len(names), 1, one)
+            many = audit(net, names, DEFAULT_FLEET_WORKERS)
+            show(len(names), DEFAULT_FLEET_WORKERS, many)
+            print(f"speed-up: {one.seconds / many.seconds:.1f}x")
+            goal = audit(net, sorted(net.hosts)[: args.goal_hosts], DEFAULT_FLEET_WORKERS)
+            met = "met" if goal.seconds < args.goal_seconds else "NOT met"
+            show(args.goal_hosts, DEFAULT_FLEET_WORKERS, goal,
                  f" (goal: under {args.goal_seconds:g}s: {met})")  # fmt: skip
+            print(f"load average: {os.getloadavg()[0]:.1f} (2 cores shared: figures are noisy)")
     return 0
 
 

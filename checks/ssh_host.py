@@ -22,6 +22,7 @@ import selectors
 import shlex
 import socket
 import stat as statlib
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -45,6 +46,7 @@ from checks.probes.wire import Target
 from checks.remote_facts import PS_ARGV, SS_ARGV, names_by_uid, parse_ps, parse_ss
 from checks.rootfs import MAX_READ_BYTES, GlobMatcher, refuse_unreadable, too_large
 from checks.ssh_connect import ConnectError, Connection, SSHOptions, connect, resolve
+from checks.ssh_snapshot import AUDIT_LAYOUT, TAR_ARGV, Layout, Snapshot
 
 if TYPE_CHECKING:
     import paramiko
@@ -61,6 +63,8 @@ DEFAULT_SFTP_SESSIONS = 3
 REFUSED_GRACE = 2.0
 #: An SFTP request or a tunnelled connection that gets no answer this long has failed.
 IO_TIMEOUT = 30.0
+#: Seconds the commands that fetch a snapshot may take, each.
+SNAPSHOT_TIMEOUT = 30.0
 #: Seconds a timed-out command gets between TERM and KILL (coreutils ``timeout -k``).
 _KILL_AFTER = 2
 _CHUNK = 65536
@@ -180,16 +184,7 @@ class SSHHost(Host):
         program = argv[0] if "/" in argv[0] else self.which(argv[0])
         if program is None or (program == argv[0] and not self.exists(program)):
             raise CommandNotFound(f"{argv[0]}: command not found")
-        # coreutils timeout ends the command on the host too, not only our wait for it
-        remote = [*self._sudo, "env", "LC_ALL=C", "timeout", "-k", str(_KILL_AFTER),
-                  f"{timeout:g}", program, *argv[1:]]  # fmt: skip
-        begin = time.monotonic()
-        try:
-            code, stdout, stderr = self._exec(shlex.join(remote), timeout + _KILL_AFTER + 3)
-        except TimeoutError:
-            code, stdout, stderr = 124, b"", b""
-        if code in (124, 137) and time.monotonic() - begin >= timeout:
-            raise HostError(f"{argv[0]}: timed out after {timeout:g}s")
+        code, stdout, stderr = self._command([program, *argv[1:]], timeout)
         return CommandResult(
             tuple(argv),
             code,
@@ -197,14 +192,35 @@ class SSHHost(Host):
             stderr.decode("utf-8", errors="replace"),
         )
 
-    def _exec(self, command: str, timeout: float) -> tuple[int, bytes, bytes]:
-        """Exit code, stdout and stderr of one command; raises TimeoutError past ``timeout``."""
+    def _command(
+        self, argv: Sequence[str], timeout: float, stdin: bytes = b""
+    ) -> tuple[int, bytes, bytes]:
+        """Exit code, stdout and stderr of ``argv`` (its program found by the remote PATH
+        unless a path), under sudo if asked, in the C locale; raises HostError past
+        ``timeout``."""
+        # coreutils timeout ends the command on the host too, not only our wait for it
+        remote = [*self._sudo, "env", "LC_ALL=C", "timeout", "-k", str(_KILL_AFTER),
+                  f"{timeout:g}", *argv]  # fmt: skip
+        begin = time.monotonic()
+        try:
+            code, stdout, stderr = self._exec(shlex.join(remote), timeout + _KILL_AFTER + 3, stdin)
+        except TimeoutError:
+            code, stdout, stderr = 124, b"", b""
+        if code in (124, 137) and time.monotonic() - begin >= timeout:
+            raise HostError(f"{argv[0]}: timed out after {timeout:g}s")
+        return code, stdout, stderr
+
+    def _exec(self, command: str, timeout: float, stdin: bytes = b"") -> tuple[int, bytes, bytes]:
+        """Exit code, stdout and stderr of one command; raises TimeoutError past ``timeout``.
+        ``stdin`` goes to the command whole before its output is read: keep it well under
+        the channel's window (2 MiB)."""
         deadline = time.monotonic() + timeout
         with _ssh_errors(self.connection):
             channel = self._gate.open(self._new_session, self._files.reclaim)
             try:
                 channel.exec_command(command)
-                channel.shutdown_write()  # stdin: nothing, as LocalHost's /dev/null
+                channel.sendall(stdin)
+                channel.shutdown_write()  # then end of file, as LocalHost's /dev/null
                 stdout, stderr = bytearray(), bytearray()
                 channel.settimeout(0.05)
                 while True:
@@ -231,6 +247,27 @@ class SSHHost(Host):
 
     def _new_session(self) -> paramiko.Channel:
         return self.connection.transport.open_session(timeout=IO_TIMEOUT)
+
+    def take_snapshot(self, layout: Layout = AUDIT_LAYOUT) -> bool:
+        """Fetch the configuration trees in two commands (``checks.ssh_snapshot``) and answer
+        file questions from them from now on, where they can; the files are then seen as
+        they were now. False, and every question asked over SFTP as before, when the host
+        cannot give a snapshot (no GNU find or tar, an error not understood)."""
+        try:
+            code, listing, errors = self._command(layout.find_argv(), SNAPSHOT_TIMEOUT)
+            if code not in (0, 1):  # 1: some directory could not be read (it is not used)
+                return False
+            snapshot = Snapshot(listing, errors.decode("utf-8", errors="replace"), layout)
+            names = snapshot.wanted()
+            if names:
+                request = b"".join(name.encode() + b"\0" for name in names)
+                code, archive, _ = self._command(TAR_ARGV, SNAPSHOT_TIMEOUT, request)
+                if code == 0:  # else no contents: every file is read over SFTP
+                    snapshot.add_contents(archive)
+        except (HostError, ValueError, tarfile.TarError):
+            return False
+        self._files.snapshot = snapshot
+        return True
 
     # --- sockets, processes, probes ------------------------------------------------------
 
@@ -394,6 +431,8 @@ class _SFTPFiles(GlobMatcher):
         self._lock = threading.Lock()
         self.as_root = False
         self.closed = False
+        #: Answers what it can without a request (SSHHost.take_snapshot).
+        self.snapshot: Snapshot | None = None
 
     def check_sudo(self) -> None:
         """Switch to root's SFTP server; raises ConnectError when sudo -n refuses."""
@@ -465,19 +504,33 @@ class _SFTPFiles(GlobMatcher):
                 return request(sftp)
 
     def stat(self, path: str, follow_symlinks: bool = True) -> paramiko.SFTPAttributes:
+        known = self.snapshot and self.snapshot.stat(path, follow_symlinks)
+        if known is not None:
+            return known
         return self._ask(lambda sftp: _kernel(sftp.stat if follow_symlinks else sftp.lstat, path))
 
     def listdir(self, path: str) -> list[str]:
+        known = self.snapshot and self.snapshot.listdir(path)
+        if known is not None:
+            return known
         return self._ask(lambda sftp: _kernel(sftp.listdir, path))
 
     def readlink(self, path: str) -> str:
-        target = self._ask(lambda sftp: _kernel(sftp.readlink, path))
+        target = self.snapshot and self.snapshot.readlink(path)
+        if target is None:
+            target = self._ask(lambda sftp: _kernel(sftp.readlink, path))
         if target is None:
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
         return target
 
     def read(self, path: str, limit: int | None = None) -> bytes:
         """As ``FileSystem.read``: a regular file, whole up to MAX_READ_BYTES, or its head."""
+        wanted = MAX_READ_BYTES + 1 if limit is None else limit
+        data = self.snapshot and self.snapshot.read(
+            path, lambda info: refuse_unreadable(path, info.st_mode, info.st_size, limit)
+        )
+        if data is not None:
+            return data[:wanted]
         data = self._ask(lambda sftp: _read(sftp, path, limit))
         if limit is None and len(data) > MAX_READ_BYTES:  # it grew while being read
             raise too_large(path, len(data))

@@ -21,6 +21,7 @@ threads started there inherit it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -28,7 +29,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +68,27 @@ class RemoteHost:
     def view(self) -> str:
         """The host's / as the test process sees it (follow with LocalHost(root=...))."""
         return f"/proc/{self.pid}/root"
+
+    def drop_connections(self) -> list[int]:
+        """Kill (SIGKILL) every per-connection process of this host's sshd, the listener
+        left running: its clients' connections drop as a crash of them would drop them.
+        Returns the pids killed."""
+        children: dict[int, list[int]] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue  # gone meanwhile
+                children.setdefault(ppid, []).append(int(entry.name))
+        killed, parents = [], [self.pid]
+        while parents:
+            for pid in children.get(parents.pop(), []):
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                parents.append(pid)
+        return killed
 
     @property
     def known_hosts_line(self) -> str:

@@ -4,16 +4,21 @@ auditing network namespace, against the namespace hosts of tests/test_fleet_remo
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
 from conftest import lappguard_command
-from remote_hosts import Lan
+from remote_hosts import Lan, allow_sudo
 from test_fleet_remote import network  # noqa: F401  (the module's hosts, built once)
+from treeutil import hardened_root
 
 from checks.fleet import HOST_CHECK_ID
+from checks.policy import load_policies
+from policies import builtin_policy
 
 
 def audit(net: Lan, *argv: str) -> subprocess.CompletedProcess:
@@ -133,6 +138,40 @@ def test_the_inventorys_variables_are_the_hosts_and_var_wins(network, tmp_path):
     assert (opened["status"], opened["evidence"]) == (closed["status"], closed["evidence"])
 
 
+def test_each_hosts_report_shows_its_own_variables(network, tmp_path):  # noqa: F811
+    """The text section and the JSON object of each host say the variables its audit ran
+    with (its inventory values, and where they were set), not those common to all."""
+    web = network.hosts["web"]
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(
+        f"[everywhere]\nopen ansible_host={web.address}\n"
+        f"[everywhere:vars]\noffice_networks=0.0.0.0/0\n"
+        f"[office]\nclosed ansible_host={web.address}\n"
+        f"[office:vars]\noffice_networks=10.0.0.0/8\n"
+    )
+    argv = (
+        "--inventory", str(inventory), "--ssh-config", str(ssh_config(network, tmp_path)),
+        "--identity", str(network.client_key), "--only", "LAPP-SSH-007",
+    )  # fmt: skip
+    own = {"open": ("0.0.0.0/0", f"{inventory}:2"), "closed": ("10.0.0.0/8", f"{inventory}:6")}
+    document = json.loads(audit(network, *argv, "--format", "json").stdout)
+    for host in document["hosts"]:
+        variables = host["variables"]["office_networks"]
+        assert (variables["text"], variables["from"]) == own[host["host"]]
+        assert host["variables"]["backup_dir"]["from"] == "default"
+    assert document["variables"]["office_networks"]["from"] == "default"  # the run's own
+    text = " ".join(audit(network, *argv, "--color", "never").stdout.split())
+    closed_at = text.index("lappguard audit of closed:")
+    sections = {"open": text[:closed_at], "closed": text[closed_at:]}
+    for name, (value, where) in own.items():
+        assert f"office_networks={value} ({where})" in sections[name]
+    forced = json.loads(audit(network, *argv, "--var", "office_networks=10.9.0.0/16",
+                              "--format", "json").stdout)  # fmt: skip
+    for host in forced["hosts"]:
+        variables = host["variables"]["office_networks"]
+        assert (variables["text"], variables["from"]) == ("10.9.0.0/16", "--var")
+
+
 def test_an_unknown_host_key_is_refused_unless_new_keys_are_accepted(network, tmp_path):  # noqa: F811
     known = tmp_path / "known_hosts"
     argv = (
@@ -148,3 +187,46 @@ def test_an_unknown_host_key_is_refused_unless_new_keys_are_accepted(network, tm
     accepted = audit(network, *argv, "--accept-new-host-keys")
     assert accepted.returncode == 0, accepted.stdout
     assert network.hosts["db"].host_key in known.read_text()
+
+
+def test_sudo_reads_root_only_files_and_without_it_they_are_errors(network, tmp_path):  # noqa: F811
+    """Logged in as ``auditor`` (uid 4242, ``sudo -n`` allowed): with --sudo every verdict
+    equals a root login's; without it every verdict that differs from root's is an error,
+    those of root-only files (sshd_config and shadow are 0600 on the hardened host) naming
+    the file: never a pass in its place."""
+    host = network.add_host("sudoer", hardened_root(tmp_path))
+    allow_sudo(host)
+    network.trust(host)
+    argv = ("--host", "sudoer", "--var", "office_networks=10.0.0.0/8", "--format", "json")
+    # whether fail2ban or the lappguard agent runs is asked of the processes of the whole
+    # machine (the namespace hosts share its PID namespace): other tests start and stop them
+    machine_wide = {
+        check.id for check in load_policies([builtin_policy("lapp-baseline")])[0].checks
+        if check.type_name == "process"
+    }  # fmt: skip
+
+    def results(user: str, *more: str) -> dict[str, dict]:
+        done = audit(network, *argv, "--ssh-config", str(network.ssh_config(user)), *more)
+        assert done.returncode in (0, 1), done.stderr
+        return {i: r for i, r in hosts_of(done)["sudoer"].items() if i not in machine_wide}
+
+    root, plain, sudo = results("root"), results("auditor"), results("auditor", "--sudo")
+    assert HOST_CHECK_ID not in root and HOST_CHECK_ID not in sudo
+    assert {i: r["status"] for i, r in sudo.items()} == {i: r["status"] for i, r in root.items()}
+    differ = {i: r for i, r in plain.items() if r["status"] != root[i]["status"]}
+    assert {i: r["reason"] for i, r in differ.items() if r["status"] != "error"} == {}
+    denied = {
+        path
+        for r in differ.values()
+        for path in re.findall(r"(/\S+): Permission denied", r["reason"])
+    }
+    assert {"/etc/ssh/sshd_config", "/etc/shadow"} <= denied
+    for path in denied:  # truly closed to the login user: the file or a directory above it
+        inside = host.tree / path.lstrip("/")  # a pattern, when a glob was denied
+        steps = [inside, *list(inside.parents)[: path.count("/") - 1]]
+        found = [
+            host.tree / name
+            for step in steps
+            for name in glob.glob(str(step.relative_to(host.tree)), root_dir=host.tree)
+        ]
+        assert any(not p.stat().st_mode & 0o004 for p in found), path

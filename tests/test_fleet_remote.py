@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -148,6 +149,39 @@ def test_a_host_allowing_few_sessions_per_connection_is_audited_alike(network, t
     ssh022 = by_id(reports[name])["LAPP-SSH-022"]
     assert ssh022.status == Status.PASS, (ssh022.reason, ssh022.evidence)
     assert compared_with_root(network, reports) > 35
+
+
+def test_a_connection_dropped_mid_audit_is_replaced_and_the_verdicts_stand(network, monkeypatch):
+    """A fleet host's connection is cut for real in the middle of its audit (its sshd's
+    per-connection processes killed when the audit first runs ss): the checks it cut off
+    are asked again on a new connection, and every verdict equals an undisturbed audit's."""
+    undisturbed = by_id(run_fleet(network, inventory(network, "web"))["web"])
+    web = network.hosts["web"]
+    opened, killed = [], []
+    real_open, real_command = SSHHost.open, SSHHost._command
+
+    def counted_open(*args, **kwargs):
+        opened.append(real_open(*args, **kwargs))
+        return opened[-1]
+
+    def command(host, argv, *rest):
+        if not killed and argv[0].endswith("/ss"):
+            killed.extend(web.drop_connections())
+            for _ in range(100):  # until paramiko has seen the connection end
+                if not host.connection.is_open:
+                    break
+                time.sleep(0.05)
+        return real_command(host, argv, *rest)
+
+    monkeypatch.setattr(SSHHost, "open", counted_open)
+    monkeypatch.setattr(SSHHost, "_command", command)
+    disturbed = by_id(run_fleet(network, inventory(network, "web"))["web"])
+    assert killed and not opened[0].connection.is_open
+    assert len(opened) == 2  # the audit went on over a new connection
+    assert HOST_CHECK_ID not in disturbed
+    assert {check_id: (r.status, r.evidence, r.reason) for check_id, r in disturbed.items()} == {
+        check_id: (r.status, r.evidence, r.reason) for check_id, r in undisturbed.items()
+    }
 
 
 def test_the_outside_view_is_asked_from_the_auditing_machine(network):

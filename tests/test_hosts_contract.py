@@ -5,12 +5,14 @@ to a real sshd in a network namespace). Errors read the same too."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import paramiko
 import pytest
 from namespaces import entered
 from remote_hosts import allow_sudo, lan
@@ -19,6 +21,7 @@ from treeutil import hardened_root, make_tree
 from checks.hosts import CommandNotFound, Host, HostError, LocalHost
 from checks.rootfs import MAX_READ_BYTES
 from checks.ssh_host import SSHHost
+from checks.ssh_snapshot import Layout
 
 MTIME = 1_700_000_000
 
@@ -59,9 +62,10 @@ def tree(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(params=["local", "root", "ssh"])
+@pytest.fixture(params=["local", "root", "ssh", "ssh-snapshot"])
 def subject(request, network, tree) -> Iterator[tuple[Host, str]]:
-    """(host, prefix): the tree's /x is prefix + /x on that host."""
+    """(host, prefix): the tree's /x is prefix + /x on that host. ``ssh-snapshot`` answers
+    from a snapshot of the tree's /etc what it can (checks.ssh_snapshot), SFTP the rest."""
     if request.param == "root":
         yield LocalHost(root=str(tree)), ""
     elif request.param == "local":
@@ -69,8 +73,15 @@ def subject(request, network, tree) -> Iterator[tuple[Host, str]]:
     else:
         with entered(network.auditor):
             host = SSHHost.open("contract", network.options())
+            if request.param == "ssh-snapshot":
+                assert host.take_snapshot(snapshot_of(tree))
         with host:
             yield host, str(tree)
+
+
+def snapshot_of(tree: Path) -> Layout:
+    """The tree's /etc listed whole, with its small files' contents."""
+    return Layout(trees=(f"{tree}/etc",), content=(f"{tree}/etc",))
 
 
 def test_files_read_alike(subject):
@@ -158,11 +169,49 @@ def test_commands_alike(subject):
         host.run(["sleep", "10"], timeout=0.5)
 
 
+def test_a_snapshot_answers_without_sftp_requests(network, tree, monkeypatch):
+    """What the snapshot holds costs no SFTP request: listings, stats, links, contents,
+    globs, and "no such file" inside a directory it listed."""
+    requests = []
+    sftp_request = paramiko.SFTPClient._async_request
+    monkeypatch.setattr(
+        paramiko.SFTPClient,
+        "_async_request",
+        lambda client, *args: requests.append(args[1]) or sftp_request(client, *args),
+    )
+    with entered(network.auditor), SSHHost.open("contract", network.options()) as host:
+        assert host.take_snapshot(snapshot_of(tree))
+        requests.clear()  # the owners' names (passwd, group) are read over SFTP once
+        host.stat(f"{tree}/etc/app.conf")
+        assert requests
+        requests.clear()
+        assert host.read_text(f"{tree}/etc/link.conf") == "key = value\n"
+        assert host.listdir(f"{tree}/etc/d") == [".hidden.conf", "a.conf", "b.conf"]
+        assert host.readlink(f"{tree}/etc/d") == "conf.d"
+        assert host.stat(f"{tree}/etc/d/../secret").mode == 0o600
+        assert host.glob(f"{tree}/etc/*/*.conf") == [
+            f"{tree}/etc/conf.d/a.conf", f"{tree}/etc/conf.d/b.conf",
+            f"{tree}/etc/d/a.conf", f"{tree}/etc/d/b.conf",
+        ]  # fmt: skip
+        assert not host.exists(f"{tree}/etc/missing")
+        assert not host.exists(f"{tree}/etc/app.conf/inside")  # ENOTDIR, as SFTP says
+        assert requests == []
+        assert not host.exists(f"{tree}/other")  # outside the snapshot: asked
+        assert requests
+
+
 def test_an_unreadable_file_is_refused_alike_and_sudo_reads_it(network, tree):
-    """A root-only file, read as an unprivileged user: here, over SSH as ``auditor``, and
-    over SSH with sudo (which reads it)."""
+    """A root-only file and directory, looked at as an unprivileged user: here, over SSH
+    as ``auditor`` (with and without a snapshot, which leaves what it could not read to
+    SFTP), and over SSH with sudo (which reads them)."""
     path = f"{tree}/etc/secret"
+    modes = {directory: directory.stat().st_mode for directory in (tree.parent, tree.parent.parent)}
+    for directory in modes:  # pytest's own: the user may pass through them to the tree
+        directory.chmod(0o711)
     os.chmod(tree, 0o755)
+    private = tree / "etc/private"
+    private.mkdir(mode=0o700)
+    (private / "key").write_text("k\n")
     local = subprocess.run(
         ["setpriv", "--reuid=4242", "--regid=4242", "--clear-groups", sys.executable, "-c",
          "import sys; from checks.hosts import LocalHost\n"
@@ -172,14 +221,28 @@ def test_an_unreadable_file_is_refused_alike_and_sudo_reads_it(network, tree):
     )  # fmt: skip
     with entered(network.auditor):
         plain = SSHHost.open("contract", network.options(user="auditor"))
+        snapshot = SSHHost.open("contract", network.options(user="auditor"))
         root = SSHHost.open("contract", network.options(user="auditor"), sudo=True)
-    with plain, root:
-        with pytest.raises(HostError) as caught:
-            plain.read_bytes(path)
-        assert str(caught.value) == local.stdout.strip() == f"{path}: Permission denied"
-        assert root.read_text(path) == "s\n"
-        assert root.run(["id", "-u"]).stdout == "0\n"
-        assert plain.run(["id", "-u"]).stdout == "4242\n"
+        assert snapshot.take_snapshot(snapshot_of(tree))
+        assert root.take_snapshot(snapshot_of(tree))
+    try:
+        with plain, snapshot, root:
+            for host in (plain, snapshot):
+                with pytest.raises(HostError) as caught:
+                    host.read_bytes(path)
+                assert str(caught.value) == local.stdout.strip() == f"{path}: Permission denied"
+                for look in (host.listdir, host.exists, host.glob):
+                    with pytest.raises(HostError, match="Permission denied"):
+                        look(f"{private}/{'*' if look == host.glob else 'key'}")
+                assert host.run(["id", "-u"]).stdout == "4242\n"
+            assert root.read_text(path) == "s\n"
+            assert root.listdir(str(private)) == ["key"]
+            assert root.read_text(f"{private}/key") == "k\n"
+            assert root.run(["id", "-u"]).stdout == "0\n"
+    finally:
+        shutil.rmtree(private)
+        for directory, mode in modes.items():
+            directory.chmod(mode)
 
 
 def test_sockets_and_processes_are_those_psutil_sees(network):

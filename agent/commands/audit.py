@@ -26,6 +26,8 @@ from checks.yamlsource import InputError, LineDict, Problem, load_yaml
 from policies import policy_path
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from checks.engine import HostReport
     from checks.inventory import InventoryHost
     from checks.policy import Policy
@@ -225,7 +227,14 @@ def run_audit(args: argparse.Namespace) -> int:
         host_policies = policies_for_targets(targets, paths, config, args.var)
         reports = audit_targets(targets, host_policies, args, only)
     root = os.path.abspath(args.root) if args.root else None
-    provenance = describe_run(policies, config=config.file, root=root, origins=origins)
+    hosts = None
+    if targets is not None:  # each host's own values: the inventory's win over the config's
+        given = parse_assignments(args.var)
+        hosts = {
+            host.name: (host_policies[host.name], {**origins, **inventory_origins(host, given)})
+            for host in targets
+        }
+    provenance = describe_run(policies, config=config.file, root=root, origins=origins, hosts=hosts)
     fail_on = Severity(args.fail_on)
     colour = use_colour(args.color, args.output)
     render = RENDERERS[args.format]
@@ -369,6 +378,14 @@ def variable_settings(
     overrides.update(given)
     origins.update(dict.fromkeys(given, Origin()))
     return overrides, origins
+
+
+def inventory_origins(host: InventoryHost, given: Mapping[str, str]) -> dict[str, Origin]:
+    """Where the host's inventory set its variables (its entry's file and line), for those
+    ``--var`` (in ``given``) does not override."""
+    file, _, line = host.source.rpartition(":")
+    where = Origin(file, int(line)) if line.isdigit() else Origin(host.source or "inventory")
+    return {name: where for name in host.variables if name not in given}
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """The JSON report: a stable contract for scripts (fields are added, never renamed).
 
 Beside the results it says what the audit ran with (``tool``, ``generated_at``, ``config``,
-``root``, ``policies`` with their versions, ``variables`` with where each value came from).
+``root``, ``policies`` with their versions, ``variables`` with where each value came from);
+in a fleet audit each host also carries its own ``variables`` (its inventory values).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 from collections.abc import Sequence
 
 from checks.engine import HostReport
-from checks.report.provenance import Provenance, iso8601
+from checks.report.provenance import Provenance, iso8601, variables_dict
 from checks.report.summary import summarise
 from checks.result import Result, Severity
 
@@ -45,6 +46,12 @@ def render(
                 "duration_s": round(report.duration_s, 4),
                 "summary": summarise([report], fail_on).as_dict(),
                 "results": [result_dict(r) for r in report.results],
+                # a fleet's host: the variables its audit ran with (its inventory values)
+                **(
+                    {"variables": variables_dict(provenance.for_host(report.host).variables)}
+                    if provenance and provenance.hosts
+                    else {}
+                ),
             }
             for report in reports
         ],

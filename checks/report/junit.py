@@ -26,7 +26,7 @@ def render(
     suites = ET.Element("testsuites", name="lappguard audit")
     totals = {"tests": 0, "failures": 0, "errors": 0}
     for report in reports:
-        suite = _suite(report, fail_on, provenance)
+        suite = _suite(report, fail_on, provenance.for_host(report.host) if provenance else None)
         suites.append(suite)
         for key in totals:
             totals[key] += int(suite.get(key, "0"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,10 +45,17 @@ class Provenance:
     root: str | None
     policies: tuple[PolicyUsed, ...]
     variables: tuple[VariableUsed, ...]
+    #: A fleet's hosts' own variables (their inventory values), by host name; hosts not
+    #: named here ran with ``variables``.
+    hosts: Mapping[str, tuple[VariableUsed, ...]] = field(default_factory=dict)
 
     @property
     def generated_iso(self) -> str:
         return iso8601(self.generated)
+
+    def for_host(self, host: str) -> Provenance:
+        """What the audit of ``host`` ran with: its own variables."""
+        return replace(self, variables=self.hosts.get(host, self.variables), hosts={})
 
     def visible(self) -> Provenance:
         """File names and values as every report shows text from outside (``visible``)."""
@@ -64,10 +71,8 @@ class Provenance:
                 PolicyUsed(visible(p.id), visible(p.title), visible(p.version), visible(p.file))
                 for p in self.policies
             ),
-            variables=tuple(
-                replace(v, value=_visible_value(v.value), origin=visible(v.origin))
-                for v in self.variables
-            ),
+            variables=_visible_variables(self.variables),
+            hosts={visible(h): _visible_variables(v) for h, v in self.hosts.items()},
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -80,11 +85,21 @@ class Provenance:
                 {"id": p.id, "title": p.title, "version": p.version, "file": p.file}
                 for p in self.policies
             ],
-            "variables": {
-                v.name: {"value": as_json(v.value), "text": v.text, "from": v.origin}
-                for v in self.variables
-            },
+            "variables": variables_dict(self.variables),
         }
+
+
+def variables_dict(variables: Sequence[VariableUsed]) -> dict[str, dict[str, Any]]:
+    """Variables as the JSON report and SARIF carry them: value, text and origin by name."""
+    return {
+        v.name: {"value": as_json(v.value), "text": v.text, "from": v.origin} for v in variables
+    }
+
+
+def _visible_variables(variables: Sequence[VariableUsed]) -> tuple[VariableUsed, ...]:
+    return tuple(
+        replace(v, value=_visible_value(v.value), origin=visible(v.origin)) for v in variables
+    )
 
 
 def _visible_value(value: Any) -> Any:
@@ -107,11 +122,28 @@ def describe_run(
     root: str | None = None,
     origins: Mapping[str, Origin] | None = None,
     generated: float | None = None,
+    hosts: Mapping[str, tuple[Sequence[Policy], Mapping[str, Origin]]] | None = None,
 ) -> Provenance:
     """The provenance of an audit of ``policies``; ``origins`` names where each variable
-    that is not at its default was set."""
+    that is not at its default was set. ``hosts``: a fleet's hosts' own policies (loaded
+    with their inventory values) and where those values were set, by host name."""
     from agent import __version__
 
+    return Provenance(
+        tool_version=__version__,
+        generated=time.time() if generated is None else generated,
+        config=config,
+        root=root,
+        policies=tuple(PolicyUsed(p.id, p.title, p.version, p.file) for p in policies),
+        variables=variables_used(policies, origins),
+        hosts={name: variables_used(*own) for name, own in (hosts or {}).items()},
+    )
+
+
+def variables_used(
+    policies: Sequence[Policy], origins: Mapping[str, Origin] | None = None
+) -> tuple[VariableUsed, ...]:
+    """Every variable the policies declare, with its value and where it was set."""
     variables: dict[str, VariableUsed] = {}
     for policy in policies:
         for name, variable in policy.variables.items():
@@ -120,14 +152,7 @@ def describe_run(
             variables.setdefault(
                 name, VariableUsed(name, variable.kind, policy.values.get(name), where)
             )
-    return Provenance(
-        tool_version=__version__,
-        generated=time.time() if generated is None else generated,
-        config=config,
-        root=root,
-        policies=tuple(PolicyUsed(p.id, p.title, p.version, p.file) for p in policies),
-        variables=tuple(variables.values()),
-    )
+    return tuple(variables.values())
 
 
 def _where(origin: Origin) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from checks.engine import HostReport
-from checks.report.provenance import Provenance, iso8601
+from checks.report.provenance import Provenance, iso8601, variables_dict
 from checks.result import Result, Severity, Status
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -96,6 +96,10 @@ def render(
     }
     if provenance is not None:
         run["properties"] = {"lappguard": provenance.as_dict()}
+        if provenance.hosts:  # a fleet's hosts' own variables (their inventory values)
+            run["properties"]["lappguard"]["host_variables"] = {
+                host: variables_dict(variables) for host, variables in provenance.hosts.items()
+            }
     document = {"$schema": SCHEMA, "version": "2.1.0", "runs": [run]}
     return json.dumps(document, indent=2) + "\n"
 

@@ -50,7 +50,8 @@ def render(
     paint = _painter(colour)
     out: list[str] = []
     for report in reports:
-        out.extend(_host_section(report, fail_on, paint, provenance))
+        own = provenance.for_host(report.host) if provenance else None
+        out.extend(_host_section(report, fail_on, paint, own))
     if fleet:
         out.extend(_fleet_table(reports, fail_on, paint))
     total = summarise(reports, fail_on)

@@ -60,10 +60,13 @@ class ProbeCheck(CheckType):
         except (ValueError, HostError) as exc:
             return errored(str(exc))
         if not targets:
-            reason = f"no {'/'.join(owners)} process is listening on a TCP port"
-            if unseen:  # e.g. not running as root: say so rather than imply nothing listens
-                reason += f" (the owner of {', '.join(unseen)} could not be seen)"
-            return skipped(reason)
+            if unseen:  # e.g. not running as root: one of them may be it, so no skip
+                return errored(
+                    f"cannot tell whether a {'/'.join(owners)} process listens on a TCP port: "
+                    f"the owner of {', '.join(unseen)} could not be seen (audit as root, or "
+                    "over SSH with --sudo)"
+                )
+            return skipped(f"no {'/'.join(owners)} process is listening on a TCP port")
         return self.judge(ctx, targets, discovered=not self.params["targets"])
 
     @abstractmethod
@@ -74,7 +77,7 @@ def discover(
     ctx: CheckContext, owners: tuple[str, ...], outside: bool = False
 ) -> tuple[list[Target], list[str]]:
     """Where to connect to reach each TCP port that a process named in ``owners`` listens on,
-    and the TCP sockets whose owning process could not be seen (they might be such ports).
+    and the TCP sockets whose owning process could not be seen and might be one of them.
 
     From inside, the host's probe address for the socket, reached as the host reaches it;
     from outside, the host's outside address for a wildcard socket and the bound address
@@ -91,7 +94,13 @@ def discover(
         for s in sockets
         if s.process in owners
     }
-    unseen = [str(Target(s.address, s.port)) for s in sockets if s.process is None]
+    # a socket whose process could not be seen, held by a user who runs one of the owners
+    # (or whose processes could not be told either)
+    unseen = [
+        str(Target(s.address, s.port))
+        for s in sockets
+        if s.process is None and (not s.candidates or set(owners) & set(s.candidates))
+    ]
     return sorted(found, key=lambda t: (t.port, t.host)), unseen
 
 
