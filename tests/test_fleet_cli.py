@@ -118,8 +118,10 @@ def test_an_ansible_inventory_limited_to_a_group_with_an_unreachable_host(networ
     assert HOST_CHECK_ID not in reports["web1"]
 
 
-def test_the_inventorys_variables_are_the_hosts_and_var_wins(network, tmp_path):  # noqa: F811
-    web = network.hosts["web"]
+def two_groups(net: Lan, tmp_path: Path) -> Path:
+    """An Ansible inventory naming the web host twice: "open" in a group whose
+    office_networks is everyone (line 2), "closed" in one whose is 10.0.0.0/8 (line 6)."""
+    web = net.hosts["web"]
     inventory = tmp_path / "hosts.ini"
     inventory.write_text(
         f"[everywhere]\nopen ansible_host={web.address}\n"
@@ -127,10 +129,20 @@ def test_the_inventorys_variables_are_the_hosts_and_var_wins(network, tmp_path):
         f"[office]\nclosed ansible_host={web.address}\n"
         f"[office:vars]\noffice_networks=10.0.0.0/8\n"
     )
-    argv = (
-        "--inventory", str(inventory), "--ssh-config", str(ssh_config(network, tmp_path)),
-        "--identity", str(network.client_key), "--only", "LAPP-SSH-007", "--format", "json",
+    return inventory
+
+
+def inventory_argv(net: Lan, tmp_path: Path, inventory: Path) -> tuple[str, ...]:
+    """An audit of LAPP-SSH-007 on every host of ``inventory``."""
+    return (
+        "--inventory", str(inventory), "--ssh-config", str(ssh_config(net, tmp_path)),
+        "--identity", str(net.client_key), "--only", "LAPP-SSH-007",
     )  # fmt: skip
+
+
+def test_the_inventorys_variables_are_the_hosts_and_var_wins(network, tmp_path):  # noqa: F811
+    inventory = two_groups(network, tmp_path)
+    argv = (*inventory_argv(network, tmp_path, inventory), "--format", "json")
     reports = hosts_of(audit(network, *argv))
     assert reports["open"]["LAPP-SSH-007"]["status"] != reports["closed"]["LAPP-SSH-007"]["status"]
     same = hosts_of(audit(network, *argv, "--var", "office_networks=10.0.0.0/8"))
@@ -141,18 +153,8 @@ def test_the_inventorys_variables_are_the_hosts_and_var_wins(network, tmp_path):
 def test_each_hosts_report_shows_its_own_variables(network, tmp_path):  # noqa: F811
     """The text section and the JSON object of each host say the variables its audit ran
     with (its inventory values, and where they were set), not those common to all."""
-    web = network.hosts["web"]
-    inventory = tmp_path / "hosts.ini"
-    inventory.write_text(
-        f"[everywhere]\nopen ansible_host={web.address}\n"
-        f"[everywhere:vars]\noffice_networks=0.0.0.0/0\n"
-        f"[office]\nclosed ansible_host={web.address}\n"
-        f"[office:vars]\noffice_networks=10.0.0.0/8\n"
-    )
-    argv = (
-        "--inventory", str(inventory), "--ssh-config", str(ssh_config(network, tmp_path)),
-        "--identity", str(network.client_key), "--only", "LAPP-SSH-007",
-    )  # fmt: skip
+    inventory = two_groups(network, tmp_path)
+    argv = inventory_argv(network, tmp_path, inventory)
     own = {"open": ("0.0.0.0/0", f"{inventory}:2"), "closed": ("10.0.0.0/8", f"{inventory}:6")}
     document = json.loads(audit(network, *argv, "--format", "json").stdout)
     for host in document["hosts"]:
