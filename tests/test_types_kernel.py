@@ -5,11 +5,11 @@ which order; systemd-coredump, pipes and hard limits; the running kernel's value
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import require_program
 from treeutil import context
 
 from agent.cli import main
@@ -47,8 +47,7 @@ def hardened(root: Path, **more: str) -> Path:
 
 
 def test_sysctl_files_are_the_ones_systemd_applies_in_its_order(tmp_path):
-    if shutil.which("systemd-analyze") is None:
-        pytest.skip("systemd-analyze is not installed (the oracle)")
+    analyze = require_program("systemd-analyze")  # the oracle (Debian package systemd)
     root = tree(
         tmp_path / "root",
         {
@@ -61,7 +60,7 @@ def test_sysctl_files_are_the_ones_systemd_applies_in_its_order(tmp_path):
         },
     )
     shown = subprocess.run(
-        ["systemd-analyze", f"--root={root}", "cat-config", "sysctl.d"],
+        [analyze, f"--root={root}", "cat-config", "sysctl.d"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     theirs = [line[2:].removeprefix(str(root)) for line in shown.splitlines()
@@ -153,12 +152,11 @@ def test_a_sysctl_file_that_cannot_be_read_is_an_error_not_a_pass(tmp_path):
 
 
 def test_the_running_kernel_is_read_as_sysctl_reads_it(tmp_path):
-    if shutil.which("sysctl") is None:
-        pytest.skip("sysctl (procps) is not installed (the oracle)")
+    sysctl = require_program("sysctl")  # the oracle (Debian package procps)
     report = tmp_path / "report.json"
     main(["audit", "--format", "json", "--output", str(report), "--only", CHECK])
     (result,) = json.loads(report.read_text())["hosts"][0]["results"]
-    ask = ["sysctl", "-n", "fs.suid_dumpable", "kernel.core_pattern"]
+    ask = [sysctl, "-n", "fs.suid_dumpable", "kernel.core_pattern"]
     dumpable, pattern = subprocess.run(
         ask, capture_output=True, text=True, check=True
     ).stdout.splitlines()
