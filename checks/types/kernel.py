@@ -93,15 +93,14 @@ class CoreDumpsCheck(CheckType):
 
     def run(self, ctx: CheckContext) -> Verdict:
         settings = sysctl_settings(ctx)
+        boot = {key: settings.get(key, (default, "the kernel's default"))
+                for key, default in KERNEL_DEFAULTS.items()}  # fmt: skip
         problems: list[str] = []
-        shown: list[str] = []
-        for key in ("fs.suid_dumpable", "kernel.core_pattern"):
-            value, where = settings.get(key, (KERNEL_DEFAULTS[key], "the kernel's default"))
-            shown.append(f"{key} = {value} ({where})")
-        dumpable = settings.get("fs.suid_dumpable", ("0",))[0]
+        shown = [f"{key} = {value} ({where})" for key, (value, where) in boot.items()]
+        dumpable = boot["fs.suid_dumpable"][0]
         if dumpable != "0":
             problems.append(f"fs.suid_dumpable = {dumpable} at boot: privileged processes dump")
-        pattern = settings.get("kernel.core_pattern", ("core",))[0]
+        pattern = boot["kernel.core_pattern"][0]
         if ctx.host.is_live:
             live = self._live(ctx)
             if isinstance(live, Verdict):
