@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from checks.conditions import UndecidableCondition
-from checks.hosts import CachedHost, Host, HostError
+from checks.hosts import CachedHost, Host, HostError, PlannedCommand
 from checks.policy import Check, Policy
 from checks.regexsafety import CannotEvaluate
 from checks.result import Result, Status, Verdict, errored, skipped
@@ -47,9 +47,24 @@ def audit_host(
         if only is None or only(check)
     ]
     started, begin = clock(), time.perf_counter()
+    if cached.is_live:
+        cached.prefetch(planned_commands(jobs))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         results = tuple(pool.map(lambda job: run_check(*job), jobs))
     return HostReport(cached.name, results, started, time.perf_counter() - begin)
+
+
+def planned_commands(jobs: Sequence[tuple[Check, CheckContext]]) -> list[PlannedCommand]:
+    """The commands the applicable checks say they will run, once each, in check order."""
+    planned: list[PlannedCommand] = []
+    for check, ctx in jobs:
+        try:
+            if any(c.unmet_reason(ctx.host, ctx.variables) for c in check.conditions):
+                continue
+            planned.extend(check.implementation.commands(ctx))
+        except Exception:  # a hint only: the check reports what is wrong when it runs
+            continue
+    return list(dict.fromkeys(planned))
 
 
 def run_check(check: Check, ctx: CheckContext) -> Result:

@@ -53,6 +53,14 @@ class CommandResult:
 
 
 @dataclass(frozen=True)
+class PlannedCommand:
+    """A command a check will run (``CheckType.commands``), and the timeout it will give it."""
+
+    argv: tuple[str, ...]
+    timeout: float = DEFAULT_COMMAND_TIMEOUT
+
+
+@dataclass(frozen=True)
 class FileStat:
     path: str
     mode: int  # permission bits only (0o7777)
@@ -118,6 +126,11 @@ class Host(ABC):
     @abstractmethod
     def run(self, argv: Sequence[str], timeout: float = DEFAULT_COMMAND_TIMEOUT) -> CommandResult:
         """Run an argv list (never a shell string); raises CommandNotFound."""
+
+    def prefetch(self, commands: Sequence[PlannedCommand]) -> None:
+        """The audit is about to ``run`` these. A host where each command costs a round
+        trip runs them all at once now; here, each runs when asked."""
+        return None
 
     @abstractmethod
     def which(self, program: str) -> str | None: ...
@@ -378,6 +391,9 @@ class CachedHost(Host):
 
     def run(self, argv: Sequence[str], timeout: float = DEFAULT_COMMAND_TIMEOUT) -> CommandResult:
         return self.memo(("run", tuple(argv)), lambda: self.inner.run(argv, timeout))
+
+    def prefetch(self, commands: Sequence[PlannedCommand]) -> None:
+        self.inner.prefetch(commands)
 
     def which(self, program: str) -> str | None:
         return self.memo(("which", program), lambda: self.inner.which(program))

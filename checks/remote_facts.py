@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from checks.hosts import HostError, ListeningSocket, ProcessInfo
+from checks.hosts import HostError, ListeningSocket, PlannedCommand, ProcessInfo
 
 #: Listening TCP and unbound UDP sockets, numeric, with owners (-p) and uids (-e).
 SS_ARGV = ("ss", "-H", "-l", "-t", "-u", "-n", "-p", "-e")
@@ -19,6 +19,9 @@ SS_ARGV = ("ss", "-H", "-l", "-t", "-u", "-n", "-p", "-e")
 #: Fixed-width columns, because a process name (comm) may contain spaces; args last.
 _PS_COLUMNS = (("pid", 12), ("ruid", 12), ("ruser", 64), ("comm", 64))
 PS_ARGV = ("ps", "-e", "-ww", "-o", ",".join(f"{n}:{w}=" for n, w in _PS_COLUMNS) + ",args=")
+#: What ``listening_sockets()`` and ``processes()`` run on a remote host (``CheckType.commands``).
+SOCKETS_COMMAND = PlannedCommand(SS_ARGV)
+PROCESSES_COMMAND = PlannedCommand(PS_ARGV)
 
 #: The kernel keeps 15 characters of a process name; psutil completes longer ones.
 _COMM_LENGTH = 15

@@ -39,12 +39,14 @@ from checks.hosts import (
     Host,
     HostError,
     ListeningSocket,
+    PlannedCommand,
     ProcessInfo,
     host_errors,
 )
 from checks.probes.wire import Target
 from checks.remote_facts import PS_ARGV, SS_ARGV, names_by_uid, parse_ps, parse_ss
 from checks.rootfs import MAX_READ_BYTES, GlobMatcher, refuse_unreadable, too_large
+from checks.ssh_batch import NOT_FOUND, batch_results, batch_script, batch_words
 from checks.ssh_connect import ConnectError, Connection, SSHOptions, connect, resolve
 from checks.ssh_snapshot import AUDIT_LAYOUT, TAR_ARGV, Layout, Snapshot
 
@@ -92,6 +94,8 @@ class SSHHost(Host):
         self._gate = _SessionGate()
         self._files = _SFTPFiles(self._open_sftp, sftp_server, sftp_sessions, self._gate)
         self._account_names = AccountNames(self.read_text)
+        #: argv -> (result or NOT_FOUND, the timeout it ran under), from ``prefetch``
+        self._prefetched: dict[tuple[str, ...], tuple[CommandResult | str, float]] = {}
         if sudo:
             self._files.check_sudo()
 
@@ -181,6 +185,11 @@ class SSHHost(Host):
         return None
 
     def run(self, argv: Sequence[str], timeout: float = DEFAULT_COMMAND_TIMEOUT) -> CommandResult:
+        fetched, within = self._prefetched.get(tuple(argv), (None, 0.0))
+        if fetched is not None and within <= timeout:  # it ended within the time asked
+            if fetched == NOT_FOUND:
+                raise CommandNotFound(f"{argv[0]}: command not found")
+            return fetched
         program = argv[0] if "/" in argv[0] else self.which(argv[0])
         if program is None or (program == argv[0] and not self.exists(program)):
             raise CommandNotFound(f"{argv[0]}: command not found")
@@ -191,6 +200,24 @@ class SSHHost(Host):
             stdout.decode("utf-8", errors="replace"),
             stderr.decode("utf-8", errors="replace"),
         )
+
+    def prefetch(self, commands: Sequence[PlannedCommand]) -> None:
+        """Run ``commands`` in one exec (``checks.ssh_batch``); ``run`` then answers from
+        their results. Whatever the batch cannot vouch for (it failed, a command timed out
+        or its program was not plainly found) runs alone when asked, as without it."""
+        planned = [c for c in dict.fromkeys(commands) if tuple(c.argv) not in self._prefetched]
+        if not planned:
+            return
+        script = batch_script(planned, REMOTE_PATH, _KILL_AFTER)
+        argv = ["sh", "-c", script, "sh", *batch_words(planned)]
+        budget = sum(c.timeout + _KILL_AFTER for c in planned)
+        try:
+            code, archive, _ = self._command(argv, budget)
+            results = batch_results(planned, archive) if code == 0 else {}
+        except (HostError, tarfile.TarError):
+            return
+        for command, result in results.items():
+            self._prefetched[tuple(command.argv)] = (result, command.timeout)
 
     def _command(
         self, argv: Sequence[str], timeout: float, stdin: bytes = b""

@@ -22,6 +22,7 @@ from checks.fleet import HOST_CHECK_ID, FleetOptions, audit_fleet, policies_per_
 from checks.hosts import LocalHost
 from checks.inventory import InventoryHost
 from checks.policy import load_policies
+from checks.remote_facts import SS_ARGV
 from checks.result import Status
 from checks.ssh_connect import ChangedHostKey, SSHOptions, UnknownHostKey
 from checks.ssh_host import SSHHost
@@ -119,9 +120,22 @@ def compared_with_root(net: Lan, reports: dict) -> int:
     return compared
 
 
-def test_every_file_based_check_over_ssh_equals_root_on_the_same_view(network):
+def test_every_file_based_check_over_ssh_equals_root_on_the_same_view(network, monkeypatch):
+    commands: dict[str, list[str]] = {}
+    real_command = SSHHost._command
+
+    def command(host, argv, *rest):
+        if not argv[0].endswith("/runuser"):  # psql's questions depend on the server's answers
+            commands.setdefault(host.name, []).append(argv[0])
+        return real_command(host, argv, *rest)
+
+    monkeypatch.setattr(SSHHost, "_command", command)
     reports = run_fleet(network, inventory(network, "web", "old", "db"))
     assert compared_with_root(network, reports) > 3 * 35
+    # every command the checks ran came from the one batch they announced (CheckType.commands)
+    assert {name: sorted(programs) for name, programs in commands.items()} == {
+        name: ["find", "sh", "tar"] for name in ("web", "old", "db")
+    }
     web, old, db = by_id(reports["web"]), by_id(reports["old"]), by_id(reports["db"])
     assert web["LAPP-SSH-001"].status == Status.PASS
     assert old["LAPP-SSH-001"].status == old["LAPP-PHP-001"].status == Status.FAIL
@@ -153,28 +167,29 @@ def test_a_host_allowing_few_sessions_per_connection_is_audited_alike(network, t
 
 def test_a_connection_dropped_mid_audit_is_replaced_and_the_verdicts_stand(network, monkeypatch):
     """A fleet host's connection is cut for real in the middle of its audit (its sshd's
-    per-connection processes killed when the audit first runs ss): the checks it cut off
-    are asked again on a new connection, and every verdict equals an undisturbed audit's."""
+    per-connection processes killed when a check first asks for the listening sockets):
+    the checks it cut off are asked again on a new connection, and every verdict equals an
+    undisturbed audit's."""
     undisturbed = by_id(run_fleet(network, inventory(network, "web"))["web"])
     web = network.hosts["web"]
     opened, killed = [], []
-    real_open, real_command = SSHHost.open, SSHHost._command
+    real_open, real_run = SSHHost.open, SSHHost.run
 
     def counted_open(*args, **kwargs):
         opened.append(real_open(*args, **kwargs))
         return opened[-1]
 
-    def command(host, argv, *rest):
-        if not killed and argv[0].endswith("/ss"):
+    def run(host, argv, *rest):
+        if not killed and tuple(argv) == SS_ARGV:
             killed.extend(web.drop_connections())
             for _ in range(100):  # until paramiko has seen the connection end
                 if not host.connection.is_open:
                     break
                 time.sleep(0.05)
-        return real_command(host, argv, *rest)
+        return real_run(host, argv, *rest)
 
     monkeypatch.setattr(SSHHost, "open", counted_open)
-    monkeypatch.setattr(SSHHost, "_command", command)
+    monkeypatch.setattr(SSHHost, "run", run)
     disturbed = by_id(run_fleet(network, inventory(network, "web"))["web"])
     assert killed and not opened[0].connection.is_open
     assert len(opened) == 2  # the audit went on over a new connection

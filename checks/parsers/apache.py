@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from checks.hosts import CommandNotFound, Host, HostError
+from checks.hosts import CommandNotFound, Host, HostError, PlannedCommand
 from checks.parsers.includes import IncludeGuard
 from checks.parsers.lines import C_SPACE, cut_at_nul, lf_lines
 from checks.parsers.origin import Origin
@@ -362,12 +362,16 @@ def _read_envvars(host: Host, path: str) -> tuple[dict[str, str], list[Problem]]
     return values, []
 
 
+#: The modules the live server loads, static and shared (``CheckType.commands``).
+APACHECTL_MODULES = PlannedCommand(("apache2ctl", "-M"))
+
+
 def _ctl_modules(host: Host, server_root: str) -> tuple[dict[str, str] | None, str]:
     """``apache2ctl -M`` on a live host (module -> static|shared), or None and why not."""
     if server_root != SERVER_ROOT:
         return None, f"apache2ctl -M reads {SERVER_ROOT}, not {server_root}"
     try:
-        done = host.run(["apache2ctl", "-M"])
+        done = host.run(APACHECTL_MODULES.argv)
     except CommandNotFound as exc:
         return None, f"apache2ctl -M not available: {exc}"
     except HostError as exc:

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from checks.hosts import Host, HostError
+from checks.hosts import Host, HostError, PlannedCommand
 from checks.parsers.deb822 import Deb822Error, stanzas
 from checks.parsers.deb_version import compare
 
@@ -99,6 +99,13 @@ def packages_indexes(host: Host, release: Release) -> list[str]:
     ]
 
 
+def index_command(path: str) -> PlannedCommand | None:
+    """The command ``read_index`` runs to decompress ``path``, if it runs one."""
+    if path.endswith(_WITH_APT_HELPER):
+        return PlannedCommand((APT_HELPER, "cat-file", path))
+    return None
+
+
 def read_index(host: Host, path: str) -> str:
     """An index's text, decompressed. Raises HostError."""
     for extension, decompress in _DECOMPRESS.items():
@@ -107,8 +114,9 @@ def read_index(host: Host, path: str) -> str:
                 return decompress(host.read_bytes(path)).decode("utf-8", "replace")
             except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
                 raise HostError(f"{path}: cannot decompress: {exc}") from exc
-    if path.endswith(_WITH_APT_HELPER):
-        done = host.run([APT_HELPER, "cat-file", path])
+    command = index_command(path)
+    if command is not None:
+        done = host.run(command.argv)
         if done.exit_code != 0:
             raise HostError(f"{APT_HELPER} cat-file {path}: {done.stderr.strip()[:200]}")
         return done.stdout

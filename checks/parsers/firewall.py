@@ -17,7 +17,7 @@ import shlex
 from collections.abc import Callable, Collection
 from typing import Any
 
-from checks.hosts import Host, HostError
+from checks.hosts import CommandNotFound, Host, HostError, PlannedCommand
 from checks.parsers.firewall_rules import Chain, FirewallState, NamedSets, Ruleset, rule_from_exprs
 from checks.parsers.lines import cut_at_nul, numbered
 from checks.parsers.nftables_conf import parse_nftables_conf
@@ -41,20 +41,25 @@ def read_firewall(host: Host, enabled_units: Collection[str] = ()) -> FirewallSt
     return _read_config_files(host, enabled_units)
 
 
+#: The dumps of the loaded rulesets, each read by its parser when its tool is installed.
+LIVE_TOOLS: tuple[tuple[tuple[str, ...], Callable[[str, str], Ruleset]], ...] = (
+    (("nft", "-j", "list", "ruleset"), lambda text, source: parse_nft_json(text, source)),
+    (("iptables-save",), lambda text, source: parse_iptables_save(text, source, "ipv4")),
+    (("ip6tables-save",), lambda text, source: parse_iptables_save(text, source, "ipv6")),
+)
+#: What reading a live host's firewall runs (``CheckType.commands``).
+LIVE_COMMANDS = tuple(PlannedCommand(argv) for argv, _ in LIVE_TOOLS)
+
+
 def _read_live(host: Host) -> FirewallState:
     state = FirewallState(live=True)
-    tools: list[tuple[str, list[str], Callable[[str, str], Ruleset]]] = [
-        ("nft", ["-j", "list", "ruleset"], parse_nft_json),
-        ("iptables-save", [], lambda text, source: parse_iptables_save(text, source, "ipv4")),
-        ("ip6tables-save", [], lambda text, source: parse_iptables_save(text, source, "ipv6")),
-    ]
     failures = []
-    for program, args, parse in tools:
-        path = host.which(program)
-        if path is None:
+    for argv, parse in LIVE_TOOLS:
+        try:
+            done = host.run(argv)
+        except CommandNotFound:
             continue
-        source = " ".join([program, *args])
-        done = host.run([path, *args])
+        source = " ".join(argv)
         if done.exit_code != 0:
             failures.append(f"{source}: {done.stderr.strip() or f'exit code {done.exit_code}'}")
             continue

@@ -14,7 +14,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
-from checks.hosts import Host, HostError
+from checks.hosts import CommandNotFound, Host, HostError, PlannedCommand
 from checks.parsers.includes import IncludeGuard
 from checks.parsers.lines import joined_at_nul, lf_lines
 from checks.parsers.origin import Origin
@@ -474,17 +474,31 @@ class EffectiveSshd:
 
 @dataclass
 class SshdConfig:
-    """All directives of sshd_config and its includes, in the order sshd reads them."""
+    """All directives of sshd_config and its includes, in the order sshd reads them.
+
+    Read-only once parsed: the views below are worked out once and kept, because about
+    fifty checks each ask for the view of the same connection."""
 
     main: str
     directives: list[Directive] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    _by_keyword: dict[str, list[Directive]] | None = field(default=None, repr=False)
+    _views: dict[ConnectionSpec | None, EffectiveSshd] = field(default_factory=dict, repr=False)
+
+    def _index(self) -> dict[str, list[Directive]]:
+        """The directives by keyword, in reading order."""
+        if self._by_keyword is None:
+            by_keyword: dict[str, list[Directive]] = {}
+            for directive in self.directives:
+                by_keyword.setdefault(directive.keyword, []).append(directive)
+            self._by_keyword = by_keyword
+        return self._by_keyword
 
     def resolve(self, keyword: str, spec: ConnectionSpec | None) -> Setting | None:
         """The value sshd uses for ``spec`` (None: the global section only)."""
         keyword = canonical_keyword(keyword)
-        lines = [d for d in self.directives if d.keyword == keyword]
+        lines = self._index().get(keyword, [])
         chosen = [d for d in lines if not d.blocks]
         if spec is not None:
             matched = [d for d in lines if d.blocks and all(b.matches(spec) for b in d.blocks)]
@@ -501,7 +515,13 @@ class SshdConfig:
         return None
 
     def effective(self, spec: ConnectionSpec | None) -> EffectiveSshd:
-        keywords = {d.keyword for d in self.directives} | set(DEFAULTS)
+        view = self._views.get(spec)
+        if view is None:
+            view = self._views[spec] = self._effective(spec)
+        return view
+
+    def _effective(self, spec: ConnectionSpec | None) -> EffectiveSshd:
+        keywords = set(self._index()) | set(DEFAULTS)
         settings = {}
         for keyword in sorted(keywords):
             setting = self.resolve(keyword, spec)
@@ -754,16 +774,19 @@ def parse_sshd_t(text: str, source: str) -> EffectiveSshd:
     return EffectiveSshd(settings, source)
 
 
+def sshd_t_command(config: str, spec: ConnectionSpec) -> PlannedCommand:
+    """``sshd -T`` of ``config`` for the connection ``spec`` (``CheckType.commands``)."""
+    return PlannedCommand(("sshd", "-T", "-f", config, "-C", spec.test_argument()))
+
+
 def run_sshd_t(host: Host, config: str, spec: ConnectionSpec) -> EffectiveSshd:
     """Ask the installed sshd for its effective configuration; SshdUnavailable says why not."""
     if not host.is_live:
         raise SshdUnavailable("sshd cannot run when auditing a directory tree")
-    program = host.which("sshd")
-    if program is None:
-        raise SshdUnavailable("no sshd binary on this host")
-    argv = [program, "-T", "-f", config, "-C", spec.test_argument()]
     try:
-        done = host.run(argv)
+        done = host.run(sshd_t_command(config, spec).argv)
+    except CommandNotFound as exc:
+        raise SshdUnavailable("no sshd binary on this host") from exc
     except HostError as exc:
         raise SshdUnavailable(str(exc)) from exc
     if done.exit_code != 0 or not done.stdout.strip():

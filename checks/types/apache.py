@@ -13,9 +13,10 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from checks.hosts import HostError
+from checks.hosts import HostError, PlannedCommand
 from checks.params import Param
 from checks.parsers.apache import (
+    APACHECTL_MODULES,
     PROTOCOLS,
     SERVER_ROOT,
     ApacheConfig,
@@ -66,6 +67,9 @@ def conclude(findings: Findings, problems: Sequence[object]) -> Verdict:
 
 class ApacheCheck(CheckType):
     """Load the configuration (an unreadable apache2.conf is an error), judge, conclude."""
+
+    def commands(self, ctx: CheckContext) -> Sequence[PlannedCommand]:
+        return (APACHECTL_MODULES,)
 
     def run(self, ctx: CheckContext) -> Verdict:
         try:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from checks.hosts import CachedHost
+from checks.hosts import CachedHost, PlannedCommand
 from checks.params import Param
 from checks.result import Verdict
 
@@ -46,3 +46,9 @@ class CheckType(ABC):
 
     @abstractmethod
     def run(self, ctx: CheckContext) -> Verdict: ...
+
+    def commands(self, ctx: CheckContext) -> Sequence[PlannedCommand]:
+        """The commands ``run`` will run on a live host, argv as it passes them: a remote
+        host runs them all in one exec beforehand (``Host.prefetch``). Only a hint: a
+        command left out runs when asked, one listed and not asked costs only its time."""
+        return ()

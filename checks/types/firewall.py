@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from checks.hosts import HostError
-from checks.parsers.firewall import read_firewall
+from collections.abc import Sequence
+
+from checks.hosts import HostError, PlannedCommand
+from checks.parsers.firewall import LIVE_COMMANDS, read_firewall
 from checks.parsers.firewall_rules import FAMILIES, FirewallState
 from checks.result import Verdict, errored, failed, passed
 from checks.types.base import CheckContext, CheckType
@@ -28,6 +30,9 @@ class FirewallDefaultDenyCheck(CheckType):
 
     name = "firewall_default_deny"
     schema = {}
+
+    def commands(self, ctx: CheckContext) -> Sequence[PlannedCommand]:
+        return LIVE_COMMANDS
 
     def run(self, ctx: CheckContext) -> Verdict:
         try:

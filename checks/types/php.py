@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 
 from checks.expect import Expectation
+from checks.hosts import PlannedCommand
 from checks.params import Param
-from checks.parsers.apache import SERVER_ROOT, ApacheConfigError, Directive
+from checks.parsers.apache import APACHECTL_MODULES, SERVER_ROOT, ApacheConfigError, Directive
 from checks.parsers.fpm import FpmConfig, FpmPool, load_fpm_pools
 from checks.parsers.phpini import SAPI_DIRS, PhpConfig, ini_bool, load_php_sapis
 from checks.result import Verdict, errored
@@ -46,6 +48,9 @@ class PhpIni(CheckType):
         "contains": Param("str_list", default=(), help="items the list value must hold"),
         "default": Param("str", help="PHP's built-in value when php.ini does not set it"),
     }
+
+    def commands(self, ctx: CheckContext) -> Sequence[PlannedCommand]:
+        return (APACHECTL_MODULES,)  # Apache's php_* lines: its configuration
 
     def run(self, ctx: CheckContext) -> Verdict:
         configs = php_sapis(ctx)

@@ -12,13 +12,15 @@ per audit, however many checks look at it.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Sequence
 from typing import ClassVar
 
-from checks.hosts import HostError
+from checks.hosts import HostError, PlannedCommand
 from checks.params import Param
 from checks.probes.ssh import PROBE_USER, SSHAuthProbe, probe_ssh_auth
 from checks.probes.tls import TLS_VERSIONS, TLSProbe, probe_tls
 from checks.probes.wire import ProbeError, Target, parse_target
+from checks.remote_facts import SOCKETS_COMMAND
 from checks.result import Status, Verdict, errored, failed, passed, skipped
 from checks.types.base import CheckContext, CheckType
 from checks.types.system import is_loopback
@@ -44,6 +46,9 @@ class ProbeCheck(CheckType):
 
     needs_live_host = True
     default_port: ClassVar[int]
+
+    def commands(self, ctx: CheckContext) -> Sequence[PlannedCommand]:
+        return () if self.params["targets"] else (SOCKETS_COMMAND,)
 
     def run(self, ctx: CheckContext) -> Verdict:
         owners = self.params["owners"]

@@ -22,7 +22,7 @@ from checks.result import Status, Verdict, errored, failed, passed
 from checks.ssh_algorithms import KIND_NAMES, MARKERS, STRICT_KEX, judge, key_family
 from checks.types.base import CheckContext, CheckType
 from checks.types.probes import TARGETS_HELP, VANTAGE, Finding, ProbeCheck, combine
-from checks.types.sshd import effective_config
+from checks.types.sshd import AsksDefaultClient, effective_config
 
 KEYWORDS = {"kex": "kexalgorithms", "enc": "ciphers", "mac": "macs", "key": "hostkeyalgorithms"}
 #: The signature algorithms current OpenSSH (8.8 and later) offers for each key type when
@@ -76,7 +76,7 @@ def small_rsa(keys: list[str], bits: int | None, minimum: int) -> list[str]:
 # --- by configuration -------------------------------------------------------------------------
 
 
-class SshdAlgorithmsCheck(CheckType):
+class SshdAlgorithmsCheck(AsksDefaultClient, CheckType):
     """The algorithms of one kind that sshd would offer are all ``allowed``."""
 
     name = "sshd_algorithms"
@@ -210,7 +210,7 @@ class SshAlgorithmsProbeCheck(ProbeCheck):
 # --- moduli ---------------------------------------------------------------------------------
 
 
-class SshdModuliCheck(CheckType):
+class SshdModuliCheck(AsksDefaultClient, CheckType):
     """The moduli file (sshd's ModuliFile) holds no group smaller than ``min_bits``.
 
     diffie-hellman-group-exchange picks its group from this file; the size column is the

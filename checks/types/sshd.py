@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 from abc import abstractmethod
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from checks.expect import Expectation
-from checks.hosts import HostError
+from checks.hosts import HostError, PlannedCommand
 from checks.params import Param
 from checks.parsers.firewall_rules import AddressSet
 from checks.parsers.origin import Origin
@@ -33,6 +34,7 @@ from checks.parsers.sshd import (
     parse_cidr,
     parse_sshd_config,
     run_sshd_t,
+    sshd_t_command,
     user_groups,
 )
 from checks.result import Verdict, errored, failed, passed
@@ -63,6 +65,9 @@ SPEC_SCHEMA = {
 }
 
 
+#: The office networks said in a message when the policy sets none.
+OFFICE_EXAMPLE = "198.51.100.0/24,2001:db8:1::/48"
+
 # --- shared facts ----------------------------------------------------------------------------
 
 
@@ -75,8 +80,21 @@ def connection_spec(ctx: CheckContext, params: dict[str, Any]) -> ConnectionSpec
     """The spec from a check's params; groups come from the host for ``Match Group``."""
     user = params["user"]
     groups = ctx.memo(("user_groups", user), lambda: user_groups(ctx.host, user))
-    fields = {k: params[k] for k in ("user", "host", "addr", "laddr", "lport")}
-    return ConnectionSpec(**fields, groups=groups)
+    return replace(_spec_without_groups(params), groups=groups)
+
+
+def _spec_without_groups(params: dict[str, Any]) -> ConnectionSpec:
+    """The spec as ``sshd -T -C`` takes it (sshd looks the groups up itself)."""
+    return ConnectionSpec(**{k: params[k] for k in ("user", "host", "addr", "laddr", "lport")})
+
+
+class AsksDefaultClient:
+    """Mixed into the checks that judge ``sshd -T`` for the default outside client."""
+
+    params: dict[str, Any]
+
+    def commands(self, ctx: CheckContext) -> Sequence[PlannedCommand]:
+        return (sshd_t_command(self.params["config"], ConnectionSpec()),)
 
 
 def effective_config(ctx: CheckContext, path: str, spec: ConnectionSpec) -> EffectiveSshd:
@@ -254,6 +272,9 @@ class SshdEffectiveCheck(_KeywordCheck):
 
     name = "sshd_effective"
 
+    def commands(self, ctx: CheckContext) -> Sequence[PlannedCommand]:
+        return (sshd_t_command(self.params["config"], _spec_without_groups(self.params)),)
+
     def view(self, ctx: CheckContext, spec: ConnectionSpec) -> EffectiveSshd:
         return effective_config(ctx, self.params["config"], spec)
 
@@ -286,6 +307,9 @@ class SshdAuthModeCheck(CheckType):
 
     name = "sshd_auth_mode"
     schema = SPEC_SCHEMA
+
+    def commands(self, ctx: CheckContext) -> Sequence[PlannedCommand]:
+        return (sshd_t_command(self.params["config"], _spec_without_groups(self.params)),)
 
     def run(self, ctx: CheckContext) -> Verdict:
         mode = ctx.variables.get("ssh_auth")
@@ -489,8 +513,17 @@ class SshdNetworkRestrictionCheck(CheckType):
     name = "sshd_network_restriction"
     schema = {"config": SPEC_SCHEMA["config"], "user": SPEC_SCHEMA["user"]}
 
+    def commands(self, ctx: CheckContext) -> Sequence[PlannedCommand]:
+        """The spec's view, and the first client from outside: the next ones are asked
+        about only while those before them are refused."""
+        office, _ = variable_networks(ctx, "office_networks", OFFICE_EXAMPLE)
+        user = self.params["user"]
+        specs = [ConnectionSpec(user=user)]
+        specs += [ConnectionSpec(user=user, host=a, addr=a) for a in outside_probes(office)[:1]]
+        return [sshd_t_command(self.params["config"], spec) for spec in specs]
+
     def run(self, ctx: CheckContext) -> Verdict:
-        office, bad = variable_networks(ctx, "office_networks", "198.51.100.0/24,2001:db8:1::/48")
+        office, bad = variable_networks(ctx, "office_networks", OFFICE_EXAMPLE)
         if bad:
             return errored(bad)
         path = self.params["config"]
@@ -512,7 +545,7 @@ class SshdNetworkRestrictionCheck(CheckType):
                 return errored(
                     "SSH access is restricted, but the policy variable office_networks is "
                     "empty: set it to the networks allowed to reach SSH, with "
-                    + how_to_set("office_networks", "198.51.100.0/24,2001:db8:1::/48"),
+                    + how_to_set("office_networks", OFFICE_EXAMPLE),
                     *found,
                     *notes,
                 )

@@ -11,12 +11,19 @@ and requires publickey in every complete chain of methods that client could use.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from typing import ClassVar
 
-from checks.hosts import HostError
+from checks.hosts import HostError, PlannedCommand
 from checks.params import Param
 from checks.parsers.lines import lf_lines
-from checks.parsers.sshd import DEFAULT_CONFIG, ConnectionSpec, MatchBlock, parse_cidr
+from checks.parsers.sshd import (
+    DEFAULT_CONFIG,
+    ConnectionSpec,
+    MatchBlock,
+    parse_cidr,
+    sshd_t_command,
+)
 from checks.result import Verdict, errored, failed, passed
 from checks.types.base import CheckContext, CheckType
 from checks.types.sshd import auth_paths, effective_config, parsed_config
@@ -103,15 +110,24 @@ class SshdAuthContextsCheck(CheckType):
         "config": Param("str", default=DEFAULT_CONFIG, help="sshd_config path (sshd -f)")
     }
 
+    def commands(self, ctx: CheckContext) -> Sequence[PlannedCommand]:
+        specs = [spec for spec in self._contexts(ctx).values() if spec is not None]
+        return [sshd_t_command(self.params["config"], spec) for spec in specs]
+
+    def _contexts(self, ctx: CheckContext) -> dict[str, ConnectionSpec | None]:
+        """The default client and one for each set of Match blocks (None: none fits),
+        by label. Raises HostError when the configuration cannot be read."""
+        contexts: dict[str, ConnectionSpec | None] = {"default": ConnectionSpec()}
+        for directive in parsed_config(ctx, self.params["config"]).directives:
+            if directive.blocks:
+                label = " and ".join(f"{b.text} ({b.origin})" for b in directive.blocks)
+                contexts.setdefault(label, client_for(ctx, directive.blocks))
+        return contexts
+
     def run(self, ctx: CheckContext) -> Verdict:
         path = self.params["config"]
         try:
-            config = parsed_config(ctx, path)
-            contexts: dict[str, ConnectionSpec | None] = {"default": ConnectionSpec()}
-            for directive in config.directives:
-                if directive.blocks:
-                    label = " and ".join(f"{b.text} ({b.origin})" for b in directive.blocks)
-                    contexts.setdefault(label, client_for(ctx, directive.blocks))
+            contexts = self._contexts(ctx)
             problems, good, notes = [], [], []
             for label, spec in contexts.items():
                 if spec is None:

@@ -10,7 +10,7 @@ from checks.params import Param
 from checks.parsers.sshd import DEFAULT_CONFIG, ConnectionSpec, EffectiveSshd
 from checks.result import Verdict, errored, failed, passed
 from checks.types.base import CheckContext, CheckType
-from checks.types.sshd import effective_config
+from checks.types.sshd import AsksDefaultClient, effective_config
 
 CONFIG = Param("str", default=DEFAULT_CONFIG, help="sshd_config path (sshd -f)")
 
@@ -36,7 +36,7 @@ def max_startups(text: str) -> tuple[int, int, int] | None:
     return start, rate, full
 
 
-class SshdStartupsCheck(CheckType):
+class SshdStartupsCheck(AsksDefaultClient, CheckType):
     """MaxStartups begins dropping by ``start`` unauthenticated connections, drops at least
     ``rate``% of them from there, refuses all at ``full``; and PerSourceMaxStartups caps one
     source at ``per_source`` or fewer (and no more than MaxStartups' start)."""
@@ -74,7 +74,7 @@ class SshdStartupsCheck(CheckType):
         return failed(*problems, *notes) if problems else passed(*evidence, *notes)
 
 
-class SshdAllowListCheck(CheckType):
+class SshdAllowListCheck(AsksDefaultClient, CheckType):
     """AllowUsers or AllowGroups names who may log in (for an outside client)."""
 
     name = "sshd_allow_list"

@@ -14,7 +14,7 @@ from checks.parsers.sshd import DEFAULT_CONFIG, ConnectionSpec, EffectiveSshd, l
 from checks.parsers.sshd import listen_port as own_port
 from checks.result import Verdict, errored, failed, passed
 from checks.types.base import CheckContext, CheckType
-from checks.types.sshd import _located, effective_config, variable_networks
+from checks.types.sshd import AsksDefaultClient, _located, effective_config, variable_networks
 from checks.variables import how_to_set
 
 ASPECTS = ("port", "address_family", "addresses")
@@ -56,7 +56,7 @@ def listeners(view: EffectiveSshd) -> list[Listener]:
     return found
 
 
-class SshdListenCheck(CheckType):
+class SshdListenCheck(AsksDefaultClient, CheckType):
     """One aspect of where sshd listens (``aspect``):
 
     - ``port``: every socket's port is ``ssh_port``, and no other port is open;

@@ -6,8 +6,9 @@ import ipaddress
 import re
 from collections.abc import Sequence
 
-from checks.hosts import HostError, ListeningSocket
+from checks.hosts import HostError, ListeningSocket, PlannedCommand
 from checks.params import Param
+from checks.remote_facts import PROCESSES_COMMAND, SOCKETS_COMMAND
 from checks.result import Verdict, errored, failed, passed
 from checks.rootfs import NOTHING_THERE
 from checks.types.base import CheckContext, CheckType
@@ -110,6 +111,9 @@ class ProcessCheck(CheckType):
         "root_processes": Param("int", help="exactly this many of them run as root"),
     }
 
+    def commands(self, ctx: CheckContext) -> Sequence[PlannedCommand]:
+        return (PROCESSES_COMMAND,)
+
     def run(self, ctx: CheckContext) -> Verdict:
         names, cmdline = set(self.params["names"]), self.params["cmdline"]
         matching = [
@@ -159,6 +163,9 @@ class ListeningCheck(CheckType):
         "proto": Param("choice", default="tcp", choices=("tcp", "udp", "any")),
         "expect": Param("choice", default="loopback_only", choices=("loopback_only", "absent")),
     }
+
+    def commands(self, ctx: CheckContext) -> Sequence[PlannedCommand]:
+        return (SOCKETS_COMMAND,)
 
     def run(self, ctx: CheckContext) -> Verdict:
         sockets = ctx.host.listening_sockets()
@@ -245,6 +252,9 @@ class CommandCheck(CheckType):
         "timeout": Param("number", default=15),
     }
 
+    def commands(self, ctx: CheckContext) -> Sequence[PlannedCommand]:
+        return (PlannedCommand(tuple(self.params["argv"]), float(self.params["timeout"])),)
+
     def run(self, ctx: CheckContext) -> Verdict:
         p = self.params
         try:
@@ -280,10 +290,14 @@ _DELETED = " (deleted)"
 #: Processes whose links could not be read that the evidence names (the rest are counted).
 UNREAD_SHOWN = 5
 #: One command lists them on a live host (over SSH one request, not one per descriptor):
-#: every program and descriptor link of every process naming a deleted regular file.
-_FIND = ["find", "/proc", "-mindepth", "2", "-maxdepth", "3", "(", "-path", "/proc/[0-9]*/fd/*",
-         "-o", "-path", "/proc/[0-9]*/exe", ")", "-lname", "*" + _DELETED, "-xtype", "f",
-         "-printf", "%p\\t%l\\n"]  # fmt: skip
+#: every program and descriptor link of every process naming a deleted regular file. It
+#: descends only into /proc/PID and /proc/PID/fd: the rest of /proc (each thread's task
+#: directory above all) is pruned unread, which made it a quarter cheaper on a quiet host.
+_FIND = ["find", "/proc", "-mindepth", "1", "-maxdepth", "3", "-regextype", "posix-extended",
+         "!", "-regex", "/proc/[0-9]+(/fd(/[0-9]+)?|/exe)?", "-prune",
+         "-o", "-regex", "/proc/[0-9]+/(fd/[0-9]+|exe)", "-lname", "*" + _DELETED,
+         "-xtype", "f", "-printf", "%p\\t%l\\n"]  # fmt: skip
+_FIND_TIMEOUT = 60.0
 #: find's complaint about a process's links: "find: '/proc/1/fd/0': Permission denied".
 _FIND_ERROR = re.compile(r"'/proc/(\d+)/(?:fd|exe)\b[^']*'?: (.*)$")
 
@@ -299,6 +313,9 @@ class DeletedFilesCheck(CheckType):
 
     name = "deleted_files"
     schema: dict[str, Param] = {}
+
+    def commands(self, ctx: CheckContext) -> Sequence[PlannedCommand]:
+        return (PlannedCommand(tuple(_FIND), _FIND_TIMEOUT),)
 
     def run(self, ctx: CheckContext) -> Verdict:
         try:
@@ -335,7 +352,7 @@ class DeletedFilesCheck(CheckType):
     def _found(self, ctx: CheckContext) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
         """By find(1) on the host: (pid, how, path) of each deleted file, and the processes
         whose links it could not read (those that ended meanwhile left out)."""
-        done = ctx.host.run(_FIND, timeout=60)
+        done = ctx.host.run(_FIND, timeout=_FIND_TIMEOUT)
         if done.exit_code not in (0, 1):
             raise HostError(f"find exited {done.exit_code}: {done.stderr.strip()[:200]}")
         held = []

@@ -9,13 +9,14 @@ name (SNI and Host), taken from Apache's configuration.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-from checks.hosts import HostError
+from checks.hosts import HostError, PlannedCommand
 from checks.params import Param
-from checks.parsers.apache import SERVER_ROOT, ApacheConfigError
+from checks.parsers.apache import APACHECTL_MODULES, SERVER_ROOT, ApacheConfigError
 from checks.parsers.hsts import hsts_max_age
 from checks.probes.ciphers import SuiteScan, scan_suites
 from checks.probes.handshake import CURVES, HandshakeScan, Stapling, probe_stapling, scan_handshakes
@@ -50,6 +51,10 @@ class _HTTPSCheck(ProbeCheck):
     """The HTTPS ports among the targets, and the site names each one serves."""
 
     default_port = 443
+
+    def commands(self, ctx: CheckContext) -> Sequence[PlannedCommand]:
+        return (*super().commands(ctx), APACHECTL_MODULES)  # site names: Apache's config
+
     schema: ClassVar[dict[str, Param]] = {
         "targets": Param("str_list", default=(), help=TARGETS_HELP),
         "owners": Param("str_list", default=("apache2", "httpd"), help="processes to discover"),

@@ -8,13 +8,15 @@ look at what apt can see and what dpkg has installed.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from checks.hosts import Host, HostError
+from checks.hosts import Host, HostError, PlannedCommand
 from checks.params import Param
 from checks.parsers.apt_lists import (
     LISTS_DIR,
     Release,
+    index_command,
     package_versions,
     packages_indexes,
     read_index,
@@ -121,6 +123,11 @@ class SecurityUpdatesCheck(CheckType):
     name = "security_updates"
     needs_live_host = True
     schema = {"max_days": Param("number", default=2, help="how long an update may wait")}
+
+    def commands(self, ctx: CheckContext) -> Sequence[PlannedCommand]:
+        indexes = [path for release in releases(ctx.host) if release.is_security
+                   for path in packages_indexes(ctx.host, release)]  # fmt: skip
+        return [command for command in map(index_command, indexes) if command is not None]
 
     def run(self, ctx: CheckContext) -> Verdict:
         limit = self.params["max_days"] * 86400
