@@ -47,7 +47,7 @@ def audit_host(
         if only is None or only(check)
     ]
     started, begin = clock(), time.perf_counter()
-    if cached.is_live:
+    if cached.batches_commands:
         cached.prefetch(planned_commands(jobs))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         results = tuple(pool.map(lambda job: run_check(*job), jobs))

@@ -106,6 +106,8 @@ class Host(ABC):
     #: The address the auditing machine reaches the host at, for probes of its outside
     #: view; None when the audit runs on the host itself (or reaches it through a jump host).
     outside_address: str | None = None
+    #: Whether ``prefetch`` runs commands at once (worth the checks announcing theirs).
+    batches_commands: bool = False
 
     @abstractmethod
     def read_bytes(self, path: str, limit: int | None = None) -> bytes: ...
@@ -353,6 +355,7 @@ class CachedHost(Host):
         self.name = inner.name
         self.is_live = inner.is_live
         self.outside_address = inner.outside_address
+        self.batches_commands = inner.batches_commands
         self._values: dict[tuple, tuple[bool, Any]] = {}
         self._locks: dict[tuple, threading.Lock] = {}
         self._guard = threading.Lock()

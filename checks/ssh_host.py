@@ -87,6 +87,7 @@ class SSHHost(Host):
         self.connection = connection
         self.name = name or connection.endpoint.alias
         self.is_live = True
+        self.batches_commands = True
         # through a jump host, this machine's view of the host is not the outside one
         self.outside_address = None if connection.jumps else connection.endpoint.hostname
         self.sudo = sudo
