@@ -108,20 +108,23 @@ class Layout:
 
 _ETC = ("/etc/ssh", "/etc/apache2", "/etc/php", "/etc/postgresql", "/etc/apt", "/etc/audit",
         "/etc/security", "/etc/pam.d", "/etc/logrotate.d", "/etc/rsyslog.d", "/etc/systemd",
-        "/etc/sudoers.d", "/etc/default", "/etc/cron.d", "/etc/iptables")  # fmt: skip
+        "/etc/sudoers.d", "/etc/default", "/etc/cron.d", "/etc/iptables",
+        "/etc/sysctl.d")  # fmt: skip
 #: Where the audit of a LAPP server looks: /etc (configuration and accounts), unit files,
-#: apt's lists, and /usr/local's sbin and bin (where ``which`` looks first).
+#: the packages' sysctl settings, apt's lists, and /usr/local's sbin and bin (where
+#: ``which`` looks first).
 AUDIT_LAYOUT = Layout(
     trees=(
         *_ETC,
         "/usr/lib/systemd/system",
+        "/usr/lib/sysctl.d",
         "/run/systemd/system",
         "/var/lib/apt/lists",
         "/usr/local/sbin",
         "/usr/local/bin",
     ),
     listed=("/etc",),
-    content=_ETC,
+    content=(*_ETC, "/usr/lib/sysctl.d"),
     aliases=("/lib", "/bin", "/sbin", "/lib64"),
 )
 

@@ -133,8 +133,9 @@ def test_every_file_based_check_over_ssh_equals_root_on_the_same_view(network, m
     reports = run_fleet(network, inventory(network, "web", "old", "db"))
     assert compared_with_root(network, reports) > 3 * 35
     # every command the checks ran came from the one batch they announced (CheckType.commands)
-    assert {name: sorted(programs) for name, programs in commands.items()} == {
-        name: ["find", "sh", "tar"] for name in ("web", "old", "db")
+    # (a host whose connection dropped under load is audited again: the same three again)
+    assert {name: set(programs) for name, programs in commands.items()} == {
+        name: {"find", "sh", "tar"} for name in ("web", "old", "db")
     }
     web, old, db = by_id(reports["web"]), by_id(reports["old"]), by_id(reports["db"])
     assert web["LAPP-SSH-001"].status == Status.PASS

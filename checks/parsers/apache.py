@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from checks.hosts import CommandNotFound, Host, HostError, PlannedCommand
 from checks.parsers.includes import IncludeGuard
@@ -125,8 +126,10 @@ class Directive:
     origin: Origin
     sections: tuple[Section, ...] = ()  # enclosing containers, outermost first
 
-    @property
+    @cached_property
     def key(self) -> str:
+        """The name as Apache compares it (lower case); kept, as checks ask it thousands
+        of times per audit."""
         return self.name.lower()
 
     @property

@@ -107,10 +107,12 @@ def parse_ini(path: str, text: str) -> tuple[list[IniSetting], list[Problem]]:
     )
     index = 0
     while index < len(lines):
-        origin = Origin(path, index + 1)
         raw_line = lines[index]
-        line = _cut_key_at_nul(raw_line).strip(_BLANKS)
         index += 1
+        if raw_line.lstrip(_BLANKS)[:1] in ("", ";"):  # blank or comment: most of a php.ini
+            continue
+        origin = Origin(path, index)
+        line = _cut_key_at_nul(raw_line).strip(_BLANKS)
         if not line or line.startswith(";") or _BARE_LABEL.match(line):
             continue
         header = _SECTION.match(line)
