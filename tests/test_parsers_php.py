@@ -59,7 +59,7 @@ def test_real_php_splits_ini_lines_like_us(tmp_path, sep):
         if truth is None:
             assert problems, f"PHP refuses {case!r}; the parser must say so"
             continue
-        assert problems == [], case
+        assert not problems, case
         values = {s.key: s.value for s in settings}
         ours = values.get("user_agent", ""), ini_bool(values.get("allow_url_fopen", "On"))
         assert ours == truth, case

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import accumulate
 
 from checks.hosts import Host, HostError
@@ -25,6 +26,8 @@ SAPI_DIRS = ("/etc/php/*/apache2", "/etc/php/*/fpm")
 # at nothing else (but a quoted value goes on across lines); only space and tab are blanks; a
 # key is any run of LABEL characters.
 _NEWLINE = re.compile(r"(\r\n|\r|\n)")  # captured: a quoted value keeps its line breaks
+#: Parsed files kept (``parse_ini``): a few php.ini per PHP version and SAPI.
+PARSED_KEPT = 32
 _BLANKS = " \t"
 _LABEL = r'[^=\r\n\t;&|^$~(){}!"\[\]\0]'
 _SECTION = re.compile(r"^\[([^\]]*)\][ \t]*(?:;.*)?$")
@@ -89,11 +92,14 @@ class _OpenQuote(Exception):
         self.quote = quote
 
 
-def parse_ini(path: str, text: str) -> tuple[list[IniSetting], list[Problem]]:
+@lru_cache(maxsize=PARSED_KEPT)
+def parse_ini(path: str, text: str) -> tuple[tuple[IniSetting, ...], tuple[Problem, ...]]:
     """Settings in file order; a line PHP would reject is reported and skipped.
 
     A value is read from the whole text (a quote may run across lines), by offsets, so a
-    quote left open for thousands of lines is still read once.
+    quote left open for thousands of lines is still read once. The answer is kept for the
+    next file with the same path and text: a fleet's hosts, and an agent's next run, mostly
+    have the php.ini files they had.
     """
     settings: list[IniSetting] = []
     problems: list[Problem] = []
@@ -133,7 +139,7 @@ def parse_ini(path: str, text: str) -> tuple[list[IniSetting], list[Problem]]:
             break  # the quote swallowed the rest of the file
         index = max(index, bisect_right(starts, end))
         settings.append(IniSetting(key, value, origin, section))
-    return settings, problems
+    return tuple(settings), tuple(problems)
 
 
 def _cut_key_at_nul(line: str) -> str:
