@@ -35,6 +35,7 @@ from cryptography.x509.oid import NameOID
 
 from checks.hosts import CachedHost, Host, ListeningSocket, LocalHost
 from checks.params import validate_params
+from checks.probes.wire import DEFAULT_TIMEOUT
 from checks.result import Verdict
 from checks.types.base import CheckContext, CheckType
 
@@ -432,7 +433,9 @@ def run_canned_server(
 
     def answer(conn: socket.socket) -> None:
         with conn:
-            conn.settimeout(5)
+            # held in silence longer than a probe waits for an answer (wire.DEFAULT_TIMEOUT):
+            # held just as long, the hold could end first and read as the server refusing
+            conn.settimeout(3 * DEFAULT_TIMEOUT if hold_open else 5)
             try:
                 request = _recv_exact(conn, request_size)
                 if whole_record and len(request) >= 5:
