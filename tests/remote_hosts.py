@@ -35,6 +35,7 @@ from pathlib import Path
 
 from conftest import require_program, require_root
 from namespaces import entered, in_namespace
+from treeutil import hardened_root
 
 from checks.ssh_connect import SSHOptions
 
@@ -251,6 +252,17 @@ def lan(workdir: Path) -> Iterator[Lan]:
     workdir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         yield Lan(workdir, stack)
+
+
+@contextmanager
+def lan_of_one(workdir: Path, name: str) -> Iterator[Lan]:
+    """A LAN of one hardened host, trusted, whose ``auditor`` may sudo: for the tests of
+    what one SSH host answers."""
+    with lan(workdir / "lan") as net:
+        host = net.add_host(name, hardened_root(workdir))
+        allow_sudo(host)
+        net.trust(host)
+        yield net
 
 
 def build_tree(tree: Path, fixture: Path) -> Path:

@@ -15,8 +15,8 @@ from pathlib import Path
 import paramiko
 import pytest
 from namespaces import entered
-from remote_hosts import allow_sudo, lan
-from treeutil import hardened_root, make_tree
+from remote_hosts import Lan, lan_of_one
+from treeutil import make_tree
 
 from checks.hosts import CommandNotFound, Host, HostError, LocalHost
 from checks.rootfs import MAX_READ_BYTES
@@ -27,12 +27,8 @@ MTIME = 1_700_000_000
 
 
 @pytest.fixture(scope="module")
-def network(tmp_path_factory) -> Iterator:
-    base = tmp_path_factory.mktemp("contract")
-    with lan(base / "lan") as net:
-        host = net.add_host("contract", hardened_root(base))
-        allow_sudo(host)
-        net.trust(host)
+def network(tmp_path_factory) -> Iterator[Lan]:
+    with lan_of_one(tmp_path_factory.mktemp("contract"), "contract") as net:
         yield net
 
 

@@ -8,8 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from namespaces import entered
-from remote_hosts import Lan, allow_sudo, lan
-from treeutil import hardened_root
+from remote_hosts import Lan, lan_of_one
 
 from checks.hosts import CommandNotFound, HostError, PlannedCommand
 from checks.ssh_host import SSHHost
@@ -21,11 +20,7 @@ HOSTILE = ["a b", "'single'", '"double"', "$(id -u)", "`id -u`", "x;y", "a|b", "
 
 @pytest.fixture(scope="module")
 def network(tmp_path_factory) -> Iterator[Lan]:
-    base = tmp_path_factory.mktemp("batch")
-    with lan(base / "lan") as net:
-        host = net.add_host("batched", hardened_root(base))
-        allow_sudo(host)
-        net.trust(host)
+    with lan_of_one(tmp_path_factory.mktemp("batch"), "batched") as net:
         yield net
 
 
