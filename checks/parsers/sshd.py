@@ -483,8 +483,10 @@ class SshdConfig:
     directives: list[Directive] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    _by_keyword: dict[str, list[Directive]] | None = field(default=None, repr=False)
-    _views: dict[ConnectionSpec | None, EffectiveSshd] = field(default_factory=dict, repr=False)
+    _by_keyword: dict[str, list[Directive]] | None = field(default=None, repr=False, compare=False)
+    _views: dict[ConnectionSpec | None, EffectiveSshd] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def _index(self) -> dict[str, list[Directive]]:
         """The directives by keyword, in reading order."""
