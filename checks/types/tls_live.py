@@ -51,16 +51,15 @@ class _HTTPSCheck(ProbeCheck):
     """The HTTPS ports among the targets, and the site names each one serves."""
 
     default_port = 443
-
-    def commands(self, ctx: CheckContext) -> Sequence[PlannedCommand]:
-        return (*super().commands(ctx), APACHECTL_MODULES)  # site names: Apache's config
-
     schema: ClassVar[dict[str, Param]] = {
         "targets": Param("str_list", default=(), help=TARGETS_HELP),
         "owners": Param("str_list", default=("apache2", "httpd"), help="processes to discover"),
         "vantage": VANTAGE,
         "server_names": SERVER_NAMES,
     }
+
+    def commands(self, ctx: CheckContext) -> Sequence[PlannedCommand]:
+        return (*super().commands(ctx), APACHECTL_MODULES)  # site names: Apache's config
 
     def judge(self, ctx: CheckContext, targets: list[Target], discovered: bool) -> Verdict:
         ports = https_ports(ctx, targets, discovered)

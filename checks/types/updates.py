@@ -125,7 +125,7 @@ class SecurityUpdatesCheck(CheckType):
     schema = {"max_days": Param("number", default=2, help="how long an update may wait")}
 
     def commands(self, ctx: CheckContext) -> Sequence[PlannedCommand]:
-        indexes = [path for release in releases(ctx.host) if release.is_security
+        indexes = [path for release in _security_releases(ctx)
                    for path in packages_indexes(ctx.host, release)]  # fmt: skip
         return [command for command in map(index_command, indexes) if command is not None]
 
@@ -133,7 +133,7 @@ class SecurityUpdatesCheck(CheckType):
         limit = self.params["max_days"] * 86400
         now = ctx.clock()
         try:
-            security = [r for r in releases(ctx.host) if r.is_security]
+            security = _security_releases(ctx)
             if not security:
                 return failed(
                     f"no downloaded index of a security archive in {LISTS_DIR}: "
@@ -167,6 +167,13 @@ class SecurityUpdatesCheck(CheckType):
             "its next run installs them",
             *_named(pending),
         )
+
+
+def _security_releases(ctx: CheckContext) -> list[Release]:
+    """The downloaded suites of a security archive, read once per audit (the commands a
+    remote host runs in advance are planned from them too). Raises HostError."""
+    every = ctx.memo(("apt releases",), lambda: releases(ctx.host))
+    return [release for release in every if release.is_security]
 
 
 def pending_updates(ctx: CheckContext, security: list[Release]) -> list[PendingUpdate]:
