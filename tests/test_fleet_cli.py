@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import lappguard_command
-from remote_hosts import Lan, allow_sudo
+from remote_hosts import MACHINE_WIDE_TYPES, Lan, allow_sudo
 from test_fleet_remote import network  # noqa: F401  (the module's hosts, built once)
 from treeutil import hardened_root
 
@@ -200,11 +200,9 @@ def test_sudo_reads_root_only_files_and_without_it_they_are_errors(network, tmp_
     allow_sudo(host)
     network.trust(host)
     argv = ("--host", "sudoer", "--var", "office_networks=10.0.0.0/8", "--format", "json")
-    # whether fail2ban or the lappguard agent runs is asked of the processes of the whole
-    # machine (the namespace hosts share its PID namespace): other tests start and stop them
     machine_wide = {
         check.id for check in load_policies([builtin_policy("lapp-baseline")])[0].checks
-        if check.type_name == "process"
+        if check.type_name in MACHINE_WIDE_TYPES
     }  # fmt: skip
 
     def results(user: str, *more: str) -> dict[str, dict]:

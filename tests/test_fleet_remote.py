@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from namespaces import entered
-from remote_hosts import Lan, lan
+from remote_hosts import MACHINE_WIDE_TYPES, Lan, lan
 from servers import APACHE_MODULES, run_apache_ssl, run_postgres
 from treeutil import hardened_root
 
@@ -195,10 +195,8 @@ def test_a_connection_dropped_mid_audit_is_replaced_and_the_verdicts_stand(netwo
     assert killed and not opened[0].connection.is_open
     assert len(opened) == 2  # the audit went on over a new connection
     assert HOST_CHECK_ID not in disturbed
-    # process checks read the process table the namespace hosts share with every other test
-    # (servers and agents come and go between the two audits): those are left out
     checks = {check.id: check for check in load_policies([BASELINE], VARIABLES)[0].checks}
-    steady = [check_id for check_id in undisturbed if checks[check_id].type_name != "process"]
+    steady = [i for i in undisturbed if checks[i].type_name not in MACHINE_WIDE_TYPES]
     assert steady and set(disturbed) == set(undisturbed)
     assert {
         i: (disturbed[i].status, disturbed[i].evidence, disturbed[i].reason) for i in steady
