@@ -439,6 +439,9 @@ def _replay(
     # how near a ban each address came: for the reports, not for --format events
     peaks = None if keep else Peaks(jails)
     seen = None if peaks is None else peaks.seen
+    # an address once banned is no longer asked how near a ban it came: the report lists
+    # only the addresses never banned (under attack, most events are of banned ones)
+    banned: set[str] = set()
     for record in records:
         when, rule, ip, confidence = record[0], record[1], record[2], record[3]
         addresses.append(ip)
@@ -446,7 +449,8 @@ def _replay(
         decision = count(rule, ip, when, when, confidence)
         if decision is not None:
             bans.append(decision)
-        elif seen is not None:
+            banned.add(ip)
+        elif seen is not None and ip not in banned:
             seen(rule, ip)
         if keep:
             if on_event is not None:
@@ -583,8 +587,8 @@ def render_json(result: ScanResult, out: TextIO) -> None:
             kind: [{"file": path, "line": number, "text": text} for path, number, text in samples]
             for kind, samples in result.missed.items()
         }
-    json.dump(document, out, indent=2)
-    out.write("\n")
+    # one write: json.dump writes each fragment, a million calls for a scan under attack
+    out.write(json.dumps(document, indent=2) + "\n")
 
 
 def _not_banned_json(entry: NotBanned) -> dict:
