@@ -346,6 +346,25 @@ def test_start_at_end_skips_old_lines_but_keeps_counting(tmp_path: Path, state: 
         ]  # fmt: skip
 
 
+def test_a_first_run_starts_where_the_files_ended_when_the_source_was_built(
+    tmp_path: Path, state: StateStore
+) -> None:
+    """The daemon says READY once its sources are built: lines written after that and
+    before the reader's first look are read, and so is a file that appeared meanwhile."""
+    log, later = tmp_path / "auth.log", tmp_path / "later.log"
+    log.write_bytes(b"old\n")
+    with FileSource(str(tmp_path / "*.log"), state, poll_interval=0.1) as source:
+        with open(log, "ab") as f:
+            f.write(b"new\n")
+        later.write_bytes(b"first\n")
+        seen: list[bytes] = []
+        for _ in range(100):  # until the glob has been looked at again
+            seen += [line.data for line in source.wait(0.1)]
+            if len(seen) >= 2:
+                break
+        assert sorted(seen) == [b"first", b"new"]
+
+
 def test_a_glob_picks_up_new_files_and_skips_rotated_ones(
     tmp_path: Path, state: StateStore
 ) -> None:

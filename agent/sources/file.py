@@ -28,8 +28,8 @@ themselves lose them, or when what we would need was removed while we were not l
   and a truncated file whose copy is compressed at once or kept in another directory;
 - a file truncated and rewritten between two looks with the same first bytes as before.
 A first run (no position saved under the source's name) begins at the end of the files
-that exist (``start_at="end"``) or at their start; files new to a source that has saved
-positions, and files appearing while it runs, are read from their first byte.
+that exist when the source is built (``start_at="end"``) or at their start; files new to a
+source that has saved positions, and files appearing later, are read from their first byte.
 """
 
 from __future__ import annotations
@@ -114,6 +114,10 @@ class FileSource(LogSource):
             self._restore(self._saved)
             if self._observer is not None:
                 self._observer.start()
+            # the files are found (and, on a first run, their ends taken) now, not at the
+            # first read in the reader's thread: the daemon says READY once its sources are
+            # built, and a line written between the two would be skipped
+            self._scan(self._clock())
         except BaseException:
             self._release()
             raise
