@@ -27,10 +27,13 @@ import stat as statlib
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 
 from checks.rootfs import MAX_LINK_HOPS
 
-CONTENT_MAX_BYTES = 1024 * 1024  # larger files are read over SFTP
+CONTENT_MAX_BYTES = 1024 * 1024  # larger files of the content trees are read over SFTP
+#: The files a layout names one by one may be larger: dpkg's status is 1-4 MB on a server
+NAMED_CONTENT_MAX_BYTES = 16 * 1024 * 1024
 CONTENT_MAX_TOTAL_BYTES = 64 * 1024 * 1024
 CONTENT_MAX_NAME_BYTES = 512 * 1024
 
@@ -58,27 +61,27 @@ class Layout:
     #: Listed one level deep: their entries; directories among them are not descended
     #: into unless trees.
     listed: tuple[str, ...] = ()
-    #: Trees whose small regular files come with the snapshot, as do those directly in
-    #: the listed directories. Other files are read over SFTP.
+    #: Trees (or listed directories) whose small regular files come with the snapshot.
+    #: Other files are read over SFTP.
     content: tuple[str, ...] = ()
+    #: Further files whose contents come with it, by shell patterns over whole paths
+    #: (``*`` crosses ``/``); find must see them: in a tree or directly in a listed one.
+    files: tuple[str, ...] = ()
     #: Further entries looked at, not listed: links such as /lib on a merged /usr, so that
     #: a path through them (/lib/systemd/system) resolves in the snapshot too.
     aliases: tuple[str, ...] = ()
 
     @property
-    def shallow(self) -> tuple[str, ...]:
-        """Entries looked at but not listed: the ancestors of the trees and the listed
-        directories (paths resolve from /), and the aliases."""
+    def starts(self) -> tuple[str, ...]:
+        """find's starting points: each entry the snapshot needs (the trees, the listed
+        directories, their ancestors, so that paths resolve from /, and the aliases) that
+        find does not reach from a directory it descends into (it would print it twice)."""
         tops = {*self.trees, *self.listed}
         ancestors = {"/"} | {path[:i] for path in tops for i in _slashes(path)}
-        return tuple(sorted((ancestors | set(self.aliases)) - tops))
-
-    @property
-    def starts(self) -> tuple[str, ...]:
-        """find's starting points: a tree inside a listed directory is reached from it."""
-        inside = tuple(f"{path}/" for path in self.listed)
-        trees = [path for path in self.trees if not path.startswith(inside)]
-        return (*self.shallow, *self.listed, *trees)
+        needed = tops | ancestors | set(self.aliases)
+        return tuple(
+            sorted(p for p in needed if p == "/" or not self.lists_whole(os.path.dirname(p)))
+        )
 
     def lists_whole(self, path: str) -> bool:
         """Whether a (readable, searchable) directory at ``path`` is listed whole."""
@@ -89,20 +92,19 @@ class Layout:
     def find_argv(self) -> list[str]:
         """``find`` printing, for every entry it visits, readable and searchable flags,
         type, mode, owner, size, mtime, path and link target, NUL-separated; it descends
-        into the trees and the listed directories, and no further."""
-        shallow = [item for path in self.shallow for item in ("-path", _literal(path), "-o")]
-        in_listed = [
-            item
-            for path in map(_literal, self.listed)
-            for item in ("-path", f"{path}/*", "!", "-path", f"{path}/*/*", "-o")
-        ][:-1] or ["-false"]
-        not_trees = [item for path in self.trees for item in ("!", "-path", _literal(path))]
+        into the trees and the listed directories (``lists_whole``), and no further."""
+        descended = [
+            *(("-path", _literal(path)) for path in self.listed),
+            *(("-path", _literal(tree)) for tree in self.trees),
+            *(("-path", f"{_literal(tree)}/*") for tree in self.trees),
+        ]
+        either = [item for test in descended for item in (*test, "-o")][:-1] or ["-false"]
         return [
             "find", "-P", *self.starts,
             "(", "-readable", "-printf", "1", "-o", "-printf", "0", ")",
             "(", "-executable", "-printf", "1", "-o", "-printf", "0", ")",
             "-printf", _FORMAT,
-            "(", *shallow, "(", *in_listed, ")", *not_trees, ")", "-prune",
+            "!", "(", *either, ")", "-prune",
         ]  # fmt: skip
 
 
@@ -112,7 +114,10 @@ _ETC = ("/etc/ssh", "/etc/apache2", "/etc/php", "/etc/postgresql", "/etc/apt", "
         "/etc/sysctl.d")  # fmt: skip
 #: Where the audit of a LAPP server looks: /etc (configuration and accounts), unit files,
 #: the packages' sysctl settings, apt's lists, and /usr/local's sbin and bin (where
-#: ``which`` looks first).
+#: ``which`` looks first); with the contents of what it reads whole. The directories listed
+#: one level deep answer the checks that look for what should not be there (an admin
+#: panel under /usr/share, a PostgreSQL data directory where another distribution keeps
+#: it, a reboot flag in /run) with "no such file", where each was an SFTP round trip.
 AUDIT_LAYOUT = Layout(
     trees=(
         *_ETC,
@@ -123,9 +128,31 @@ AUDIT_LAYOUT = Layout(
         "/usr/local/sbin",
         "/usr/local/bin",
     ),
-    listed=("/etc",),
-    content=(*_ETC, "/usr/lib/sysctl.d"),
-    aliases=("/lib", "/bin", "/sbin", "/lib64"),
+    listed=(
+        "/etc",
+        "/home",
+        "/opt",
+        "/root",
+        "/run",
+        "/run/systemd",
+        "/usr/lib/systemd",
+        "/usr/local",
+        "/usr/local/lib",
+        "/usr/share",
+        "/var/lib",
+        "/var/lib/dpkg",
+        "/var/lib/postgresql",
+        "/var/log",
+        "/var/log/postgresql",
+    ),  # fmt: skip
+    content=("/etc", "/usr/lib/sysctl.d"),
+    files=(
+        "/var/lib/dpkg/status",
+        "/var/lib/apt/lists/*Release",
+        "/usr/lib/systemd/system/rescue.service",
+        "/usr/lib/systemd/system/emergency.service",
+    ),
+    aliases=("/lib", "/bin", "/sbin", "/lib64", "/var/run"),
 )
 
 
@@ -212,18 +239,22 @@ class Snapshot:
 
     def wanted(self) -> list[str]:
         """The files whose contents ``add_contents`` takes: the small readable regular
-        files of the layout's content, as many as CONTENT_MAX_TOTAL_BYTES hold and their
-        names CONTENT_MAX_NAME_BYTES (tar's stdin is written whole before its output is
-        read: it must stay well within the channel's window)."""
+        files of the layout's content and the files it names, as many as
+        CONTENT_MAX_TOTAL_BYTES hold and their names CONTENT_MAX_NAME_BYTES (tar's stdin is
+        written whole before its output is read: it must stay well within the channel's
+        window)."""
         content = tuple(f"{tree}/" for tree in self.layout.content)
         chosen, total, names = [], 0, 0
         for path, (flags, kind, _, _, _, size, *_) in sorted(self._entries.items()):
-            if (
-                kind == "f"
-                and flags[0] == "1"
-                and int(size) <= CONTENT_MAX_BYTES
-                and (path.startswith(content) or path.rpartition("/")[0] in self.layout.listed)
-            ):
+            if kind != "f" or flags[0] != "1":
+                continue
+            if path.startswith(content):
+                limit = CONTENT_MAX_BYTES
+            elif any(fnmatchcase(path, pattern) for pattern in self.layout.files):
+                limit = NAMED_CONTENT_MAX_BYTES
+            else:
+                continue
+            if int(size) <= limit:
                 total, names = total + int(size), names + len(path.encode()) + 1
                 if total > CONTENT_MAX_TOTAL_BYTES or names > CONTENT_MAX_NAME_BYTES:
                     break  # the rest is read over SFTP

@@ -58,10 +58,11 @@ def tree(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(params=["local", "root", "ssh", "ssh-snapshot"])
+@pytest.fixture(params=["local", "root", "ssh", "ssh-snapshot", "ssh-listed"])
 def subject(request, network, tree) -> Iterator[tuple[Host, str]]:
     """(host, prefix): the tree's /x is prefix + /x on that host. ``ssh-snapshot`` answers
-    from a snapshot of the tree's /etc what it can (checks.ssh_snapshot), SFTP the rest."""
+    from a snapshot of the tree's /etc what it can (checks.ssh_snapshot), SFTP the rest;
+    ``ssh-listed`` from one that lists /etc one level deep and brings named files."""
     if request.param == "root":
         yield LocalHost(root=str(tree)), ""
     elif request.param == "local":
@@ -71,6 +72,8 @@ def subject(request, network, tree) -> Iterator[tuple[Host, str]]:
             host = SSHHost.open("contract", network.options())
             if request.param == "ssh-snapshot":
                 assert host.take_snapshot(snapshot_of(tree))
+            elif request.param == "ssh-listed":
+                assert host.take_snapshot(listing_of(tree))
         with host:
             yield host, str(tree)
 
@@ -78,6 +81,13 @@ def subject(request, network, tree) -> Iterator[tuple[Host, str]]:
 def snapshot_of(tree: Path) -> Layout:
     """The tree's /etc listed whole, with its small files' contents."""
     return Layout(trees=(f"{tree}/etc",), content=(f"{tree}/etc",))
+
+
+def listing_of(tree: Path) -> Layout:
+    """The tree's /etc listed one level deep (its subdirectories left to SFTP), with the
+    contents of the files it names."""
+    etc = f"{tree}/etc"
+    return Layout(trees=(), listed=(etc,), files=(f"{etc}/*.conf", f"{etc}/secret", f"{etc}/big"))
 
 
 def test_files_read_alike(subject):

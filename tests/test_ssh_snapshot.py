@@ -5,10 +5,13 @@ link loops, ``..``, names that are not UTF-8, errors find printed. The contract 
 from __future__ import annotations
 
 import errno
+import os
+import subprocess
+from pathlib import Path
 
 import pytest
 
-from checks.ssh_snapshot import Layout, Snapshot
+from checks.ssh_snapshot import CONTENT_MAX_BYTES, Layout, Snapshot
 
 LAYOUT = Layout(trees=("/etc/app",), content=("/etc/app",))
 
@@ -90,3 +93,49 @@ def test_contents_are_the_small_readable_files_of_the_content_trees():
         ("f", "/etc/elsewhere", ""),
     )
     assert shot.wanted() == ["/etc/app/a.conf"]
+
+
+def test_the_real_find_lists_each_entry_once_and_what_the_layout_says(tmp_path):
+    """Nested listed directories, and a tree below a directory find only passes through
+    (apt's lists under a listed /var/lib): each entry printed once, each listed directory
+    whole, and "no such file" known only where a directory was listed."""
+    root = str(tmp_path)
+    for path in ("var/lib/apt/lists/partial", "var/lib/dpkg/info", "var/lib/other/deep",
+                 "run/systemd"):  # fmt: skip
+        os.makedirs(f"{root}/{path}")
+    for path in ("var/lib/apt/lists/a_InRelease", "var/lib/apt/lists/a_Packages",
+                 "var/lib/apt/lists/partial/b_InRelease", "var/lib/dpkg/info/x.list",
+                 "var/lib/other/deep/file", "run/flag"):  # fmt: skip
+        Path(f"{root}/{path}").write_text("x\n")
+    for path in ("var/lib/dpkg/status", "run/large"):
+        with open(f"{root}/{path}", "wb") as handle:
+            handle.truncate(2 * CONTENT_MAX_BYTES)
+    layout = Layout(
+        trees=(f"{root}/var/lib/apt/lists",),
+        listed=(f"{root}/var/lib", f"{root}/var/lib/dpkg", f"{root}/run", f"{root}/run/systemd"),
+        content=(f"{root}/run",),
+        files=(f"{root}/var/lib/dpkg/status", f"{root}/var/lib/apt/lists/*InRelease"),
+    )
+    done = subprocess.run(layout.find_argv(), capture_output=True, check=True)
+    printed = done.stdout.split(b"\0")[7::9]
+    assert len(printed) == len(set(printed))
+    shot = Snapshot(done.stdout, done.stderr.decode(), layout)
+    for directory in ("var/lib", "var/lib/dpkg", "var/lib/apt/lists",
+                      "var/lib/apt/lists/partial", "run", "run/systemd"):  # fmt: skip
+        assert sorted(shot.listdir(f"{root}/{directory}")) == sorted(
+            os.listdir(f"{root}/{directory}")
+        )
+    for passed_through in ("var/lib/other", "var/lib/dpkg/info", "var/lib/apt"):
+        assert shot.listdir(f"{root}/{passed_through}") is None
+    assert shot.stat(f"{root}/var/lib/other/deep") is None  # SFTP's to answer
+    for missing in ("var/lib/pgsql", "var/lib/dpkg/available", "run/systemd/system"):
+        with pytest.raises(OSError) as caught:
+            shot.stat(f"{root}/{missing}")
+        assert caught.value.errno == errno.ENOENT
+    # a content tree's files up to CONTENT_MAX_BYTES; the named ones may be larger
+    assert shot.wanted() == [
+        f"{root}/run/flag",
+        f"{root}/var/lib/apt/lists/a_InRelease",
+        f"{root}/var/lib/apt/lists/partial/b_InRelease",
+        f"{root}/var/lib/dpkg/status",
+    ]
