@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from checks.collector import fewer_collections
 from checks.engine import HostReport, audit_host
 from checks.hosts import HostError
 from checks.inventory import InventoryHost
@@ -30,6 +31,10 @@ DEFAULT_FLEET_WORKERS = 16
 #: check seldom waits; the many threads of 8 per host spent a third of the auditing
 #: machine's CPU on switching between them (bench/fleet.py, 2 cores), more than 2 save.
 DEFAULT_FLEET_CHECK_WORKERS = 2
+#: SFTP sessions per host of a fleet: the snapshot answers nearly every file question
+#: (bench/fleet.py: about 25 left per host), and each further session costs the host an
+#: sftp-server process and the connection a channel.
+DEFAULT_FLEET_SFTP_SESSIONS = 1
 DEFAULT_HOST_TIMEOUT = 300.0
 #: The check every host that could not be audited fails with.
 HOST_CHECK_ID = "LAPP-HOST-001"
@@ -53,6 +58,8 @@ class FleetOptions:
     sudo: bool = False
     #: Checks run at the same time on one host.
     check_workers: int = DEFAULT_FLEET_CHECK_WORKERS
+    #: SFTP sessions open at once on one host.
+    sftp_sessions: int = DEFAULT_FLEET_SFTP_SESSIONS
 
 
 def policies_per_host(
@@ -106,23 +113,24 @@ def audit_fleet(
     reports: dict[str, HostReport] = {}
     jobs: dict[Future, _Job] = {}
     pool = ThreadPoolExecutor(max(1, options.workers), thread_name_prefix="lappguard-fleet")
-    try:
-        for host in hosts:
-            job = _Job(host, policies[host.name], options, only, clock)
-            jobs[pool.submit(job.run)] = job
-        pending = set(jobs)
-        while pending:
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            for future in done:
-                _finish(reports, jobs[future], future.result(), on_report)
-            for future in list(pending):
-                job = jobs[future]
-                if job.overdue():
-                    job.abort()
-                    pending.discard(future)
-                    _finish(reports, job, job.out_of_time(), on_report)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    with fewer_collections():
+        try:
+            for host in hosts:
+                job = _Job(host, policies[host.name], options, only, clock)
+                jobs[pool.submit(job.run)] = job
+            pending = set(jobs)
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in done:
+                    _finish(reports, jobs[future], future.result(), on_report)
+                for future in list(pending):
+                    job = jobs[future]
+                    if job.overdue():
+                        job.abort()
+                        pending.discard(future)
+                        _finish(reports, job, job.out_of_time(), on_report)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
     return [reports[host.name] for host in hosts]
 
 
@@ -202,6 +210,7 @@ class _Job:
             user=self.host.user,
             port=self.host.port,
             sudo=self.options.sudo,
+            sftp_sessions=self.options.sftp_sessions,
         )
         with self._lock:
             self._ssh = ssh

@@ -110,6 +110,7 @@ class SSHHost(Host):
         user: str | None = None,
         port: int | None = None,
         sudo: bool = False,
+        sftp_sessions: int = DEFAULT_SFTP_SESSIONS,
     ) -> SSHHost:
         """Log in to ``destination`` (a name the SSH config may know) and wrap the connection.
 
@@ -118,7 +119,7 @@ class SSHHost(Host):
         options = options or SSHOptions()
         connection = connect(resolve(destination, options, user=user, port=port), options)
         try:
-            return cls(connection, name or destination, sudo=sudo)
+            return cls(connection, name or destination, sudo=sudo, sftp_sessions=sftp_sessions)
         except BaseException:
             connection.close()
             raise

@@ -4,6 +4,7 @@ outside address), audited with a key the test generated."""
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import time
@@ -17,6 +18,7 @@ from remote_hosts import MACHINE_WIDE_TYPES, Lan, lan
 from servers import APACHE_MODULES, run_apache_ssl, run_postgres
 from treeutil import hardened_root
 
+from checks.collector import AUDIT_THRESHOLD
 from checks.engine import audit_host
 from checks.fleet import HOST_CHECK_ID, FleetOptions, audit_fleet, policies_per_host
 from checks.hosts import LocalHost
@@ -203,6 +205,34 @@ def test_a_connection_dropped_mid_audit_is_replaced_and_the_verdicts_stand(netwo
     } == {
         i: (undisturbed[i].status, undisturbed[i].evidence, undisturbed[i].reason) for i in steady
     }
+
+
+def test_each_host_is_audited_over_one_sftp_session_with_fewer_collections(network, monkeypatch):
+    """A fleet's hosts answer nearly every file question from their snapshot: one SFTP
+    session each serves the rest (each more is an sftp-server on the host). The collector
+    runs less often while the fleet is audited, as before once it is done."""
+    sessions: dict[str, int] = {}
+    real_open_sftp = SSHHost._open_sftp
+
+    def counted(host, *args):
+        sessions[host.name] = sessions.get(host.name, 0) + 1
+        return real_open_sftp(host, *args)
+
+    monkeypatch.setattr(SSHHost, "_open_sftp", counted)
+    before = gc.get_threshold()
+    during: list[tuple[int, int, int]] = []
+    hosts = inventory(network, "web", "old", "db")
+    with entered(network.auditor):
+        reports = audit_fleet(
+            hosts,
+            policies_per_host(hosts, [BASELINE]),
+            FleetOptions(ssh=network.options(timeout=5)),
+            on_report=lambda report: during.append(gc.get_threshold()),
+        )
+    assert all(HOST_CHECK_ID not in by_id(report) for report in reports)
+    assert sessions == {"web": 1, "old": 1, "db": 1}
+    assert len(during) == 3 and all(t[0] >= AUDIT_THRESHOLD for t in during)
+    assert gc.get_threshold() == before
 
 
 def test_the_outside_view_is_asked_from_the_auditing_machine(network):
