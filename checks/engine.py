@@ -49,8 +49,11 @@ def audit_host(
     started, begin = clock(), time.perf_counter()
     if cached.batches_commands:
         cached.prefetch(planned_commands(jobs))
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = tuple(pool.map(lambda job: run_check(*job), jobs))
+    if workers <= 1:  # a fleet's host: no pool to feed (its futures cost more than a check)
+        results = tuple(run_check(*job) for job in jobs)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = tuple(pool.map(lambda job: run_check(*job), jobs))
     return HostReport(cached.name, results, started, time.perf_counter() - begin)
 
 
