@@ -28,6 +28,7 @@ import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import cached_property
 
 from checks.rootfs import MAX_LINK_HOPS
 
@@ -85,9 +86,15 @@ class Layout:
 
     def lists_whole(self, path: str) -> bool:
         """Whether a (readable, searchable) directory at ``path`` is listed whole."""
-        return path in self.listed or any(
-            path == tree or path.startswith(f"{tree}/") for tree in self.trees
-        )
+        return path in self._whole or path.startswith(self._inside_trees)
+
+    @cached_property
+    def _whole(self) -> frozenset[str]:
+        return frozenset((*self.listed, *self.trees))
+
+    @cached_property
+    def _inside_trees(self) -> tuple[str, ...]:
+        return tuple(f"{tree}/" for tree in self.trees)
 
     def find_argv(self) -> list[str]:
         """``find`` printing, for every entry it visits, readable and searchable flags,
@@ -144,7 +151,7 @@ AUDIT_LAYOUT = Layout(
         "/var/lib/postgresql",
         "/var/log",
         "/var/log/postgresql",
-    ),  # fmt: skip
+    ),
     content=("/etc", "/usr/lib/sysctl.d"),
     files=(
         "/var/lib/dpkg/status",
