@@ -43,7 +43,8 @@ START_TIMEOUT = 20.0
 #: Check types that read the processes of the whole machine: the namespace hosts share its PID
 #: namespace, where other tests start and stop servers, agents and Apache children (which hold
 #: deleted SSL caches), so two audits a moment apart may differ there for a reason of their own.
-MACHINE_WIDE_TYPES = frozenset({"process", "deleted_files"})
+#: ``postgresql_inside`` asks every PostgreSQL server it finds running, the tests' own too.
+MACHINE_WIDE_TYPES = frozenset({"process", "deleted_files", "postgresql_inside"})
 #: Directories of a fixture's etc/ merged file by file into the host's (PAM must keep working).
 MERGED_ETC_DIRS = ("pam.d", "security")
 #: Bound over the machine's in the host's mount namespace (each exists on the machine).
