@@ -434,3 +434,21 @@ def test_this_host_names_its_running_kernel():
     verdict = run_check(RebootPendingCheck, {})
     assert verdict.status in (Status.PASS, Status.FAIL)
     assert any(os.uname().release in line for line in verdict.evidence)
+
+
+def test_the_same_release_file_on_two_mirrors_names_each_its_own_indexes(tmp_path):
+    """A Release file's parse is kept for the next host with the same text: each host's
+    suite still names its own file, and so its own indexes."""
+    text = (LISTS_FIXTURE / f"{SECURITY}_InRelease").read_text()
+    mirrors = ["security.debian.org_debian-security", "mirror.example_debian-security"]
+    found = []
+    for mirror in mirrors:
+        name = f"{mirror}_dists_bookworm-security_InRelease"
+        root = make_tree(tmp_path / mirror, {f"{LISTS}/{name}": text})
+        (suite,) = releases(LocalHost(root=str(root)))
+        found.append((suite.path, suite.prefix, suite.suite))
+    assert found == [
+        (f"{LISTS}/{m}_dists_bookworm-security_InRelease",
+         f"{LISTS}/{m}_dists_bookworm-security", "oldstable-security")
+        for m in mirrors
+    ]  # fmt: skip

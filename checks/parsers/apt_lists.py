@@ -16,23 +16,22 @@ import lzma
 import re
 import threading
 import zlib
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from types import MappingProxyType
+from typing import Generic, TypeVar
 
 from checks.hosts import Host, HostError, PlannedCommand
 from checks.parsers.deb822 import Deb822Error, stanzas
 from checks.parsers.deb_version import compare
+
+T = TypeVar("T")
 
 LISTS_DIR = "/var/lib/apt/lists"
 APT_HELPER = "/usr/lib/apt/apt-helper"
 _DECOMPRESS = {".gz": gzip.decompress, ".xz": lzma.decompress, ".bz2": bz2.decompress}
 _WITH_APT_HELPER = (".lz4", ".zst")
 _PACKAGES = re.compile(r"_Packages(\.gz|\.xz|\.bz2|\.lz4|\.zst)?$")
-#: Parsed indexes kept for the next host (``package_versions``), by digest, oldest first.
-_PARSED: dict[bytes, Mapping[tuple[str, str], str]] = {}
-_PARSED_KEPT = 8
-_PARSED_LOCK = threading.Lock()
 #: One of the three fields, or an empty line (the end of a stanza).
 _WANTED = re.compile(r"^(?:(Package|Version|Architecture):[ \t]*(\S+)[ \t]*)?$", re.M | re.I)
 _SIGNED_BODY = re.compile(
@@ -67,6 +66,34 @@ class Release:
         return f"{self.label or self.origin} {self.codename or self.suite}"
 
 
+class _Kept(Generic[T]):
+    """The last few parses of apt's files, by a digest of the text (not the text: the agent
+    runs for months). The hosts of a fleet mostly download the same files from the same
+    mirror: parsing them again for each host was a fifth of a fleet audit's CPU in this
+    process. What is kept is shared, so it must be read-only."""
+
+    def __init__(self, size: int):
+        self._size = size
+        self._kept: dict[bytes, T] = {}  # oldest first
+        self._lock = threading.Lock()
+
+    def get(self, text: str, parse: Callable[[], T]) -> T:
+        digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
+        with self._lock:
+            kept = self._kept.get(digest)
+        if kept is None:
+            kept = parse()
+            with self._lock:
+                self._kept[digest] = kept
+                while len(self._kept) > self._size:
+                    del self._kept[next(iter(self._kept))]
+        return kept
+
+
+_RELEASES: _Kept[Release] = _Kept(16)
+_INDEXES: _Kept[Mapping[tuple[str, str], str]] = _Kept(8)
+
+
 def releases(host: Host) -> list[Release]:
     """Every downloaded suite (an InRelease wins over a Release of the same suite).
     Raises HostError when a Release file cannot be read."""
@@ -78,7 +105,12 @@ def releases(host: Host) -> list[Release]:
 
 
 def read_release(text: str, path: str) -> Release:
-    """The fields naming a suite, from a Release file or the body of a signed InRelease."""
+    """The fields naming a suite, from a Release file or the body of a signed InRelease
+    (kept: an InRelease holds every index's checksums, 150 KB for Debian's main suite)."""
+    return replace(_RELEASES.get(text, lambda: _parsed_release(text, path)), path=path)
+
+
+def _parsed_release(text: str, path: str) -> Release:
     signed = _SIGNED_BODY.search(text)
     body = signed.group(1) if signed else text
     try:
@@ -128,21 +160,9 @@ def package_versions(text: str) -> Mapping[tuple[str, str], str]:
 
     Only those three fields and the blank lines between stanzas are looked at: an index apt
     accepted (signed, hash-checked) needs no other validation, and one pass of one pattern
-    keeps a 3 MB index at a few milliseconds. The hosts of a fleet mostly download the
-    same indexes from the same mirror, so the last few results are kept, by a digest of
-    the text (not the text: the agent runs for months): parsing one per host was a fifth
-    of a fleet audit's CPU in this process. Read-only, as it is shared.
+    keeps a 3 MB index at a few milliseconds; the last few are kept (``_Kept``).
     """
-    digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
-    with _PARSED_LOCK:
-        parsed = _PARSED.get(digest)
-    if parsed is None:
-        parsed = MappingProxyType(_newest_versions(text))
-        with _PARSED_LOCK:
-            _PARSED[digest] = parsed
-            while len(_PARSED) > _PARSED_KEPT:
-                del _PARSED[next(iter(_PARSED))]  # the oldest
-    return parsed
+    return _INDEXES.get(text, lambda: MappingProxyType(_newest_versions(text)))
 
 
 def _newest_versions(text: str) -> dict[tuple[str, str], str]:
