@@ -1,11 +1,11 @@
 """Many argv commands in one SSH exec, each run as ``SSHHost.run`` would run it alone.
 
 Every exec on a remote host is a round trip, a session sshd forks, a login shell and a
-``timeout`` wrapper: about a dozen per audit (``sshd -T`` three times, ``ss``, the firewall
-dumps, ``apache2ctl -M``...). The checks say beforehand which commands they will run
-(``CheckType.commands``) and ``SSHHost.prefetch`` runs them all in one exec with the script
-built here; a command nobody announced, or whose result this cannot vouch for, still runs
-alone when asked.
+``timeout`` wrapper: about a dozen per audit (``sshd -T`` for each client a Match block
+tells apart, else once, ``ss``, the firewall dumps, ``apache2ctl -M``...). The checks say
+beforehand which commands they will run (``CheckType.commands``) and ``SSHHost.prefetch``
+runs them all in one exec with the script built here; a command nobody announced, or
+whose result this cannot vouch for, still runs alone when asked.
 
 The script's text is ours alone: fixed code, the directories of ``REMOTE_PATH``, numbers,
 and positional references (``"${12}"``). Every word of every command travels as a

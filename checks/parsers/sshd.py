@@ -483,6 +483,8 @@ class SshdConfig:
     directives: list[Directive] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    #: Every Match line read, an invalid one included (it never applies).
+    match_blocks: list[MatchBlock] = field(default_factory=list)
     _by_keyword: dict[str, list[Directive]] | None = field(default=None, repr=False, compare=False)
     _views: dict[ConnectionSpec | None, EffectiveSshd] = field(
         default_factory=dict, repr=False, compare=False
@@ -496,6 +498,13 @@ class SshdConfig:
                 by_keyword.setdefault(directive.keyword, []).append(directive)
             self._by_keyword = by_keyword
         return self._by_keyword
+
+    @property
+    def same_for_every_client(self) -> bool:
+        """Whether sshd's effective configuration is the same whoever connects: ``-C`` only
+        selects Match blocks, so it is when no file read has a Match line. Any problem
+        reported means a line was not understood (it might have been one): then no."""
+        return not self.match_blocks and not self.problems
 
     def resolve(self, keyword: str, spec: ConnectionSpec | None) -> Setting | None:
         """The value sshd uses for ``spec`` (None: the global section only)."""
@@ -582,8 +591,9 @@ def _parse_text(
         if refused:
             config.problems.append(origin.problem(f"{word}: {refused} (sshd refuses this)"))
         elif keyword == "match":
-            block = _parse_match(args, origin, shown, config)
-            blocks = (*outer, block or _invalid_block(origin, shown))
+            block = _parse_match(args, origin, shown, config) or _invalid_block(origin, shown)
+            config.match_blocks.append(block)
+            blocks = (*outer, block)
         elif keyword == "include":
             _include(host, config, guard, args, origin, blocks, chain)
         elif keyword in IGNORED:

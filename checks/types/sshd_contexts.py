@@ -22,11 +22,10 @@ from checks.parsers.sshd import (
     ConnectionSpec,
     MatchBlock,
     parse_cidr,
-    sshd_t_command,
 )
 from checks.result import Verdict, errored, failed, passed
 from checks.types.base import CheckContext, CheckType
-from checks.types.sshd import auth_paths, effective_config, parsed_config
+from checks.types.sshd import auth_paths, effective_config, parsed_config, sshd_t_commands
 
 
 def _positive(patterns: str) -> list[str]:
@@ -112,7 +111,7 @@ class SshdAuthContextsCheck(CheckType):
 
     def commands(self, ctx: CheckContext) -> Sequence[PlannedCommand]:
         specs = [spec for spec in self._contexts(ctx).values() if spec is not None]
-        return [sshd_t_command(self.params["config"], spec) for spec in specs]
+        return sshd_t_commands(ctx, self.params["config"], specs)
 
     def _contexts(self, ctx: CheckContext) -> dict[str, ConnectionSpec | None]:
         """The default client and one for each set of Match blocks (None: none fits),
