@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import os
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from servers import run_check
 from treeutil import context, make_tree
 
 from checks.hosts import CachedHost, LocalHost
-from checks.parsers.apt_lists import read_index, releases
+from checks.parsers.apt_lists import offered_versions, package_versions, read_index, releases
 from checks.parsers.apt_sources import parse_sources
 from checks.result import Status
 from checks.types.updates import (
@@ -308,6 +309,42 @@ def test_an_lz4_index_is_read_through_apt_helper(tmp_path):
     subprocess.run([lz4, "-q", str(plain), str(tmp_path / "Packages.lz4")], check=True)
     host = CachedHost(LocalHost())
     assert read_index(host, str(tmp_path / "Packages.lz4")) == plain.read_text()
+
+
+class CountedHost(LocalHost):
+    """This machine, with the programs each command ran recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ran: list[str] = []
+
+    def run(self, argv, timeout=30.0):
+        self.ran.append(Path(argv[0]).name)
+        return super().run(argv, timeout)
+
+
+def test_an_index_file_seen_before_is_not_read_again(tmp_path):
+    """By the SHA-256 of the file, taken where it lies: the same lz4 index under another
+    name (another host of a fleet) costs a sha256sum, not a decompression; a changed file
+    is read, and its own versions count; a tree under --root is read as before."""
+    lz4 = require_program("lz4")
+    unseen = f"Package: only-here\nVersion: {uuid.uuid4()}\nArchitecture: all\n\n"
+    text = unseen + (LISTS_FIXTURE / Path(INDEX).name).read_text()  # unknown to this process
+    changed = text.replace("Version: 3.0.22-1~deb12u2", "Version: 3.0.23-1~deb12u1", 1)
+    assert changed != text
+    for name, content in [("a", text), ("b", text), ("c", changed)]:
+        (tmp_path / f"{name}_Packages").write_text(content)
+        subprocess.run([lz4, "-q", str(tmp_path / f"{name}_Packages"),
+                        str(tmp_path / f"{name}_Packages.lz4")], check=True)  # fmt: skip
+    offered = []
+    for name in ("a", "b", "c"):
+        host = CountedHost()
+        offered.append(offered_versions(CachedHost(host), str(tmp_path / f"{name}_Packages.lz4")))
+        assert host.ran == (["sha256sum", "apt-helper"] if name != "b" else ["sha256sum"])
+    assert offered[0] == offered[1] == package_versions(text)
+    assert offered[2] == package_versions(changed) != offered[0]
+    under_root = LocalHost(root=str(tmp_path))
+    assert offered_versions(under_root, "/a_Packages") == package_versions(text)
 
 
 def test_this_host_against_apt_itself():

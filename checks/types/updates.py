@@ -16,10 +16,9 @@ from checks.params import Param
 from checks.parsers.apt_lists import (
     LISTS_DIR,
     Release,
-    index_command,
-    package_versions,
+    digest_command,
+    offered_versions,
     packages_indexes,
-    read_index,
     releases,
 )
 from checks.parsers.apt_sources import SOURCE_PARTS, SOURCES_LIST, AptSources, parse_sources
@@ -127,7 +126,7 @@ class SecurityUpdatesCheck(CheckType):
     def commands(self, ctx: CheckContext) -> Sequence[PlannedCommand]:
         indexes = [path for release in _security_releases(ctx)
                    for path in packages_indexes(ctx.host, release)]  # fmt: skip
-        return [command for command in map(index_command, indexes) if command is not None]
+        return [digest_command(path) for path in indexes]
 
     def run(self, ctx: CheckContext) -> Verdict:
         limit = self.params["max_days"] * 86400
@@ -182,7 +181,7 @@ def pending_updates(ctx: CheckContext, security: list[Release]) -> list[PendingU
     pending = []
     for release in security:
         for path in packages_indexes(ctx.host, release):
-            offered = package_versions(read_index(ctx.host, path))
+            offered = offered_versions(ctx.host, path)
             for key, candidate in offered.items():
                 package = installed.get(key)
                 if package and compare(candidate, package.version) > 0:
