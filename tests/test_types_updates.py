@@ -5,19 +5,34 @@ from __future__ import annotations
 
 import gzip
 import os
+import random
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import paramiko
 import pytest
 from conftest import FIXTURES, require_program
+from namespaces import entered
+from remote_hosts import Lan, lan_of_one
 from servers import run_check
 from treeutil import context, make_tree
 
-from checks.hosts import CachedHost, LocalHost
-from checks.parsers.apt_lists import offered_versions, package_versions, read_index, releases
+from checks.hosts import CachedHost, HostError, LocalHost
+from checks.parsers.apt_lists import (
+    APT_HELPER,
+    index_command,
+    offered_versions,
+    package_versions,
+    packages_indexes,
+    read_index,
+    releases,
+)
 from checks.parsers.apt_sources import parse_sources
 from checks.result import Status
+from checks.ssh_host import SSHHost
+from checks.types.base import CheckContext
 from checks.types.updates import (
     AptSecuritySourceCheck,
     RebootPendingCheck,
@@ -301,14 +316,201 @@ def test_no_security_index_fails(tmp_path):
     )
 
 
-def test_an_lz4_index_is_read_through_apt_helper(tmp_path):
-    """Container images keep indexes lz4-compressed; apt's own helper reads them."""
-    lz4 = require_program("lz4")
-    plain = tmp_path / "Packages"
-    plain.write_bytes((LISTS_FIXTURE / Path(INDEX).name).read_bytes())
-    subprocess.run([lz4, "-q", str(plain), str(tmp_path / "Packages.lz4")], check=True)
-    host = CachedHost(LocalHost())
-    assert read_index(host, str(tmp_path / "Packages.lz4")) == plain.read_text()
+# --- what a host sends of an index --------------------------------------------------------
+
+
+def packed(plain: Path, suffix: str) -> Path:
+    """``plain`` as apt may keep it: itself (``""``), or beside it as lz4 or zstd."""
+    if not suffix:
+        return plain
+    target = plain.with_name(plain.name + suffix)
+    output = ["-o", str(target)] if suffix == ".zst" else [str(target)]
+    tool = require_program({".lz4": "lz4", ".zst": "zstd"}[suffix])
+    subprocess.run([tool, "-q", "-f", str(plain), *output], check=True)
+    return target
+
+
+def written(path: Path, content: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+def whole(path: Path) -> str:
+    """An index's whole text, decompressed by apt itself: the oracle."""
+    if path.suffix not in (".lz4", ".zst"):
+        return path.read_bytes().decode("utf-8", "replace")
+    done = subprocess.run([APT_HELPER, "cat-file", str(path)], capture_output=True, check=True)
+    return done.stdout.decode("utf-8", "replace")
+
+
+#: What ``package_versions`` might misread in a filtered index: field names in any case, a
+#: CRLF stanza, a line of blanks (no stanza's end), a Description continuation line that
+#: looks like a field, a value with trailing words, names apt does not read as the fields
+#: (a space before the colon, a Kelvin sign for the k), a NUL byte, bytes that are not
+#: UTF-8, blank lines in a row, a package listed twice, no newline at the end.
+TRICKY = (
+    b"Package: plain\nSource: x\nVersion: 1.0\nArchitecture: amd64\nDescription: a tool\n"
+    b" Package: fake\n Version: 9\n.\n\n"
+    b"PACKAGE: shouting\nversion:2.0\nARCHITECTURE:\tall\n\n\n\n"
+    b"Package: crlf\r\nVersion: 3.0\r\nArchitecture: amd64\r\n\r\n"
+    b"Package: blanks\nArchitecture: amd64\nVersion: 1 \n \t\nVersion: 4\t \n\n"
+    b"Package: trailing words\nVersion: 1\nArchitecture: amd64\n\n"
+    b"Package : spaced\nVersion: 1\nArchitecture: amd64\n\n"
+    b"Pac\xe2\x84\xaaage: kelvin\nVersion: 1\nArchitecture: amd64\n\n"
+    b"Package: nul\nDescription: a \x00 byte and \xff\xfe\nVersion: 5\nArchitecture: arm64\n\n"
+    b"Package-Type: udeb\nXPackage: no\nPackage: twice\nVersion: 1.2\nArchitecture: all\n\n"
+    b"Package: twice\nVersion: 1.10\nArchitecture: all\n\n"
+    b"Package: last\nVersion: 7\nArchitecture: all"
+)
+#: ... and what it reads in the whole of it.
+TRICKY_VERSIONS = {
+    ("plain", "amd64"): "1.0",
+    ("shouting", "all"): "2.0",
+    ("blanks", "amd64"): "4",
+    ("nul", "arm64"): "5",
+    ("twice", "all"): "1.10",
+    ("last", "all"): "7",
+}
+SUFFIXES = ["", ".lz4", ".zst"]
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_a_host_sends_only_the_lines_package_versions_reads(tmp_path, suffix):
+    plain = written(tmp_path / "x_Packages", TRICKY)
+    assert package_versions(whole(plain)) == TRICKY_VERSIONS
+    sent = read_index(LocalHost(), str(packed(plain, suffix)))
+    assert package_versions(sent) == TRICKY_VERSIONS
+    assert set(sent.split("\n")) <= set(whole(plain).split("\n"))
+    assert "Description" not in sent
+
+
+def tricky_index(rng: random.Random) -> bytes:
+    """Random lines made of the pieces that decide what ``package_versions`` reads."""
+    names = ["Package", "package", "VERSION", "Architecture", "Arch", "Packages", " Package",
+             "Pac\u212aage", "Ver\u017fion", "Descr\u0131ption", "Source", ""]  # fmt: skip
+    colons = [":", ": ", ":\t", " :", ""]
+    values = ["a", "1.0-1", "amd64", "two words", "", " ", "x\r", "\u00a0y", "\x00", "\udcff"]
+    ends = ["", " ", "\t", "\r", " \r"]
+    lines = [
+        rng.choice(names) + rng.choice(colons) + rng.choice(values) + rng.choice(ends)
+        if rng.random() < 0.8
+        else rng.choice(["", " ", "\t", "\r"])
+        for _ in range(rng.randrange(40))
+    ]
+    text = "\n".join(lines) + rng.choice(["", "\n", "\n\n"])
+    return text.encode("utf-8", "surrogateescape")
+
+
+def test_random_indexes_filtered_read_as_the_whole(tmp_path):
+    """The filter keeps a superset of the lines ``_WANTED`` can match, whatever they are."""
+    rng = random.Random(20261204)
+    host = LocalHost()
+    for number in range(150):
+        plain = written(tmp_path / f"{number}_Packages", tricky_index(rng))
+        sent = read_index(host, str(plain))
+        assert package_versions(sent) == package_versions(whole(plain)), plain.read_bytes()
+        assert not any(line.startswith(("Source", " ", "Arch:")) for line in sent.split("\n"))
+
+
+def this_machines_indexes() -> list[Path]:
+    host = LocalHost()
+    indexes = [path for release in releases(host) for path in packages_indexes(host, release)]
+    if not indexes:
+        pytest.skip("this host has no downloaded index (apt-get update never ran)")
+    return [Path(path) for path in indexes]
+
+
+def test_this_machines_indexes_filtered_read_as_the_whole(tmp_path):
+    """apt's own indexes, as it keeps them here (lz4 in a container image) and uncompressed
+    (a copy, as a plain Debian server keeps them): a tenth of the text crosses."""
+    host = LocalHost()
+    for index in this_machines_indexes():
+        text = whole(index)
+        copy = written(tmp_path / index.name.removesuffix(index.suffix), text.encode())
+        for path in {index, copy}:
+            sent = read_index(host, str(path))
+            assert package_versions(sent) == package_versions(text), path
+            assert len(sent) < len(text) / 5, path
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+@pytest.mark.parametrize("content", [b"", b"Description: no package here\n"])
+def test_an_index_without_packages_is_no_error(tmp_path, suffix, content):
+    plain = written(tmp_path / "x_Packages", content)
+    assert read_index(LocalHost(), str(packed(plain, suffix))) == ""
+
+
+def big_index(path: Path) -> Path:
+    """The fixture index's stanzas again and again, other packages each time (~1 MB)."""
+    text = (LISTS_FIXTURE / Path(INDEX).name).read_text()
+    return written(path, "".join(text.replace("Package: ", f"Package: p{n}-") + "\n"
+                                 for n in range(300)).encode())  # fmt: skip
+
+
+@pytest.mark.parametrize("broken", ["garbage", "cut short"])
+def test_apt_helper_failing_is_an_error_naming_it(tmp_path, broken):
+    """Cut short, the helper has printed most of the index before it fails: its failure
+    must not be lost behind the grep it pipes to."""
+    index = packed(big_index(tmp_path / "x_Packages"), ".lz4")
+    data = index.read_bytes()
+    index.write_bytes(b"garbage" if broken == "garbage" else data[: len(data) // 2])
+    with pytest.raises(HostError) as caught:
+        read_index(LocalHost(), str(index))
+    assert str(caught.value).startswith(f"{APT_HELPER} cat-file {index}: E: LZ4F: {index}")
+
+
+def test_a_missing_index_is_an_error_naming_grep(tmp_path):
+    with pytest.raises(HostError, match=r"^grep .*/x_Packages: .*grep: .*No such file"):
+        read_index(LocalHost(), str(tmp_path / "x_Packages"))
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_a_path_is_a_word_never_syntax(tmp_path, monkeypatch, suffix):
+    """Shell syntax and a leading dash in a path: read as the file's name, nothing run."""
+    monkeypatch.chdir(tmp_path)
+    odd = "-e x ;$(touch pwned) `touch pwned` 'q\" * > out"
+    plain = written(tmp_path / odd / "x_Packages", TRICKY)
+    index = packed(plain, suffix)
+    for path in (str(index), f"{odd}/{index.name}"):  # absolute, and the leading dash
+        assert package_versions(read_index(LocalHost(), path)) == TRICKY_VERSIONS
+    assert sorted(os.listdir(tmp_path)) == [odd]
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory) -> Iterator[Lan]:
+    with lan_of_one(tmp_path_factory.mktemp("apt"), "apt") as net:
+        yield net
+
+
+@pytest.mark.parametrize("suffix", ["", ".lz4"])
+def test_over_ssh_the_announced_command_sends_the_lines(network, tmp_path, monkeypatch, suffix):
+    """The batch runs the command ``read_index`` runs (``SecurityUpdatesCheck.commands``
+    announces ``index_command``): it answers, with what LocalHost reads, no SFTP request."""
+    index = str(packed(big_index(tmp_path / "x_Packages"), suffix))
+    broken = written(tmp_path / "y_Packages.lz4", b"garbage")
+    here = read_index(LocalHost(), index)
+    with pytest.raises(HostError) as refused_here:
+        read_index(LocalHost(), str(broken))
+    requests = []
+    sftp_request = paramiko.SFTPClient._async_request
+    monkeypatch.setattr(
+        paramiko.SFTPClient,
+        "_async_request",
+        lambda client, *args: requests.append(args[1]) or sftp_request(client, *args),
+    )
+    with entered(network.auditor), SSHHost.open("apt", network.options()) as host:
+        host.prefetch([index_command(index)])
+        execs = []
+        command = SSHHost._command
+        monkeypatch.setattr(SSHHost, "_command", lambda *a: execs.append(a[1]) or command(*a))
+        there = read_index(host, index)
+        assert (execs, requests) == ([], [])
+        with pytest.raises(HostError) as refused_there:
+            read_index(host, str(broken))  # alone, unannounced
+    assert there == here
+    assert len(there) < len(whole(Path(index))) / 5
+    assert str(refused_there.value) == str(refused_here.value)
 
 
 class CountedHost(LocalHost):
@@ -340,7 +542,7 @@ def test_an_index_file_seen_before_is_not_read_again(tmp_path):
     for name in ("a", "b", "c"):
         host = CountedHost()
         offered.append(offered_versions(CachedHost(host), str(tmp_path / f"{name}_Packages.lz4")))
-        assert host.ran == (["sha256sum", "apt-helper"] if name != "b" else ["sha256sum"])
+        assert host.ran == (["sha256sum", "sh"] if name != "b" else ["sha256sum"])
     assert offered[0] == offered[1] == package_versions(text)
     assert offered[2] == package_versions(changed) != offered[0]
     under_root = LocalHost(root=str(tmp_path))
@@ -489,3 +691,28 @@ def test_the_same_release_file_on_two_mirrors_names_each_its_own_indexes(tmp_pat
          f"{LISTS}/{m}_dists_bookworm-security", "oldstable-security")
         for m in mirrors
     ]  # fmt: skip
+
+
+def test_over_ssh_the_check_runs_only_the_commands_it_announced(network, monkeypatch):
+    """This machine's indexes, seen by the SSH host: the batch of the announced commands
+    (a sha256sum of each index) answers every command the check runs, but the reading of
+    an index file this process has not seen; on the next host with the same files, not
+    even that."""
+    indexes = this_machines_indexes()
+    reads = {index_command(str(path)).argv[0] for path in indexes}
+    execs: list[list[list[str]]] = []
+    command = SSHHost._command
+    monkeypatch.setattr(SSHHost, "_command", lambda *a: execs[-1].append(a[1]) or command(*a))
+    verdicts = []
+    for _ in range(2):
+        with entered(network.auditor), SSHHost.open("apt", network.options()) as ssh:
+            ctx = CheckContext(CachedHost(ssh))
+            check = SecurityUpdatesCheck({"max_days": 2})
+            planned = check.commands(ctx)
+            execs.append([])
+            ctx.host.prefetch(planned)
+            execs.append([])
+            verdicts.append(check.run(ctx))
+    assert planned and [len(batch) for batch in execs[::2]] == [1, 1]
+    assert {argv[0] for argv in execs[1]} <= reads and execs[3] == []
+    assert verdicts[0] == verdicts[1] and verdicts[0].status in (Status.PASS, Status.FAIL)
