@@ -336,3 +336,17 @@ def _run(argv: list[str]) -> None:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr}")
+
+
+def counted_sftp_requests(monkeypatch) -> list[int]:
+    """The type of every SFTP request sent from now on (the test's monkeypatch undoes it)."""
+    import paramiko
+
+    requests: list[int] = []
+    sftp_request = paramiko.SFTPClient._async_request
+    monkeypatch.setattr(
+        paramiko.SFTPClient,
+        "_async_request",
+        lambda client, *args: requests.append(args[1]) or sftp_request(client, *args),
+    )
+    return requests

@@ -12,10 +12,9 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import paramiko
 import pytest
 from namespaces import entered
-from remote_hosts import Lan, lan_of_one
+from remote_hosts import Lan, counted_sftp_requests, lan_of_one
 from treeutil import make_tree
 
 from checks.hosts import CommandNotFound, Host, HostError, LocalHost
@@ -178,13 +177,7 @@ def test_commands_alike(subject):
 def test_a_snapshot_answers_without_sftp_requests(network, tree, monkeypatch):
     """What the snapshot holds costs no SFTP request: listings, stats, links, contents,
     globs, and "no such file" inside a directory it listed."""
-    requests = []
-    sftp_request = paramiko.SFTPClient._async_request
-    monkeypatch.setattr(
-        paramiko.SFTPClient,
-        "_async_request",
-        lambda client, *args: requests.append(args[1]) or sftp_request(client, *args),
-    )
+    requests = counted_sftp_requests(monkeypatch)
     with entered(network.auditor), SSHHost.open("contract", network.options()) as host:
         assert host.take_snapshot(snapshot_of(tree))
         requests.clear()  # the owners' names (passwd, group) are read over SFTP once

@@ -11,11 +11,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import paramiko
 import pytest
 from conftest import FIXTURES, require_program
 from namespaces import entered
-from remote_hosts import Lan, lan_of_one
+from remote_hosts import Lan, counted_sftp_requests, lan_of_one
 from servers import run_check
 from treeutil import context, make_tree
 
@@ -492,13 +491,7 @@ def test_over_ssh_the_announced_command_sends_the_lines(network, tmp_path, monke
     here = read_index(LocalHost(), index)
     with pytest.raises(HostError) as refused_here:
         read_index(LocalHost(), str(broken))
-    requests = []
-    sftp_request = paramiko.SFTPClient._async_request
-    monkeypatch.setattr(
-        paramiko.SFTPClient,
-        "_async_request",
-        lambda client, *args: requests.append(args[1]) or sftp_request(client, *args),
-    )
+    requests = counted_sftp_requests(monkeypatch)
     with entered(network.auditor), SSHHost.open("apt", network.options()) as host:
         host.prefetch([index_command(index)])
         execs = []
