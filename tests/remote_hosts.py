@@ -33,6 +33,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import paramiko
 from conftest import require_program, require_root
 from namespaces import entered, in_namespace
 from treeutil import hardened_root
@@ -340,8 +341,6 @@ def _run(argv: list[str]) -> None:
 
 def counted_sftp_requests(monkeypatch) -> list[int]:
     """The type of every SFTP request sent from now on (the test's monkeypatch undoes it)."""
-    import paramiko
-
     requests: list[int] = []
     sftp_request = paramiko.SFTPClient._async_request
     monkeypatch.setattr(
